@@ -1,0 +1,117 @@
+"""Status conditions as the Kubernetes API conventions define them, and the reasons gpupool uses.
+
+Reasons are constants so that tests, dashboards and Argo CD health checks can match on them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import Field
+
+from gpupool.api.base import ApiModel
+
+
+class ConditionStatus(StrEnum):
+    TRUE = "True"
+    FALSE = "False"
+    UNKNOWN = "Unknown"
+
+
+class ConditionType(StrEnum):
+    READY = "Ready"
+    PROGRESSING = "Progressing"
+    DEGRADED = "Degraded"
+    PLANNED = "Planned"
+
+
+class Reason(StrEnum):
+    """CamelCase reasons; each names one situation a platform engineer can act on."""
+
+    # The model is served.
+    AVAILABLE = "Available"
+    # The workload exists but not every desired instance is ready yet.
+    INSTANCES_STARTING = "InstancesStarting"
+    # The workload was (re)applied because the spec or the plan changed.
+    ROLLING_OUT = "RollingOut"
+    # Nothing to do: desired state holds.
+    RECONCILED = "Reconciled"
+    # Sizing succeeded.
+    PLANNED = "Planned"
+    # The model needs more memory than one node of the pool has.
+    DOES_NOT_FIT = "DoesNotFit"
+    # spec.model.name is not in the catalog.
+    UNKNOWN_MODEL = "UnknownModel"
+    # spec.pool names no InferencePool.
+    POOL_NOT_FOUND = "PoolNotFound"
+    # The pool's accelerator is not in the catalog or the pool spec is inconsistent.
+    INVALID_POOL = "InvalidPool"
+    # spec.tier names no tier of the pool.
+    UNKNOWN_TIER = "UnknownTier"
+    # The precision cannot run on the pool's accelerator.
+    UNSUPPORTED_PRECISION = "UnsupportedPrecision"
+    # The engine cannot run on the pool's hardware.
+    UNSUPPORTED_ENGINE = "UnsupportedEngine"
+    # The spec is inconsistent in a way the CRD schema cannot express.
+    INVALID_SPEC = "InvalidSpec"
+    # Pods exist but cannot be scheduled.
+    UNSCHEDULABLE = "Unschedulable"
+    # No desired instances (scaled to zero).
+    SCALED_TO_ZERO = "ScaledToZero"
+    # Pool conditions.
+    NODES_FOUND = "NodesFound"
+    NO_NODES = "NoNodesMatch"
+
+
+class Condition(ApiModel):
+    type: str = Field(description="Condition type: Ready, Progressing, Degraded, Planned.")
+    status: ConditionStatus = Field(description="True, False or Unknown.")
+    observed_generation: int | None = Field(
+        default=None, ge=0, description="metadata.generation of the spec this condition describes."
+    )
+    last_transition_time: str = Field(
+        description="When the status last changed (RFC 3339).",
+        json_schema_extra={"format": "date-time"},
+    )
+    reason: str = Field(
+        description="CamelCase machine-readable reason.",
+        json_schema_extra={"pattern": "^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$"},
+    )
+    message: str = Field(default="", description="Human-readable details: what is wrong and how to fix it.")
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def set_condition(
+    existing: list[Condition],
+    type_: ConditionType,
+    status: ConditionStatus,
+    reason: Reason,
+    message: str,
+    generation: int | None,
+    now: str,
+) -> list[Condition]:
+    """Conditions with one of them set; lastTransitionTime moves only when the status changes.
+
+    Keeping the old timestamp when only the message or reason changes is what the API conventions
+    ask, and it is what lets a resync that finds nothing new write nothing.
+    """
+    previous = next((c for c in existing if c.type == type_.value), None)
+    transition = previous.last_transition_time if previous and previous.status == status else now
+    updated = Condition(
+        type=type_.value,
+        status=status,
+        observed_generation=generation,
+        last_transition_time=transition,
+        reason=reason.value,
+        message=message,
+    )
+    others = [c for c in existing if c.type != type_.value]
+    return sorted([*others, updated], key=lambda c: c.type)
+
+
+def find_condition(conditions: list[Condition], type_: ConditionType) -> Condition | None:
+    return next((c for c in conditions if c.type == type_.value), None)

@@ -1,0 +1,393 @@
+"""The gpupool.io/v1alpha1 API: InferencePool and ModelDeployment.
+
+These pydantic models are the single source of truth: `gpupool crds` (and `make crds`) generates the
+CustomResourceDefinitions in `crds/` from them, CEL rules included, and the operator parses every
+object it reads through them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from gpupool.api.base import ApiModel
+from gpupool.api.conditions import Condition
+from gpupool.api.schema import atomic_list, cel, list_map, with_rules
+from gpupool.catalog.accelerators import ACCELERATORS
+from gpupool.catalog.types import Architecture, KVCacheDtype, Precision, Vendor
+from gpupool.sizing import Plan
+from gpupool.sizing.request import DEFAULT_CONCURRENCY
+
+GROUP = "gpupool.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+# Kubernetes names: DNS-1123 labels and subdomains.
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+DEFAULT_MAX_MODEL_LEN = 8192
+
+
+# --------------------------------------------------------------------------------------------------
+# Shared pieces
+
+
+class TolerationOperator(StrEnum):
+    EXISTS = "Exists"
+    EQUAL = "Equal"
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+class Toleration(ApiModel):
+    """A core/v1 Toleration, copied into every pod the pool runs."""
+
+    key: str | None = Field(default=None, description="Taint key; empty with Exists matches all.")
+    operator: TolerationOperator = Field(default=TolerationOperator.EQUAL, description="Exists or Equal.")
+    value: str | None = Field(default=None, description="Taint value, for Equal.")
+    effect: TaintEffect | None = Field(default=None, description="Taint effect; empty matches all.")
+    toleration_seconds: int | None = Field(default=None, description="For NoExecute: how long to stay.")
+
+
+class SecretKeyRef(ApiModel):
+    name: str = Field(description="Secret in the ModelDeployment's namespace.", pattern=DNS_SUBDOMAIN)
+    key: str = Field(default="token", description="Key inside the Secret.", min_length=1)
+
+
+# --------------------------------------------------------------------------------------------------
+# InferencePool
+
+
+class Tier(ApiModel):
+    name: str = Field(description="Tier name, e.g. P0, P1, P2.", pattern=r"^[A-Za-z][A-Za-z0-9]{0,15}$")
+    priority: int = Field(
+        description="Value of the PriorityClass gpupool manages for this tier; higher wins.",
+        ge=0,
+        le=1_000_000_000,
+    )
+    reserved_percent: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Share of the pool's accelerators reserved for this tier.",
+    )
+    preemptible: bool = Field(
+        default=False,
+        description="Pods of a preemptible tier never preempt others (preemptionPolicy Never) "
+        "and are the first the scheduler evicts when a higher tier needs room.",
+    )
+
+
+def default_tiers() -> list[Tier]:
+    """P0 online (40%), P1 internal (30%), P2 batch and experiments (30%, preemptible).
+
+    The shares and roles are the platform defaults in the domain brief (§6).
+    """
+    return [
+        Tier(name="P0", priority=1_000_000, reserved_percent=40),
+        Tier(name="P1", priority=100_000, reserved_percent=30),
+        Tier(name="P2", priority=1_000, reserved_percent=30, preemptible=True),
+    ]
+
+
+def _accelerator_rule() -> dict[str, str]:
+    """CEL: the accelerator belongs to the vendor, generated from the catalog."""
+    by_vendor: dict[str, list[str]] = {}
+    for name, accel in sorted(ACCELERATORS.items()):
+        by_vendor.setdefault(accel.vendor.value, []).append(name)
+    clauses = " || ".join(
+        f"(self.vendor == '{vendor}' && self.accelerator in {names!r})"
+        for vendor, names in sorted(by_vendor.items())
+    )
+    return cel(
+        clauses,
+        "accelerator does not belong to vendor: "
+        + "; ".join(f"{v}: {', '.join(n)}" for v, n in sorted(by_vendor.items())),
+        field_path=".accelerator",
+    )
+
+
+class PrometheusSpec(ApiModel):
+    url: str = Field(
+        description="Base URL of the Prometheus HTTP API that scrapes this pool's engines.",
+        pattern=r"^https?://",
+    )
+
+
+class InferencePoolSpec(ApiModel):
+    model_config = with_rules(
+        _accelerator_rule(),
+        cel(
+            "self.tiers.map(t, t.reservedPercent).sum() <= 100",
+            "the tiers' reservedPercent must add up to at most 100",
+            field_path=".tiers",
+        ),
+    )
+
+    vendor: Vendor = Field(description="Hardware vendor of the pool's accelerators: nvidia or ascend.")
+    accelerator: str = Field(
+        description="Accelerator model from the gpupool catalog (see `gpupool plan --help`).",
+        json_schema_extra={"enum": list(sorted(ACCELERATORS))},
+    )
+    accelerators_per_node: int = Field(
+        default=8,
+        ge=1,
+        le=16,
+        description="Accelerators in one node's NVLink/HCCS domain; a tensor-parallel group never "
+        "spans nodes.",
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels a node must carry to belong to the pool; copied to every pod.",
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list,
+        description="Tolerations for the taints of the pool's nodes; copied to every pod.",
+        json_schema_extra=atomic_list(),
+    )
+    tiers: list[Tier] = Field(
+        default_factory=default_tiers,
+        min_length=1,
+        max_length=8,
+        description="Priority tiers, each backed by a PriorityClass gpupool manages.",
+        json_schema_extra=list_map("name"),
+    )
+    price_per_accelerator_hour: float | None = Field(
+        default=None, ge=0, description="Hourly price of one accelerator, for cost reporting."
+    )
+    prometheus: PrometheusSpec | None = Field(
+        default=None,
+        description="Where the operator reads this pool's traffic and accelerator metrics.",
+    )
+
+    @field_validator("accelerator")
+    @classmethod
+    def _known_accelerator(cls, value: str) -> str:
+        if value not in ACCELERATORS:
+            raise ValueError(f"unknown accelerator {value!r}; known: {', '.join(sorted(ACCELERATORS))}")
+        return value
+
+    def tier(self, name: str) -> Tier | None:
+        return next((t for t in self.tiers if t.name == name), None)
+
+
+class TierCapacity(ApiModel):
+    name: str = Field(description="Tier name.")
+    reserved: int = Field(ge=0, description="Accelerators reserved for the tier.")
+    allocated: int = Field(ge=0, description="Accelerators requested by the tier's pods.")
+
+
+class PoolAccelerators(ApiModel):
+    total: int = Field(ge=0, description="Allocatable accelerators on the pool's nodes.")
+    allocated: int = Field(ge=0, description="Accelerators requested by pods on those nodes.")
+    free: int = Field(ge=0, description="total - allocated.")
+
+
+class InferencePoolStatus(ApiModel):
+    observed_generation: int | None = Field(default=None, description="Generation last reconciled.")
+    nodes: int = Field(default=0, ge=0, description="Nodes matching the node selector.")
+    accelerators: PoolAccelerators | None = Field(default=None, description="Pool capacity.")
+    tiers: list[TierCapacity] = Field(
+        default_factory=list, description="Capacity per tier.", json_schema_extra=list_map("name")
+    )
+    conditions: list[Condition] = Field(
+        default_factory=list, description="Ready.", json_schema_extra=list_map("type")
+    )
+
+
+class InferencePool(ApiModel):
+    api_version: str = Field(default=API_VERSION)
+    kind: str = Field(default="InferencePool")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: InferencePoolSpec
+    status: InferencePoolStatus | None = None
+
+
+# --------------------------------------------------------------------------------------------------
+# ModelDeployment
+
+
+class ModelSource(ApiModel):
+    model_config = with_rules(
+        cel(
+            "has(self.name) != has(self.architecture)",
+            "set exactly one of model.name (a catalog model) and model.architecture (explicit shapes)",
+        ),
+        cel(
+            "!has(self.architecture) || has(self.servedName)",
+            "model.servedName is required with an explicit model.architecture",
+            field_path=".servedName",
+        ),
+    )
+
+    name: str | None = Field(
+        default=None,
+        description="A model of the gpupool catalog, e.g. llama-3.1-70b (`gpupool plan --help` lists them).",
+        pattern=r"^[a-z0-9][a-z0-9.\-]*$",
+        max_length=63,
+    )
+    architecture: Architecture | None = Field(
+        default=None, description="Explicit model shapes, for models not in the catalog."
+    )
+    served_name: str | None = Field(
+        default=None,
+        description="Name clients use in OpenAI-style requests; defaults to the catalog name.",
+        max_length=253,
+    )
+
+
+class HuggingFaceWeights(ApiModel):
+    id: str = Field(
+        description="Hugging Face repository id, e.g. meta-llama/Llama-3.1-8B-Instruct.",
+        pattern=r"^[A-Za-z0-9._\-]+(/[A-Za-z0-9._\-]+)?$",
+        max_length=200,
+    )
+    revision: str | None = Field(default=None, description="Branch, tag or commit.", max_length=100)
+    token_secret_ref: SecretKeyRef | None = Field(
+        default=None, description="Secret key holding the Hugging Face token (gated models)."
+    )
+
+
+class PvcWeights(ApiModel):
+    claim_name: str = Field(description="PersistentVolumeClaim holding the weights.", pattern=DNS_SUBDOMAIN)
+    path: str = Field(default="/", description="Directory of the weights inside the volume.", pattern=r"^/")
+
+
+class WeightsSource(ApiModel):
+    model_config = with_rules(
+        cel(
+            "has(self.huggingFace) != has(self.pvc)",
+            "set exactly one of weights.huggingFace and weights.pvc",
+        ),
+    )
+    hugging_face: HuggingFaceWeights | None = Field(default=None, description="Download from Hugging Face.")
+    pvc: PvcWeights | None = Field(default=None, description="Mount from a PersistentVolumeClaim.")
+
+
+class EngineType(StrEnum):
+    VLLM = "vllm"
+    TRITON = "triton"
+
+
+class EngineSpec(ApiModel):
+    type: EngineType = Field(default=EngineType.VLLM, description="Serving engine: vllm or triton.")
+    image: str | None = Field(
+        default=None, description="Image override; the default depends on engine and vendor."
+    )
+    extra_args: list[str] = Field(
+        default_factory=list,
+        description="Extra engine arguments, appended after the ones gpupool derives from the plan.",
+        json_schema_extra=atomic_list(),
+    )
+
+
+class TrafficSpec(ApiModel):
+    peak_qps: float = Field(default=1.0, ge=0, description="Peak requests per second to plan for.")
+    qps_per_instance: float | None = Field(
+        default=None,
+        gt=0,
+        description="Measured requests per second one instance sustains within the SLO.",
+    )
+    headroom_percent: int = Field(
+        default=20, ge=0, le=500, description="Capacity kept above peak traffic, in percent."
+    )
+    concurrency: int = Field(
+        default=DEFAULT_CONCURRENCY,
+        ge=1,
+        le=4096,
+        description="Full-length sequences per instance the KV cache should hold; tensor parallelism "
+        "grows to fit them when it can.",
+    )
+    latency_slo_ms: int = Field(default=500, ge=1, description="Target time to first token, in milliseconds.")
+
+
+class ScalingSpec(ApiModel):
+    model_config = with_rules(
+        cel(
+            "!has(self.maxReplicas) || self.minReplicas <= self.maxReplicas",
+            "scaling.minReplicas must be at most scaling.maxReplicas",
+            field_path=".minReplicas",
+        ),
+    )
+    min_replicas: int = Field(default=1, ge=0, description="Fewest instances.")
+    max_replicas: int | None = Field(default=None, ge=0, description="Most instances.")
+
+
+class ModelDeploymentSpec(ApiModel):
+    model_config = with_rules(
+        cel(
+            "!has(self.model.architecture) || !has(self.model.architecture.maxPositionEmbeddings) "
+            "|| self.maxModelLen <= self.model.architecture.maxPositionEmbeddings",
+            "maxModelLen exceeds the model's maxPositionEmbeddings",
+            field_path=".maxModelLen",
+        ),
+        cel(
+            "!has(self.model.architecture) || has(self.weights)",
+            "weights is required with an explicit model.architecture",
+            field_path=".weights",
+        ),
+        cel(
+            "!has(self.replicas) || !has(self.scaling) || !has(self.scaling.maxReplicas) "
+            "|| self.replicas <= self.scaling.maxReplicas",
+            "replicas exceeds scaling.maxReplicas",
+            field_path=".replicas",
+        ),
+    )
+
+    model: ModelSource = Field(description="Which model to serve.")
+    weights: WeightsSource | None = Field(
+        default=None,
+        description="Where the weights come from; defaults to the catalog's Hugging Face id.",
+    )
+    precision: Precision = Field(default=Precision.BF16, description="Weight precision.")
+    kv_cache_dtype: KVCacheDtype = Field(default=KVCacheDtype.AUTO, description="KV-cache data type.")
+    max_model_len: int = Field(
+        default=DEFAULT_MAX_MODEL_LEN,
+        ge=128,
+        le=4_194_304,
+        description="Longest sequence, prompt plus output.",
+    )
+    engine: EngineSpec = Field(default_factory=EngineSpec, description="Serving engine.")
+    pool: str = Field(description="InferencePool to run on.", pattern=DNS_SUBDOMAIN, max_length=253)
+    tier: str = Field(
+        default="P1",
+        description="Priority tier of the pool.",
+        pattern=r"^[A-Za-z][A-Za-z0-9]{0,15}$",
+    )
+    traffic: TrafficSpec = Field(default_factory=TrafficSpec, description="Traffic to plan for.")
+    replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Explicit instance count; overrides the planned count. The scale subresource "
+        "writes this field, so `kubectl scale` and an HPA or KEDA can own it.",
+    )
+    scaling: ScalingSpec = Field(default_factory=ScalingSpec, description="Bounds on the instance count.")
+
+
+class ModelDeploymentStatus(ApiModel):
+    observed_generation: int | None = Field(default=None, description="Generation last reconciled.")
+    model: str | None = Field(default=None, description="Resolved model name, for display.")
+    plan: Plan | None = Field(default=None, description="The computed capacity plan.")
+    replicas: int = Field(default=0, ge=0, description="Desired instances.")
+    ready_replicas: int = Field(default=0, ge=0, description="Instances ready to serve.")
+    selector: str | None = Field(default=None, description="Label selector of the instances' pods.")
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Ready, Progressing, Degraded, Planned.",
+        json_schema_extra=list_map("type"),
+    )
+
+
+class ModelDeployment(ApiModel):
+    api_version: str = Field(default=API_VERSION)
+    kind: str = Field(default="ModelDeployment")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    spec: ModelDeploymentSpec
+    status: ModelDeploymentStatus | None = None

@@ -1,0 +1,200 @@
+"""The types of the model and accelerator catalogs.
+
+These types are embedded in the CRD schema, so every field carries the description that
+`kubectl explain` shows, and counts are integers (bytes, parameters, tokens).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Self
+
+from pydantic import Field, model_validator
+
+from gpupool.api.base import ApiModel
+from gpupool.api.schema import cel, with_rules
+
+# Lower-case DNS-label-like names, so a catalog name can appear in a resource name or a label.
+CATALOG_NAME_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"
+
+
+class Vendor(StrEnum):
+    """Who makes the accelerator, which decides the device plugin and the engine image."""
+
+    NVIDIA = "nvidia"
+    ASCEND = "ascend"
+
+
+class Precision(StrEnum):
+    """The number format of the served weights."""
+
+    BF16 = "bf16"
+    FP16 = "fp16"
+    FP8 = "fp8"
+    INT8 = "int8"
+    INT4 = "int4"
+
+
+class KVCacheDtype(StrEnum):
+    """The number format of the KV cache; `auto` follows vLLM: the model's 16-bit data type."""
+
+    AUTO = "auto"
+    FP16 = "fp16"
+    BF16 = "bf16"
+    FP8 = "fp8"
+
+
+class Accelerator(ApiModel):
+    """One kind of GPU or NPU, as the scheduler and the sizing engine see it."""
+
+    name: str = Field(
+        description="Catalog name of the accelerator, e.g. H100-80GB.",
+        min_length=1,
+        max_length=63,
+    )
+    vendor: Vendor = Field(description="Maker of the accelerator: nvidia or ascend.")
+    memory_bytes: int = Field(
+        description=(
+            "Device memory in bytes as the driver reports it to software (nvidia-smi "
+            "memory.total, npu-smi HBM capacity); vLLM's gpuMemoryUtilization is a "
+            "fraction of this."
+        ),
+        gt=0,
+    )
+    memory_bandwidth_bytes_per_second: int | None = Field(
+        default=None,
+        description=(
+            "Peak device memory bandwidth in bytes per second from the vendor datasheet; "
+            "unset when no vendor figure is published, in which case QPS per instance "
+            "must be measured."
+        ),
+        gt=0,
+    )
+    resource_name: str = Field(
+        description="Extended resource the device plugin advertises, e.g. nvidia.com/gpu.",
+        min_length=1,
+    )
+    product_label_key: str = Field(
+        description=(
+            "Node label whose value names the device model: nvidia.com/gpu.product (GPU "
+            "feature discovery) or node.kubernetes.io/npu.chip.name (Ascend device plugin)."
+        ),
+        min_length=1,
+    )
+    product_label: str = Field(
+        description="Value of the product label on nodes that carry this accelerator.",
+        min_length=1,
+    )
+    product_label_aliases: tuple[str, ...] = Field(
+        default=(),
+        description=(
+            "Other values of the product label that denote the same accelerator, e.g. 910B1 "
+            "and 910B2 beside 910B3."
+        ),
+    )
+    supported_precisions: tuple[Precision, ...] = Field(
+        description="Weight precisions the hardware and its vLLM backend can serve.",
+        min_length=1,
+    )
+    description: str = Field(description="One line a person reads when choosing hardware.")
+
+
+class MoE(ApiModel):
+    """Mixture-of-experts layout: every expert is loaded, a few are used per token."""
+
+    # The same checks as the validator below, so `kubectl apply` rejects the object up front.
+    model_config = with_rules(
+        cel(
+            "self.expertsPerToken <= self.experts",
+            "moe.expertsPerToken cannot exceed moe.experts",
+            field_path=".expertsPerToken",
+        ),
+    )
+
+    experts: int = Field(description="Routed experts per MoE layer.", ge=1)
+    experts_per_token: int = Field(description="Routed experts activated per token.", ge=1)
+    active_params: int = Field(description="Parameters used for one token.", ge=1)
+
+    @model_validator(mode="after")
+    def _check_routing(self) -> Self:
+        if self.experts_per_token > self.experts:
+            raise ValueError(
+                f"experts_per_token ({self.experts_per_token}) cannot exceed experts ({self.experts})"
+            )
+        return self
+
+
+class MLA(ApiModel):
+    """Multi-head latent attention (DeepSeek-V2/V3): one compressed latent per token and layer."""
+
+    kv_lora_rank: int = Field(description="Width of the compressed KV latent.", ge=1)
+    qk_rope_head_dim: int = Field(
+        description="Width of the decoupled rotary key stored beside the latent.", ge=0
+    )
+
+
+class Architecture(ApiModel):
+    """The shapes of a decoder-only transformer that decide its memory footprint."""
+
+    # The same checks as the validator below, so `kubectl apply` rejects the object up front.
+    model_config = with_rules(
+        cel(
+            "self.kvHeads <= self.attentionHeads && self.attentionHeads % self.kvHeads == 0",
+            "architecture.kvHeads must divide architecture.attentionHeads (grouped-query attention)",
+            field_path=".kvHeads",
+        ),
+        cel(
+            "!has(self.moe) || self.moe.activeParams <= self.params",
+            "architecture.moe.activeParams cannot exceed architecture.params",
+            field_path=".moe.activeParams",
+        ),
+    )
+
+    params: int = Field(description="Total parameter count (all experts for MoE).", ge=1)
+    layers: int = Field(description="Decoder layers (num_hidden_layers).", ge=1)
+    hidden_size: int = Field(description="Model width (hidden_size).", ge=1)
+    attention_heads: int = Field(description="Query heads (num_attention_heads).", ge=1)
+    kv_heads: int = Field(
+        description="Key/value heads (num_key_value_heads); fewer than query heads under GQA.",
+        ge=1,
+    )
+    head_dim: int = Field(description="Width of one attention head.", ge=1)
+    max_position_embeddings: int = Field(
+        description="Longest context the model was configured for, in tokens.", ge=1
+    )
+    vocab_size: int | None = Field(default=None, description="Vocabulary size.", ge=1)
+    moe: MoE | None = Field(default=None, description="Expert layout, for MoE models.")
+    mla: MLA | None = Field(default=None, description="Latent attention layout, for MLA models.")
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> Self:
+        if self.kv_heads > self.attention_heads:
+            raise ValueError(
+                f"kv_heads ({self.kv_heads}) cannot exceed attention_heads ({self.attention_heads})"
+            )
+        if self.attention_heads % self.kv_heads != 0:
+            raise ValueError(
+                f"attention_heads ({self.attention_heads}) must be a multiple of kv_heads "
+                f"({self.kv_heads}): each KV head serves a whole group of query heads"
+            )
+        if self.moe is not None and self.moe.active_params > self.params:
+            raise ValueError(
+                f"moe.active_params ({self.moe.active_params}) cannot exceed params ({self.params})"
+            )
+        return self
+
+
+class CatalogModel(ApiModel):
+    """A model the catalog knows by name, with the shapes taken from its config.json."""
+
+    name: str = Field(
+        description="Catalog name, lower case, e.g. llama-3.1-8b.",
+        pattern=CATALOG_NAME_PATTERN,
+        max_length=63,
+    )
+    hf_id: str = Field(
+        description="Hugging Face repository id, e.g. meta-llama/Llama-3.1-8B-Instruct.",
+        min_length=1,
+    )
+    architecture: Architecture = Field(description="Shapes that decide the memory footprint.")
+    description: str = Field(description="One line a person reads when choosing a model.")

@@ -1,0 +1,349 @@
+"""The `gpupool` command: capacity plans, rendering, CRDs, and the operator itself.
+
+Bad input ends in one line on stderr and exit code 2; never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+from pydantic import ValidationError
+
+from gpupool import __version__
+from gpupool.api.crd import all_crds
+from gpupool.api.v1alpha1 import DEFAULT_MAX_MODEL_LEN, InferencePool, ModelDeployment
+from gpupool.catalog.accelerators import ACCELERATORS, get_accelerator
+from gpupool.catalog.models import MODELS, architecture_from_hf_config, get_model
+from gpupool.catalog.types import Architecture, Precision
+from gpupool.render import render_model_deployment
+from gpupool.services.modeldeployment import SpecError, desired_replicas, plan_model
+from gpupool.sizing import Plan, SizingRequest, plan_deployment
+from gpupool.sizing.request import DEFAULT_CONCURRENCY, DEFAULT_HEADROOM
+
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    """A one-line message for the user."""
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"gpupool: error: {message}", file=sys.stderr)
+    raise SystemExit(EXIT_USAGE)
+
+
+# --------------------------------------------------------------------------------------------------
+# plan
+
+
+def _architecture(model: str) -> tuple[str, Architecture]:
+    path = Path(model)
+    if model.endswith(".json") or path.is_file():
+        try:
+            config = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise CliError(f"cannot read {model}: {err}") from err
+        try:
+            return path.name, architecture_from_hf_config(config)
+        except (KeyError, ValueError, TypeError) as err:
+            raise CliError(f"{model} is not a usable Hugging Face config.json: {err}") from err
+    entry = get_model(model)
+    return entry.name, entry.architecture
+
+
+def _prices(values: Sequence[str]) -> dict[str, float]:
+    prices: dict[str, float] = {}
+    for item in values:
+        name, sep, price = item.partition("=")
+        if not sep:
+            raise CliError(f"--price takes ACCELERATOR=PRICE, got {item!r}")
+        try:
+            prices[get_accelerator(name).name] = float(price)
+        except ValueError as err:
+            raise CliError(f"--price {item!r}: {err}") from err
+    return prices
+
+
+def plan_command(args: argparse.Namespace) -> int:
+    model_name, arch = _architecture(args.model)
+    prices = _prices(args.price)
+    plans: list[Plan] = []
+    for name in args.accelerator:
+        accelerator = get_accelerator(name)
+        request = SizingRequest(
+            precision=Precision(args.precision),
+            max_model_len=args.max_model_len,
+            concurrency=args.concurrency,
+            accelerators_per_node=args.accelerators_per_node,
+            peak_qps=args.peak_qps,
+            qps_per_instance=args.qps_per_instance,
+            headroom=args.headroom,
+            price_per_accelerator_hour=prices.get(accelerator.name),
+        )
+        try:
+            plans.append(plan_deployment(arch, accelerator, request, model_name=model_name))
+        except ValueError as err:
+            raise CliError(f"{accelerator.name}: {err}") from err
+    if args.output == "json":
+        print(json.dumps([p.to_wire() for p in plans], indent=2))
+    else:
+        print(format_plan_table(model_name, args, plans))
+    return 0
+
+
+GIB = 1024**3
+
+
+def _gib(value: int | None) -> str:
+    return "-" if value is None else f"{value / GIB:.1f}"
+
+
+def format_plan_table(model: str, args: argparse.Namespace, plans: list[Plan]) -> str:
+    rows: list[tuple[str, list[str]]] = [
+        ("fits", ["yes" if p.fits else "NO" for p in plans]),
+        ("tensor parallel", [str(p.tensor_parallel or "-") for p in plans]),
+        ("accelerators / instance", [str(p.accelerators_per_instance or "-") for p in plans]),
+        ("instances", [str(p.instances) if p.fits else "-" for p in plans]),
+        ("accelerators", [str(p.accelerators) if p.fits else "-" for p in plans]),
+        ("nodes", [str(p.nodes) if p.fits else "-" for p in plans]),
+        (
+            "qps / instance",
+            [
+                f"{p.qps_per_instance:.2f} ({p.qps_per_instance_source})" if p.qps_per_instance else "-"
+                for p in plans
+            ],
+        ),
+        (
+            "full-length sequences",
+            [str(p.max_concurrent_sequences) if p.fits else "-" for p in plans],
+        ),
+    ]
+    mem_rows = [
+        ("weights GiB / acc.", "weights_bytes"),
+        ("activations GiB / acc.", "activations_bytes"),
+        ("runtime GiB / acc.", "runtime_overhead_bytes"),
+        ("KV cache GiB / acc.", "kv_cache_bytes"),
+        ("usable GiB / acc.", "usable_bytes"),
+    ]
+    for label, attr in mem_rows:
+        rows.append(
+            (
+                label,
+                [
+                    _gib(getattr(p.memory_per_accelerator, attr)) if p.memory_per_accelerator else "-"
+                    for p in plans
+                ],
+            )
+        )
+    rows.append(
+        (
+            "cost / hour",
+            [f"{p.cost_per_hour:.2f}" if p.cost_per_hour is not None else "-" for p in plans],
+        )
+    )
+    header = [f"{model} {args.precision}, {args.peak_qps:g} QPS peak, max length {args.max_model_len}"]
+    names = [p.accelerator for p in plans]
+    width = max(len(r[0]) for r in rows) + 2
+    cols = [max(len(n), *(len(r[1][i]) for r in rows)) + 2 for i, n in enumerate(names)]
+    lines = [
+        *header,
+        "".ljust(width) + "".join(n.rjust(c) for n, c in zip(names, cols, strict=True)),
+    ]
+    for label, values in rows:
+        lines.append(label.ljust(width) + "".join(v.rjust(c) for v, c in zip(values, cols, strict=True)))
+    for p in plans:
+        lines.append(f"{p.accelerator}: {p.reason}")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------------------------------
+# render
+
+
+def _load_documents(path: str) -> list[dict[str, Any]]:
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text()
+        docs = [d for d in yaml.safe_load_all(text) if d]
+    except OSError as err:
+        raise CliError(f"cannot read {path}: {err.strerror}") from err
+    except yaml.YAMLError as err:
+        raise CliError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
+    if not all(isinstance(d, dict) for d in docs):
+        raise CliError(f"{path}: every YAML document must be a mapping")
+    return docs
+
+
+def _parse(kind: type[ModelDeployment] | type[InferencePool], doc: dict[str, Any]) -> Any:
+    body = {k: v for k, v in doc.items() if k != "status"}
+    body.setdefault("metadata", {})
+    name = body["metadata"].get("name", "?")
+    try:
+        return kind.model_validate(body)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise CliError(f"{kind.__name__} {name}: {where}: {first['msg']}") from err
+
+
+def render_command(args: argparse.Namespace) -> int:
+    docs = _load_documents(args.file) + (_load_documents(args.pool) if args.pool else [])
+    models = [_parse(ModelDeployment, d) for d in docs if d.get("kind") == "ModelDeployment"]
+    pools = {
+        p.metadata.get("name"): p
+        for p in (_parse(InferencePool, d) for d in docs if d.get("kind") == "InferencePool")
+    }
+    if not models:
+        raise CliError(f"{args.file} holds no ModelDeployment")
+    out: list[dict[str, Any]] = []
+    for md in models:
+        md.metadata.setdefault("namespace", args.namespace)
+        pool = pools.get(md.spec.pool)
+        if pool is None:
+            raise CliError(
+                f"ModelDeployment {md.metadata.get('name')} uses pool {md.spec.pool!r}; pass it with --pool"
+            )
+        try:
+            _, plan = plan_model(md, pool)
+            out.extend(render_model_deployment(md, pool, plan, desired_replicas(md, plan)))
+        except SpecError as err:
+            raise CliError(
+                f"ModelDeployment {md.metadata.get('name')}: {err.reason.value}: {err.message}"
+            ) from err
+        except ValueError as err:
+            raise CliError(f"ModelDeployment {md.metadata.get('name')}: {err}") from err
+    print(yaml.dump_all(out, Dumper=_BlockDumper, sort_keys=False), end="")
+    return 0
+
+
+class _BlockDumper(yaml.SafeDumper):
+    """Multi-line strings (config files inside ConfigMaps) as readable `|` blocks."""
+
+
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_BlockDumper.add_representer(str, _represent_str)
+
+
+# --------------------------------------------------------------------------------------------------
+# crds and run
+
+
+def crds_command(args: argparse.Namespace) -> int:
+    crds = all_crds()
+    if args.output_dir:
+        directory = Path(args.output_dir)
+        directory.mkdir(parents=True, exist_ok=True)
+        for crd in crds:
+            target = directory / f"{crd['metadata']['name']}.yaml"
+            target.write_text(crd_yaml(crd))
+            print(f"wrote {target}")
+    else:
+        print("---\n".join(crd_yaml(c) for c in crds), end="")
+    return 0
+
+
+def crd_yaml(crd: dict[str, Any]) -> str:
+    header = "# Generated by `gpupool crds` from operator/gpupool/api; do not edit by hand.\n"
+    return header + yaml.safe_dump(crd, sort_keys=False, width=120)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from gpupool.controller.runner import run_operator
+
+    run_operator(
+        kubeconfig=args.kubeconfig,
+        health_address=args.health_address,
+        metrics_port=args.metrics_port,
+        metrics_address=args.metrics_address,
+        verbose=args.verbose,
+    )
+    return 0
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gpupool", description="Managed inference pools on GPUs and Ascend NPUs."
+    )
+    parser.add_argument("--version", action="version", version=f"gpupool {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    plan = sub.add_parser(
+        "plan",
+        help="capacity plan for a model on one or more accelerators",
+        description="Size a model: tensor parallelism, instances, nodes, memory and cost, side by side.",
+        epilog=f"models: {', '.join(sorted(MODELS))}\naccelerators: {', '.join(sorted(ACCELERATORS))}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    plan.add_argument("--model", required=True, help="catalog name or a Hugging Face config.json path")
+    plan.add_argument("--accelerator", action="append", required=True, help="accelerator (repeat to compare)")
+    plan.add_argument("--precision", default="bf16", choices=[p.value for p in Precision])
+    plan.add_argument("--peak-qps", type=float, required=True)
+    plan.add_argument("--qps-per-instance", type=float, default=None, help="measured QPS of one instance")
+    plan.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN)
+    plan.add_argument(
+        "--concurrency",
+        type=int,
+        default=DEFAULT_CONCURRENCY,
+        help="full-length sequences to hold per instance",
+    )
+    plan.add_argument(
+        "--headroom",
+        type=float,
+        default=DEFAULT_HEADROOM,
+        help="capacity above peak, as a fraction",
+    )
+    plan.add_argument("--accelerators-per-node", type=int, default=8)
+    plan.add_argument("--price", action="append", default=[], metavar="ACC=PRICE", help="hourly price")
+    plan.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    plan.set_defaults(func=plan_command)
+
+    render = sub.add_parser("render", help="the manifests the operator would apply for a ModelDeployment")
+    render.add_argument(
+        "-f",
+        "--file",
+        required=True,
+        help="ModelDeployment YAML (may also hold the pool); - reads stdin",
+    )
+    render.add_argument("--pool", help="InferencePool YAML")
+    render.add_argument("-n", "--namespace", default="default")
+    render.set_defaults(func=render_command)
+
+    crds = sub.add_parser("crds", help="print the generated CustomResourceDefinitions")
+    crds.add_argument("--output-dir", help="write one file per CRD into this folder")
+    crds.set_defaults(func=crds_command)
+
+    run = sub.add_parser("run", help="run the operator")
+    run.add_argument("--kubeconfig", default=None)
+    run.add_argument("--health-address", default="0.0.0.0:8080", help="host:port of /healthz")
+    run.add_argument("--metrics-port", type=int, default=9090)
+    run.add_argument("--metrics-address", default="0.0.0.0")
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.set_defaults(func=run_command)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except CliError as err:
+        _fail(str(err))
+    except ValueError as err:  # unknown model or accelerator, invalid numbers
+        _fail(str(err).splitlines()[0])
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

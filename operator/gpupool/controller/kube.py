@@ -1,0 +1,259 @@
+"""Kubernetes IO for the operator: read, server-side apply when something differs, status, events.
+
+Every write the operator makes goes through `Kube`, which is where the rule "a no-op pass makes no
+writes" is kept: children are applied only when their desired form is not already what the API
+server holds, status only when it differs, and events only when the caller has something new to say.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from gpupool import __version__
+
+FIELD_MANAGER = "gpupool"
+USER_AGENT = f"gpupool-operator/{__version__}"
+APPLIED_HASH = "gpupool.io/applied-hash"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resource:
+    api_version: str
+    kind: str
+    plural: str
+    namespaced: bool
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        base = f"/api/{self.api_version}" if "/" not in self.api_version else f"/apis/{self.api_version}"
+        if self.namespaced and namespace is not None:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{name}"
+        if sub is not None:
+            base += f"/{sub}"
+        return base
+
+
+DEPLOYMENT = Resource("apps/v1", "Deployment", "deployments", True)
+SERVICE = Resource("v1", "Service", "services", True)
+CONFIGMAP = Resource("v1", "ConfigMap", "configmaps", True)
+EVENT = Resource("v1", "Event", "events", True)
+NODE = Resource("v1", "Node", "nodes", False)
+POD = Resource("v1", "Pod", "pods", True)
+PRIORITY_CLASS = Resource("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False)
+RESOURCE_QUOTA = Resource("v1", "ResourceQuota", "resourcequotas", True)
+MODEL_DEPLOYMENT = Resource("gpupool.io/v1alpha1", "ModelDeployment", "modeldeployments", True)
+INFERENCE_POOL = Resource("gpupool.io/v1alpha1", "InferencePool", "inferencepools", False)
+
+_BY_KIND = {
+    (r.api_version, r.kind): r
+    for r in (
+        DEPLOYMENT,
+        SERVICE,
+        CONFIGMAP,
+        EVENT,
+        NODE,
+        POD,
+        PRIORITY_CLASS,
+        RESOURCE_QUOTA,
+        MODEL_DEPLOYMENT,
+        INFERENCE_POOL,
+    )
+}
+
+
+def resource_of(obj: dict[str, Any]) -> Resource:
+    return _BY_KIND[(obj["apiVersion"], obj["kind"])]
+
+
+def contains(actual: Any, desired: Any) -> bool:
+    """True when every field of `desired` is in `actual` with the same value.
+
+    The API server adds defaults and bookkeeping around what we send; those extra fields are not
+    drift. Lists must match element for element.
+    """
+    if isinstance(desired, dict):
+        return isinstance(actual, dict) and all(
+            key in actual and contains(actual[key], value) for key, value in desired.items()
+        )
+    if isinstance(desired, list):
+        return (
+            isinstance(actual, list)
+            and len(actual) == len(desired)
+            and all(contains(a, d) for a, d in zip(actual, desired, strict=True))
+        )
+    return bool(actual == desired)
+
+
+def applied_hash(obj: dict[str, Any]) -> str:
+    """A digest of what we apply; it changes when we stop setting a field, which `contains` misses."""
+    canonical = json.dumps(obj, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def with_applied_hash(obj: dict[str, Any]) -> dict[str, Any]:
+    stamped: dict[str, Any] = json.loads(json.dumps(obj))
+    annotations = stamped.setdefault("metadata", {}).setdefault("annotations", {})
+    annotations[APPLIED_HASH] = applied_hash(obj)
+    return stamped
+
+
+def needs_apply(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    return current is None or not contains(current, with_applied_hash(desired))
+
+
+def load_client(kubeconfig: str | None = None) -> client.ApiClient:
+    """In-cluster credentials when running in a pod, else the kubeconfig (or $KUBECONFIG)."""
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    api = client.ApiClient()
+    # A distinct user agent lets audit logs tell the operator's requests from everyone else's.
+    api.user_agent = USER_AGENT
+    return api
+
+
+class Kube:
+    """A thin, synchronous, generic client over the Kubernetes REST API."""
+
+    def __init__(self, api_client: client.ApiClient) -> None:
+        self.api = api_client
+
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: list[tuple[str, str]] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
+        _, url, headers, serialized, _ = self.api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query or [],
+            header_params={"Content-Type": content_type, "Accept": "application/json"},
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self.api.call_api(method, url, header_params=headers, body=serialized)
+        data = response.read()  # type: ignore[no-untyped-call]
+        if not 200 <= response.status <= 299:
+            text = data.decode("utf-8", "replace") if data else None
+            raise ApiException.from_response(http_resp=response, body=text, data=None)
+        return json.loads(data) if data else None
+
+    def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
+        try:
+            result: dict[str, Any] = self._call("GET", resource.path(namespace, name))
+        except ApiException as err:
+            if err.status == 404:
+                return None
+            raise
+        return result
+
+    def list(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> list[dict[str, Any]]:
+        query = []
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
+        result = self._call("GET", resource.path(namespace), query=query)
+        items: list[dict[str, Any]] = result.get("items", [])
+        return items
+
+    def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply with our field manager, taking ownership of the fields we set."""
+        resource = resource_of(obj)
+        meta = obj["metadata"]
+        result: dict[str, Any] = self._call(
+            "PATCH",
+            resource.path(meta.get("namespace"), meta["name"]),
+            body=obj,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+        return result
+
+    def apply_if_changed(self, desired: dict[str, Any], current: dict[str, Any] | None = None) -> bool:
+        """Apply `desired` unless the API server already holds it; True when a write was made."""
+        resource = resource_of(desired)
+        meta = desired["metadata"]
+        if current is None:
+            current = self.get(resource, meta.get("namespace"), meta["name"])
+        if not needs_apply(desired, current):
+            return False
+        self.apply(with_applied_hash(desired))
+        log.info("applied %s %s/%s", desired["kind"], meta.get("namespace", ""), meta["name"])
+        return True
+
+    def apply_status(self, resource: Resource, body: dict[str, Any], status: dict[str, Any]) -> bool:
+        """Server-side apply of the status subresource, unless it already reads the same."""
+        if body.get("status") == status:
+            return False
+        meta = body["metadata"]
+        patch = {
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "metadata": {
+                "name": meta["name"],
+                **({"namespace": meta["namespace"]} if resource.namespaced else {}),
+            },
+            "status": status,
+        }
+        self._call(
+            "PATCH",
+            resource.path(meta.get("namespace"), meta["name"], "status"),
+            body=patch,
+            query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
+            content_type="application/apply-patch+yaml",
+        )
+        return True
+
+    def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str, now: str) -> None:
+        meta = involved["metadata"]
+        namespace = meta.get("namespace") or "default"
+        event = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": namespace},
+            "involvedObject": {
+                "apiVersion": involved["apiVersion"],
+                "kind": involved["kind"],
+                "name": meta["name"],
+                "namespace": meta.get("namespace"),
+                "uid": meta.get("uid"),
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": FIELD_MANAGER},
+            "reportingComponent": FIELD_MANAGER,
+            "reportingInstance": FIELD_MANAGER,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            self._call("POST", EVENT.path(namespace), body=event)
+        except ApiException as err:  # an event is a courtesy; never fail a reconcile over it
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)

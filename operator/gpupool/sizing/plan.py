@@ -1,0 +1,366 @@
+"""The capacity plan: how many instances, accelerators and nodes, at what cost, and why.
+
+"To serve model M at Q QPS peak with precision P on hardware H, how many instances, GPUs,
+servers, and what cost per hour?" A plan answers that for one accelerator; compare_accelerators
+answers it for several side by side. A model that cannot run on the hardware is a plan with
+fits=False and a reason that carries the numbers and what to change, never an exception.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from enum import StrEnum
+
+from pydantic import Field
+
+from gpupool.api.base import ApiModel
+from gpupool.catalog.types import Accelerator, Architecture, KVCacheDtype, Precision, Vendor
+from gpupool.sizing.instances import (
+    cost_per_hour,
+    instances_per_node,
+    load_time_seconds,
+    nodes_needed,
+    plan_instances,
+)
+from gpupool.sizing.memory import (
+    MemoryBreakdown,
+    bytes_per_param,
+    memory_per_accelerator,
+    weight_bytes,
+)
+from gpupool.sizing.parallelism import (
+    TENSOR_PARALLEL_SIZES,
+    TensorParallelCandidate,
+    TensorParallelChoice,
+    choose_tensor_parallel,
+    tensor_parallel_problem,
+)
+from gpupool.sizing.request import GIB, SizingRequest
+from gpupool.sizing.throughput import estimate_qps_per_instance
+
+
+class QpsSource(StrEnum):
+    """Where the QPS-per-instance figure of a plan comes from."""
+
+    MEASURED = "measured"
+    ESTIMATED = "estimated"
+
+
+class Plan(ApiModel):
+    """A capacity plan for one model on one kind of accelerator."""
+
+    accelerator: str = Field(description="Catalog name of the accelerator planned for.")
+    fits: bool = Field(description="Whether the model can be served within one node.")
+    reason: str = Field(
+        description=("One sentence with the numbers behind the plan; when it does not fit, what to change.")
+    )
+    precision: Precision = Field(description="Weight precision planned for.")
+    kv_cache_dtype: KVCacheDtype = Field(description="KV cache number format planned for.")
+    tensor_parallel: int = Field(
+        description=("Tensor-parallel size of an instance; when it does not fit, the widest size tried."),
+        ge=1,
+    )
+    accelerators_per_instance: int = Field(
+        description="Accelerators one instance uses (the tensor-parallel size).", ge=1
+    )
+    instances: int = Field(description="Instances needed for the peak with headroom.", ge=0)
+    instances_per_node: int = Field(description="Instances one node fits.", ge=0)
+    nodes: int = Field(description="Nodes the instances need.", ge=0)
+    accelerators: int = Field(description="Accelerators all instances use together.", ge=0)
+    max_model_len: int = Field(description="Longest sequence in tokens.", ge=1)
+    max_concurrent_sequences: int = Field(
+        description="Full-length sequences the KV cache of one instance holds at once.", ge=0
+    )
+    memory_per_accelerator: MemoryBreakdown = Field(description="How each accelerator's memory is spent.")
+    qps_per_instance: float | None = Field(
+        default=None, description="Requests per second one instance serves.", ge=0
+    )
+    qps_per_instance_source: QpsSource | None = Field(
+        default=None, description="measured (given) or estimated (memory-bandwidth roofline)."
+    )
+    cost_per_hour: float | None = Field(
+        default=None, description="Accelerator cost of all instances per hour.", ge=0
+    )
+    load_time_seconds: int = Field(
+        description="Estimated seconds from start to serving, for sizing startup probes.", ge=0
+    )
+
+
+def _gib(size: int) -> str:
+    return f"{size / GIB:,.1f} GiB"
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}" if count == 1 else f"{count:,} {word}s"
+
+
+def _either(options: Sequence[str]) -> str:
+    if len(options) <= 1:
+        return "".join(options)
+    return f"{', '.join(options[:-1])} or {options[-1]}"
+
+
+def _check_request(arch: Architecture, accel: Accelerator, request: SizingRequest) -> None:
+    """Reject input no plan can satisfy, as opposed to a model that merely does not fit."""
+    if request.precision not in accel.supported_precisions:
+        supported = ", ".join(p.value for p in accel.supported_precisions)
+        raise ValueError(
+            f"{accel.name} cannot serve {request.precision.value} weights; it supports {supported}"
+        )
+    if request.kv_cache_dtype is KVCacheDtype.FP8 and accel.vendor is Vendor.ASCEND:
+        raise ValueError(f"{accel.name} has no fp8 format, so it cannot hold an fp8 KV cache")
+    if request.max_model_len > arch.max_position_embeddings:
+        raise ValueError(
+            f"maxModelLen {request.max_model_len:,} exceeds the model's "
+            f"{arch.max_position_embeddings:,}-token context (max_position_embeddings)"
+        )
+    if request.qps_per_instance is None and accel.memory_bandwidth_bytes_per_second is None:
+        raise ValueError(
+            f"{accel.name} has no published memory bandwidth, so QPS per instance cannot be "
+            "estimated: measure it and set qpsPerInstance"
+        )
+
+
+def _ruled_out(choice: TensorParallelChoice, above: int, accelerators_per_node: int) -> str:
+    """Why the sizes wider than `above` were not tried, as a parenthesis, or ''."""
+    wider = [(tp, why) for tp, why in choice.excluded if tp > above]
+    reasons = [
+        f"tensor parallel {tp} is ruled out: {why}" for tp, why in wider if tp <= accelerators_per_node
+    ]
+    if any(tp > accelerators_per_node for tp, _ in wider):
+        reasons.append(f"a node has only {_plural(accelerators_per_node, 'accelerator')}")
+    return f" ({'; '.join(reasons)})" if reasons else ""
+
+
+def _fits_at(
+    arch: Architecture, accel: Accelerator, request: SizingRequest, tp: int
+) -> MemoryBreakdown | None:
+    memory = memory_per_accelerator(arch, accel, request, tp)
+    return memory if memory.full_length_sequences(request.max_model_len) >= 1 else None
+
+
+def _advice(
+    arch: Architecture,
+    accel: Accelerator,
+    request: SizingRequest,
+    widest: TensorParallelCandidate,
+) -> str:
+    """What would make the model fit: shorter context, fp8 KV, bigger nodes, lower precision,
+    more memory per accelerator, or pipeline parallelism."""
+    memory = widest.memory
+    tp = widest.tensor_parallel
+    advice: list[str] = []
+    if memory.shortfall_bytes == 0 and memory.kv_cache_tokens >= 1:
+        advice.append(f"lower maxModelLen to {memory.kv_cache_tokens:,} tokens or fewer")
+    if (
+        request.kv_cache_dtype is not KVCacheDtype.FP8
+        and accel.vendor is not Vendor.ASCEND
+        and memory.shortfall_bytes == 0
+    ):
+        fp8_kv = request.model_copy(update={"kv_cache_dtype": KVCacheDtype.FP8})
+        if _fits_at(arch, accel, fp8_kv, tp) is not None:
+            advice.append("use an fp8 KV cache")
+    wider = [
+        size
+        for size in TENSOR_PARALLEL_SIZES
+        if size > request.accelerators_per_node
+        and tensor_parallel_problem(arch, size, size) is None
+        and _fits_at(arch, accel, request, size) is not None
+    ]
+    if wider:
+        advice.append(f"use nodes of {wider[0]} accelerators (tensor parallel {wider[0]})")
+    smaller = [
+        p
+        for p in accel.supported_precisions
+        if bytes_per_param(p) < bytes_per_param(request.precision)
+        and _fits_at(arch, accel, request.model_copy(update={"precision": p}), tp) is not None
+    ]
+    if smaller:
+        advice.append(f"serve it in {_either([p.value for p in smaller])}")
+    one_sequence = request.max_model_len * memory.kv_cache_bytes_per_token
+    needed = math.ceil((memory.reserved_bytes + one_sequence) / request.gpu_memory_utilization)
+    advice.append(f"use accelerators with at least {_gib(needed)} of memory")
+    advice.append("split it across nodes with pipeline parallelism, which gpupool does not plan")
+    return _either(advice)
+
+
+def _does_not_fit_reason(
+    model: str,
+    arch: Architecture,
+    accel: Accelerator,
+    request: SizingRequest,
+    choice: TensorParallelChoice,
+) -> str:
+    widest = choice.largest
+    memory = widest.memory
+    tp = widest.tensor_parallel
+    ruled_out = _ruled_out(choice, tp, request.accelerators_per_node)
+    head = f"{model} in {request.precision.value} does not fit {accel.name}"
+    if memory.shortfall_bytes > 0:
+        problem = (
+            f"even at tensor parallel {tp}{ruled_out} each accelerator needs "
+            f"{_gib(memory.weights_bytes)} of weights, {_gib(memory.activations_bytes)} of "
+            f"activations and {_gib(memory.runtime_overhead_bytes)} of runtime overhead, "
+            f"{_gib(memory.reserved_bytes)} in all, against {_gib(memory.usable_bytes)} usable "
+            f"({request.gpu_memory_utilization:.0%} of {_gib(memory.total_bytes)}), "
+            f"{_gib(memory.shortfall_bytes)} short"
+        )
+    else:
+        one_sequence = request.max_model_len * memory.kv_cache_bytes_per_token
+        problem = (
+            f"at tensor parallel {tp}{ruled_out} the {_gib(memory.kv_cache_bytes)} left for KV "
+            f"cache holds {memory.kv_cache_tokens:,} tokens but one sequence of "
+            f"{request.max_model_len:,} tokens needs {_gib(one_sequence)}"
+        )
+    return f"{head}: {problem}; {_advice(arch, accel, request, widest)}."
+
+
+def _fits_reason(
+    model: str,
+    accel: Accelerator,
+    request: SizingRequest,
+    choice: TensorParallelChoice,
+    chosen: TensorParallelCandidate,
+    instances: int,
+    nodes: int,
+    qps: float,
+    source: QpsSource,
+) -> str:
+    memory = chosen.memory
+    tp = chosen.tensor_parallel
+    if choice.meets_concurrency:
+        target = f" (target {request.concurrency:,})"
+    else:
+        widest = choice.largest
+        target = (
+            f", fewer than the {request.concurrency:,} targeted: no tensor-parallel size within "
+            f"a node holds them (tensor parallel {widest.tensor_parallel} holds "
+            f"{widest.max_concurrent_sequences:,}), so the smallest that starts is used"
+        )
+    qps_origin = "measured" if source is QpsSource.MEASURED else "estimated from memory bandwidth"
+    return (
+        f"{model} in {request.precision.value} fits {accel.name} at tensor parallel {tp}: "
+        f"each accelerator holds {_gib(memory.weights_bytes)} of weights, "
+        f"{_gib(memory.activations_bytes)} of activations and "
+        f"{_gib(memory.runtime_overhead_bytes)} of runtime overhead, leaving "
+        f"{_gib(memory.kv_cache_bytes)} of KV cache for "
+        f"{_plural(chosen.max_concurrent_sequences, 'sequence')} of "
+        f"{request.max_model_len:,} tokens{target}; {_plural(instances, 'instance')} of "
+        f"{_plural(tp, 'accelerator')} on {_plural(nodes, 'node')} "
+        f"{'serves' if instances == 1 else 'serve'} "
+        f"{request.peak_qps:g} QPS at peak with {request.headroom:.0%} headroom at "
+        f"{qps:,.2f} QPS each ({qps_origin})."
+    )
+
+
+def plan_deployment(
+    arch: Architecture,
+    accel: Accelerator,
+    request: SizingRequest,
+    *,
+    model_name: str = "The model",
+) -> Plan:
+    """The capacity plan for serving `arch` on `accel` as `request` asks.
+
+    Never raises because the model does not fit: that is a plan with fits=False and a reason.
+    Raises ValueError for input no plan can satisfy: a precision the accelerator cannot
+    serve, an fp8 KV cache on hardware without fp8, a maxModelLen beyond the model's context,
+    or no way to know QPS per instance (no measurement and no published bandwidth).
+    """
+    _check_request(arch, accel, request)
+    choice = choose_tensor_parallel(arch, accel, request)
+    load_time = load_time_seconds(
+        weight_bytes(arch, request.precision),
+        request.weight_load_bytes_per_second,
+        request.engine_start_seconds,
+    )
+    measured = request.qps_per_instance
+    chosen = choice.chosen
+    if chosen is None:
+        widest = choice.largest
+        return Plan(
+            accelerator=accel.name,
+            fits=False,
+            reason=_does_not_fit_reason(model_name, arch, accel, request, choice),
+            precision=request.precision,
+            kv_cache_dtype=request.kv_cache_dtype,
+            tensor_parallel=widest.tensor_parallel,
+            accelerators_per_instance=widest.tensor_parallel,
+            instances=0,
+            instances_per_node=instances_per_node(request.accelerators_per_node, widest.tensor_parallel),
+            nodes=0,
+            accelerators=0,
+            max_model_len=request.max_model_len,
+            max_concurrent_sequences=0,
+            memory_per_accelerator=widest.memory,
+            qps_per_instance=measured,
+            qps_per_instance_source=QpsSource.MEASURED if measured is not None else None,
+            cost_per_hour=None,
+            load_time_seconds=load_time,
+        )
+
+    tp = chosen.tensor_parallel
+    if measured is not None:
+        qps, source = measured, QpsSource.MEASURED
+    else:
+        qps = estimate_qps_per_instance(
+            accel,
+            chosen.memory,
+            request.max_model_len,
+            chosen.max_concurrent_sequences,
+            request.mean_output_tokens,
+        )
+        source = QpsSource.ESTIMATED
+    instances = plan_instances(request.peak_qps, qps, request.headroom)
+    nodes = nodes_needed(instances, request.accelerators_per_node, tp)
+    return Plan(
+        accelerator=accel.name,
+        fits=True,
+        reason=_fits_reason(model_name, accel, request, choice, chosen, instances, nodes, qps, source),
+        precision=request.precision,
+        kv_cache_dtype=request.kv_cache_dtype,
+        tensor_parallel=tp,
+        accelerators_per_instance=tp,
+        instances=instances,
+        instances_per_node=instances_per_node(request.accelerators_per_node, tp),
+        nodes=nodes,
+        accelerators=instances * tp,
+        max_model_len=request.max_model_len,
+        max_concurrent_sequences=chosen.max_concurrent_sequences,
+        memory_per_accelerator=chosen.memory,
+        qps_per_instance=qps,
+        qps_per_instance_source=source,
+        cost_per_hour=cost_per_hour(instances, tp, request.price_per_accelerator_hour),
+        load_time_seconds=load_time,
+    )
+
+
+RequestSource = SizingRequest | Sequence[SizingRequest] | Callable[[Accelerator], SizingRequest]
+
+
+def compare_accelerators(
+    arch: Architecture,
+    accelerators: Sequence[Accelerator],
+    requests: RequestSource,
+    *,
+    model_name: str = "The model",
+) -> list[Plan]:
+    """One plan per accelerator, in the order given, for a side-by-side comparison.
+
+    `requests` is one request for all accelerators, a sequence with one request per
+    accelerator (in the same order), or a function from an accelerator to its request (e.g. to
+    fill in a per-accelerator price or a measured QPS).
+    """
+    if isinstance(requests, SizingRequest):
+        per_accelerator: list[SizingRequest] = [requests] * len(accelerators)
+    elif callable(requests):
+        per_accelerator = [requests(accel) for accel in accelerators]
+    else:
+        per_accelerator = list(requests)
+        if len(per_accelerator) != len(accelerators):
+            raise ValueError(f"got {len(per_accelerator)} requests for {len(accelerators)} accelerators")
+    return [
+        plan_deployment(arch, accel, request, model_name=model_name)
+        for accel, request in zip(accelerators, per_accelerator, strict=True)
+    ]

@@ -1,0 +1,72 @@
+"""Pool accounting from Node and Pod objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gpupool.api.v1alpha1 import InferencePool
+from gpupool.services.pool import pod_request, pool_status
+
+NOW = "2026-01-01T00:00:00Z"
+
+
+def node(name: str, gpus: int, vendor: str = "nvidia", unschedulable: bool = False) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"gpu-type": vendor}},
+        "spec": {"unschedulable": unschedulable},
+        "status": {"allocatable": {"nvidia.com/gpu": str(gpus), "cpu": "96"}},
+    }
+
+
+def pod(node_name: str | None, gpus: int, tier: str | None = None, phase: str = "Running") -> dict[str, Any]:
+    labels = {"gpupool.io/pool": "h100", "gpupool.io/tier": tier} if tier else {}
+    return {
+        "metadata": {"name": "p", "labels": labels},
+        "spec": {
+            "nodeName": node_name,
+            "containers": [{"resources": {"requests": {"nvidia.com/gpu": str(gpus)}}}],
+        },
+        "status": {"phase": phase},
+    }
+
+
+POOL = InferencePool.model_validate(
+    {
+        "metadata": {"name": "h100", "generation": 2},
+        "spec": {"vendor": "nvidia", "accelerator": "H100-80GB", "nodeSelector": {"gpu-type": "nvidia"}},
+    }
+)
+
+
+def test_capacity_counts_only_matching_schedulable_nodes_and_live_pods() -> None:
+    nodes = [node("a", 8), node("b", 8), node("c", 8, vendor="ascend"), node("d", 8, unschedulable=True)]
+    pods = [
+        pod("a", 4, tier="P0"),
+        pod("a", 2, tier="P2"),
+        pod("b", 1),  # not gpupool's, still uses the pool's accelerators
+        pod("b", 8, tier="P0", phase="Succeeded"),  # finished: holds nothing
+        pod("c", 8, tier="P0"),  # another pool's node
+        pod(None, 4, tier="P1"),  # pending, not on a node yet
+    ]
+    status = pool_status(POOL, nodes, pods, NOW)
+    assert status.nodes == 2
+    assert status.accelerators is not None
+    assert (status.accelerators.total, status.accelerators.allocated, status.accelerators.free) == (16, 7, 9)
+    tiers = {t.name: (t.reserved, t.allocated) for t in status.tiers}
+    # Reserved shares 40/30/30 of 16 accelerators, rounded down.
+    assert tiers == {"P0": (6, 4), "P1": (4, 0), "P2": (4, 2)}
+    assert status.conditions[0].reason == "NodesFound"
+
+
+def test_a_pool_without_nodes_says_which_labels_it_looks_for() -> None:
+    status = pool_status(POOL, [node("c", 8, vendor="ascend")], [], NOW)
+    assert status.nodes == 0
+    ready = status.conditions[0]
+    assert (ready.status, ready.reason) == ("False", "NoNodesMatch")
+    assert "gpu-type" in ready.message
+
+
+def test_init_containers_count_when_they_ask_for_more() -> None:
+    body = pod("a", 1)
+    body["spec"]["initContainers"] = [{"resources": {"limits": {"nvidia.com/gpu": "2"}}}]
+    assert pod_request(body, "nvidia.com/gpu") == 2

@@ -1,0 +1,166 @@
+"""Memory per accelerator, with every figure worked by hand in the comments."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gpupool.catalog.accelerators import ACCELERATORS, get_accelerator
+from gpupool.catalog.models import MODELS, get_model
+from gpupool.catalog.types import Accelerator, Architecture, CatalogModel, KVCacheDtype, Precision
+from gpupool.sizing import (
+    SizingRequest,
+    bytes_per_param,
+    kv_cache_bytes_per_token,
+    kv_dtype_bytes,
+    memory_per_accelerator,
+    weight_bytes,
+)
+
+GIB = 1024**3
+
+# Llama-3-70B attention shapes (DOMAIN §2's example): 80 layers, 64 heads, 8 KV heads, 128 wide.
+LLAMA_3_70B = Architecture(
+    params=70_553_706_496,
+    layers=80,
+    hidden_size=8192,
+    attention_heads=64,
+    kv_heads=8,
+    head_dim=128,
+    max_position_embeddings=8192,
+)
+
+
+class TestWeights:
+    def test_bytes_per_param(self) -> None:
+        assert bytes_per_param(Precision.BF16) == 2
+        assert bytes_per_param(Precision.FP16) == 2
+        assert bytes_per_param(Precision.FP8) == 1
+        assert bytes_per_param(Precision.INT8) == 1
+        # A group of 128 int4 weights: 64 B of values + 2 B fp16 scale + 2 B fp16 zero point
+        # = 68 B, so 68 / 128 = 0.53125 B per parameter (6.25% over the bare 0.5).
+        assert bytes_per_param(Precision.INT4) == Fraction(68, 128) == 0.53125
+
+    def test_llama_8b_int4(self) -> None:
+        # 8,030,261,248 x 0.53125 = 4,266,076,288 B (about 4.0 GiB)
+        assert weight_bytes(get_model("llama-3.1-8b").architecture, Precision.INT4) == (4_266_076_288)
+
+    def test_moe_loads_every_expert(self) -> None:
+        # Mixtral 8x7B: all 46,702,792,704 params x 2 B, not the 12.9B active ones.
+        mixtral = get_model("mixtral-8x7b").architecture
+        assert weight_bytes(mixtral, Precision.BF16) == 93_405_585_408
+
+
+class TestKVCachePerToken:
+    def test_auto_is_two_bytes_and_fp8_one(self) -> None:
+        assert kv_dtype_bytes(KVCacheDtype.AUTO) == 2
+        assert kv_dtype_bytes(KVCacheDtype.BF16) == 2
+        assert kv_dtype_bytes(KVCacheDtype.FP16) == 2
+        assert kv_dtype_bytes(KVCacheDtype.FP8) == 1
+
+    def test_domain_example_llama_3_70b_fp16(self) -> None:
+        # 2 (K, V) x 80 layers x 8 KV heads x 128 x 2 B = 327,680 B = 320 KiB per token
+        per_token = kv_cache_bytes_per_token(LLAMA_3_70B, 2, 1)
+        assert per_token == 327_680 == 320 * 1024
+        # 2,048 tokens x 8 sequences x 327,680 B = 5,368,709,120 B = 5 GiB
+        assert 2048 * 8 * per_token == 5 * GIB
+
+    def test_gqa_splits_over_tensor_parallel(self) -> None:
+        # 8 KV heads over 4 ranks: 2 each -> 2 x 80 x 2 x 128 x 2 = 81,920 B per rank
+        assert kv_cache_bytes_per_token(LLAMA_3_70B, 2, 4) == 81_920
+        # over 8 ranks: 1 each -> 40,960 B
+        assert kv_cache_bytes_per_token(LLAMA_3_70B, 2, 8) == 40_960
+
+    def test_gqa_replicates_below_one_head_per_rank(self) -> None:
+        # GLM-4-9B has 2 KV groups: TP 1 holds both (2 x 40 x 2 x 128 x 2 = 40,960 B); TP 2 and
+        # TP 4 hold one each (2 x 40 x 1 x 128 x 2 = 20,480 B), TP 4 replicating each head on
+        # two ranks.
+        glm = get_model("glm-4-9b").architecture
+        assert kv_cache_bytes_per_token(glm, 2, 1) == 40_960
+        assert kv_cache_bytes_per_token(glm, 2, 2) == 20_480
+        assert kv_cache_bytes_per_token(glm, 2, 4) == 20_480
+
+    def test_deepseek_v3_latent_is_replicated_on_every_rank(self) -> None:
+        # 61 layers x (512 latent + 64 rope) x 2 B = 70,272 B per token, at any TP
+        deepseek = get_model("deepseek-v3").architecture
+        assert kv_cache_bytes_per_token(deepseek, 2, 1) == 70_272
+        assert kv_cache_bytes_per_token(deepseek, 2, 8) == 70_272
+        # fp8 KV: 61 x 576 x 1 B = 35,136 B
+        assert kv_cache_bytes_per_token(deepseek, 1, 8) == 35_136
+        # Without MLA the same model would store 2 x 61 x 128 x 192 x 2 = 5,996,544 B a token.
+        assert 2 * 61 * 128 * 192 * 2 // 70_272 == 85
+
+
+class TestMemoryPerAccelerator:
+    def test_llama_70b_bf16_on_h100_at_tp4(self) -> None:
+        h100 = get_accelerator("H100-80GB")
+        request = SizingRequest(max_model_len=8192, peak_qps=1)
+        memory = memory_per_accelerator(get_model("llama-3.1-70b").architecture, h100, request, 4)
+        # total: 81,559 MiB = 85,520,809,984 B; usable: x 0.9, floored = 76,968,728,985 B
+        assert memory.total_bytes == 85_520_809_984
+        assert memory.usable_bytes == 76_968_728_985
+        # weights: 70,553,706,496 x 2 B / 4 = 35,276,853,248 B (32.9 GiB)
+        assert memory.weights_bytes == 35_276_853_248
+        # activations: 15% of the shard = 5,291,527,987.2 -> 5,291,527,988 B (4.9 GiB)
+        assert memory.activations_bytes == 5_291_527_988
+        # runtime overhead: 1.5 GiB = 1,610,612,736 B
+        assert memory.runtime_overhead_bytes == 1_610_612_736
+        # KV cache: 76,968,728,985 - 42,178,993,972 = 34,789,735,013 B (32.4 GiB)
+        assert memory.kv_cache_bytes == 34_789_735_013
+        # per token per rank: 2 x 80 x (8 / 4) x 128 x 2 = 81,920 B -> 424,679 tokens
+        assert memory.kv_cache_bytes_per_token == 81_920
+        assert memory.kv_cache_tokens == 424_679
+        # 424,679 / 8,192 = 51.8 -> 51 full-length sequences
+        assert memory.full_length_sequences(8192) == 51
+        assert memory.shortfall_bytes == 0
+
+    def test_llama_70b_bf16_on_h100_at_tp2_is_short(self) -> None:
+        h100 = get_accelerator("H100-80GB")
+        request = SizingRequest(max_model_len=8192, peak_qps=1)
+        memory = memory_per_accelerator(get_model("llama-3.1-70b").architecture, h100, request, 2)
+        # 70,553,706,496 + 10,583,055,975 + 1,610,612,736 = 82,747,375,207 B needed,
+        # 76,968,728,985 B usable: 5,778,646,222 B short, nothing left for KV
+        assert memory.reserved_bytes == 82_747_375_207
+        assert memory.shortfall_bytes == 5_778_646_222
+        assert memory.kv_cache_bytes == 0
+        assert memory.kv_cache_tokens == 0
+
+    def test_rejects_a_tensor_parallel_size_below_one(self) -> None:
+        request = SizingRequest(max_model_len=8192, peak_qps=1)
+        with pytest.raises(ValueError, match="at least 1"):
+            memory_per_accelerator(LLAMA_3_70B, get_accelerator("H100-80GB"), request, 0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    model=st.sampled_from(list(MODELS.values())),
+    accel=st.sampled_from(list(ACCELERATORS.values())),
+    tp=st.sampled_from((1, 2, 4, 8)),
+    utilization=st.floats(min_value=0.5, max_value=1.0),
+    activation_fraction=st.floats(min_value=0.0, max_value=0.3),
+)
+def test_parts_add_up_to_usable_memory_when_they_fit(
+    model: CatalogModel,
+    accel: Accelerator,
+    tp: int,
+    utilization: float,
+    activation_fraction: float,
+) -> None:
+    request = SizingRequest(
+        max_model_len=4096,
+        peak_qps=1,
+        gpu_memory_utilization=utilization,
+        activation_fraction=activation_fraction,
+    )
+    memory = memory_per_accelerator(model.architecture, accel, request, tp)
+    parts = memory.weights_bytes + memory.activations_bytes + memory.runtime_overhead_bytes
+    assert memory.usable_bytes <= memory.total_bytes
+    if memory.shortfall_bytes == 0:
+        assert parts + memory.kv_cache_bytes == memory.usable_bytes
+    else:
+        assert memory.kv_cache_bytes == 0
+        assert parts - memory.shortfall_bytes == memory.usable_bytes
+    assert memory.kv_cache_tokens * memory.kv_cache_bytes_per_token <= memory.kv_cache_bytes
