@@ -10,7 +10,7 @@ PYTEST := $(VENV)/bin/pytest
 GPUPOOL := $(VENV)/bin/gpupool
 STAMP := $(VENV)/.installed
 
-.PHONY: help install crds lint unit e2e test demo demo-down clean
+.PHONY: help install crds lint unit e2e test bench demo demo-down clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | sort | awk -F':.*?## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -42,6 +42,9 @@ e2e: $(STAMP) ## End-to-end tests against the local control plane (brought up if
 test: $(STAMP) ## Every test: lint, unit, end-to-end
 	$(MAKE) --no-print-directory lint
 	$(PYTEST) -q tests
+
+bench: $(STAMP) ## Operator speed at scale on a separate local cluster (250 nodes, 1,000 models)
+	$(PY) bench/operator_scale.py
 
 demo: $(STAMP) ## Local cluster, gpupool, sample models sized, placed and scaled
 	$(PY) tools/demo.py

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -257,6 +258,10 @@ def crd_yaml(crd: dict[str, Any]) -> str:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    if args.kubeconfig:
+        # The kubernetes client reads $KUBECONFIG when it is first imported (by kopf's login), so
+        # it must be set before the operator's modules load.
+        os.environ["KUBECONFIG"] = args.kubeconfig
     from gpupool.controller.runner import run_operator
 
     run_operator(

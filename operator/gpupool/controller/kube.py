@@ -80,11 +80,13 @@ def contains(actual: Any, desired: Any) -> bool:
     """True when every field of `desired` is in `actual` with the same value.
 
     The API server adds defaults and bookkeeping around what we send; those extra fields are not
-    drift. Lists must match element for element.
+    drift. It also drops zero values of `omitempty` fields (`globalDefault: false`), so a zero we
+    ask for matches a field that is absent. Lists must match element for element.
     """
     if isinstance(desired, dict):
         return isinstance(actual, dict) and all(
-            key in actual and contains(actual[key], value) for key, value in desired.items()
+            contains(actual[key], value) if key in actual else _is_zero(value)
+            for key, value in desired.items()
         )
     if isinstance(desired, list):
         return (
@@ -93,6 +95,14 @@ def contains(actual: Any, desired: Any) -> bool:
             and all(contains(a, d) for a, d in zip(actual, desired, strict=True))
         )
     return bool(actual == desired)
+
+
+def _is_zero(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return False  # numbers are serialised even when zero (replicas: 0)
+    return not value
 
 
 def applied_hash(obj: dict[str, Any]) -> str:

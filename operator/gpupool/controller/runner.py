@@ -17,8 +17,8 @@ def run_operator(
     metrics_address: str,
     verbose: bool,
 ) -> None:
-    if kubeconfig:
-        os.environ["KUBECONFIG"] = kubeconfig
+    if kubeconfig and os.environ.get("KUBECONFIG") != kubeconfig:
+        raise RuntimeError("set KUBECONFIG before importing the operator (gpupool run does)")
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
