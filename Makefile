@@ -50,7 +50,7 @@ demo: $(STAMP) ## Local cluster, gpupool, sample models sized, placed and scaled
 	$(PY) tools/demo.py
 
 demo-down: ## Stop the demo's operator and the local cluster
-	-@[ -f .cluster/operator.pid ] && kill $$(cat .cluster/operator.pid) 2>/dev/null; rm -f .cluster/operator.pid
+	-@pid=$${GPUPOOL_CLUSTER_DIR:-.cluster}/operator.pid; [ -f $$pid ] && kill $$(cat $$pid) 2>/dev/null; rm -f $$pid
 	$(MAKE) --no-print-directory cluster-down
 
 clean: ## Remove the virtual environment and caches

@@ -17,10 +17,33 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-STATE = Path(os.environ.get("GPUPOOL_CLUSTER_DIR", ROOT / ".cluster"))
+STATE = Path(os.environ.get("GPUPOOL_CLUSTER_DIR") or ROOT / ".cluster")
 SAMPLES = ROOT / "manifests" / "samples"
 NAMESPACE = "demo"
 GIB = 1024**3
+
+
+WEIGHTS_VOLUME = f"""
+apiVersion: v1
+kind: PersistentVolume
+metadata: {{name: demo-model-weights}}
+spec:
+  capacity: {{storage: 2Ti}}
+  accessModes: [ReadOnlyMany]
+  persistentVolumeReclaimPolicy: Retain
+  storageClassName: ""
+  claimRef: {{namespace: {NAMESPACE}, name: model-weights}}
+  hostPath: {{path: /srv/models}}
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: model-weights, namespace: {NAMESPACE}}}
+spec:
+  accessModes: [ReadOnlyMany]
+  storageClassName: ""
+  volumeName: demo-model-weights
+  resources: {{requests: {{storage: 2Ti}}}}
+"""
 
 
 def step(text: str) -> None:
@@ -68,7 +91,8 @@ def start_operator(env: dict[str, str]) -> int:
             time.sleep(1)
         except (ProcessLookupError, ValueError):
             pass
-    log = (STATE / "operator.log").open("ab")
+    (STATE / "logs").mkdir(parents=True, exist_ok=True)
+    log = (STATE / "logs" / "operator.log").open("ab")
     process = subprocess.Popen(
         [
             sys.executable,
@@ -151,13 +175,29 @@ def show_placement(kubectl: Kubectl) -> None:
         print(f"{model:<30} {', '.join(sorted(where))}")
 
 
+def pools_counted(kubectl: Kubectl) -> bool:
+    """The pools' status has caught up with the pods now running (it is recounted every 2 s)."""
+    requested = 0
+    for pod in kubectl.json("pods", "-n", NAMESPACE)["items"]:
+        if pod["spec"].get("nodeName"):
+            for container in pod["spec"]["containers"]:
+                limits = container.get("resources", {}).get("limits", {})
+                requested += sum(
+                    int(v) for k, v in limits.items() if k.startswith(("nvidia.com/", "huawei.com/"))
+                )
+    pools = kubectl.json("inferencepools.gpupool.io")["items"]
+    return requested == sum(p.get("status", {}).get("accelerators", {}).get("allocated", 0) for p in pools)
+
+
 def show_pools(kubectl: Kubectl) -> None:
     for pool in kubectl.json("inferencepools.gpupool.io")["items"]:
         status = pool.get("status", {})
         acc = status.get("accelerators", {})
+        name, accelerator = pool["metadata"]["name"], pool["spec"]["accelerator"]
         print(
-            f"{pool['metadata']['name']:<14} {pool['spec']['accelerator']:<12} nodes {status.get('nodes', 0):>3}  "
-            f"accelerators total {acc.get('total', 0):>3} allocated {acc.get('allocated', 0):>3} free {acc.get('free', 0):>3}"
+            f"{name:<14} {accelerator:<12} nodes {status.get('nodes', 0):>3}  accelerators "
+            f"total {acc.get('total', 0):>3} allocated {acc.get('allocated', 0):>3} "
+            f"free {acc.get('free', 0):>3}"
         )
         for tier in status.get("tiers", []):
             print(f"    {tier['name']}: reserved {tier['reserved']:>3}, allocated {tier['allocated']:>3}")
@@ -170,7 +210,7 @@ def main() -> int:
     kubectl = Kubectl(env)
     print(kubectl("get", "nodes", "-L", "gpu-type", "-L", "nvidia.com/gpu.product"))
 
-    step("installing gpupool: CRDs, then the operator (a local process, logs in .cluster/operator.log)")
+    step("installing gpupool: CRDs, then the operator (a local process, logs in .cluster/logs/operator.log)")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
     kubectl(
         "wait",
@@ -195,6 +235,9 @@ def main() -> int:
         "--from-literal=token=hf_demo",
         check=False,
     )
+    # The Ascend sample reads its weights from a PersistentVolumeClaim; a static volume stands in
+    # for the shared model store a real cluster has.
+    print(kubectl("apply", "-f", "-", input=WEIGHTS_VOLUME).strip())
     for sample in sorted(SAMPLES.glob("*.yaml")):
         if not sample.name.startswith("pool-"):
             print(kubectl("apply", "-n", NAMESPACE, "-f", str(sample)).strip())
@@ -207,7 +250,8 @@ def main() -> int:
     show_plans(kubectl)
     step("where the real scheduler placed each instance")
     show_placement(kubectl)
-    step("pool capacity per tier")
+    step("pool capacity per tier (counted from the cluster's Node and Pod objects)")
+    wait("pool accounting", lambda: pools_counted(kubectl), timeout=60)
     show_pools(kubectl)
 
     models = kubectl.json("modeldeployments", "-n", NAMESPACE)["items"]
@@ -242,7 +286,7 @@ def main() -> int:
   kubectl describe modeldeployment -n {NAMESPACE} qwen2-5-72b
   kubectl get pods -n {NAMESPACE} -o wide
   .venv/bin/gpupool plan --model llama-3.1-70b --accelerator H100-80GB --accelerator Ascend910B --peak-qps 20
-  tail -f {STATE / "operator.log"}
+  tail -f {STATE / "logs" / "operator.log"}
   make demo-down                                      # stop the operator and the cluster""")
     return 0
 

@@ -18,12 +18,13 @@ import kopf
 from gpupool.controller import metrics
 from gpupool.controller.kube import Kube, load_client
 from gpupool.controller.reconciler import reconcile_model, reconcile_pool, resync_all
-from gpupool.render.labels import MANAGED_BY_LABEL
+from gpupool.render.labels import MANAGED_BY_LABEL, POOL_LABEL
 
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = float(os.environ.get("GPUPOOL_RESYNC_SECONDS", "60"))
 WORKERS = int(os.environ.get("GPUPOOL_WORKERS", "8"))
+POOL_ACCOUNTING_SECONDS = float(os.environ.get("GPUPOOL_POOL_ACCOUNTING_SECONDS", "2"))
 
 
 @kopf.on.startup()
@@ -51,11 +52,31 @@ async def start_resync(memo: kopf.Memo, **_: Any) -> None:
     memo.resync_task = asyncio.get_running_loop().create_task(loop())
 
 
+@kopf.on.startup()
+async def start_pool_accounting(memo: kopf.Memo, **_: Any) -> None:
+    """Recount a pool shortly after its workloads change, at most once per interval.
+
+    Counting walks every node and pod, so workload events only mark the pool; this loop does the
+    work, which keeps the cost flat however many models change at once.
+    """
+    memo.dirty_pools = set()
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(POOL_ACCOUNTING_SECONDS)
+            pools, memo.dirty_pools = memo.dirty_pools, set()
+            for pool in sorted(pools):
+                await asyncio.to_thread(_guarded, "InferencePool", reconcile_pool, memo.kube, pool)
+
+    memo.pool_task = asyncio.get_running_loop().create_task(loop())
+
+
 @kopf.on.cleanup()
-async def stop_resync(memo: kopf.Memo, **_: Any) -> None:
-    task = getattr(memo, "resync_task", None)
-    if task is not None:
-        task.cancel()
+async def stop_loops(memo: kopf.Memo, **_: Any) -> None:
+    for name in ("resync_task", "pool_task"):
+        task = getattr(memo, name, None)
+        if task is not None:
+            task.cancel()
 
 
 @kopf.on.event("gpupool.io", "v1alpha1", "modeldeployments")
@@ -70,18 +91,25 @@ def model_changed(type: str, namespace: str | None, name: str, memo: Any, **_: A
 
 @kopf.on.event("apps", "v1", "deployments", labels={MANAGED_BY_LABEL: "gpupool"})
 def workload_changed(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+    pool = body.metadata.get("labels", {}).get(POOL_LABEL)
+    if pool and hasattr(memo, "dirty_pools"):
+        memo.dirty_pools.add(pool)
     for owner in body.metadata.get("ownerReferences", []) or []:
         if owner.get("kind") == "ModelDeployment" and owner.get("apiVersion", "").startswith("gpupool.io/"):
             _guarded("ModelDeployment", reconcile_model, memo.kube, namespace, owner["name"])
 
 
 @kopf.on.event("gpupool.io", "v1alpha1", "inferencepools")
-def pool_changed(type: str, name: str, memo: Any, **_: Any) -> None:
+def pool_changed(type: str, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     if type == "DELETED":
         return
     models = _guarded("InferencePool", reconcile_pool, memo.kube, name) or []
-    for namespace, model in models:
-        _guarded("ModelDeployment", reconcile_model, memo.kube, namespace, model)
+    # Models depend on the pool's spec, not on its status: re-plan them when the spec changed (or
+    # at start-up), not each time the pool's own status write comes back as an event.
+    status = body.get("status") or {}
+    if type in (None, "ADDED") or status.get("observedGeneration") != body.metadata.get("generation"):
+        for namespace, model in models:
+            _guarded("ModelDeployment", reconcile_model, memo.kube, namespace, model)
 
 
 def _guarded(kind: str, fn: Any, *args: Any) -> Any:

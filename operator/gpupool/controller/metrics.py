@@ -62,3 +62,10 @@ def observe_pool(name: str, status: InferencePoolStatus) -> None:
         POOL_ACCELERATORS.labels(name, "free").set(status.accelerators.free)
     for tier in status.tiers:
         POOL_TIER_ALLOCATED.labels(name, tier.name).set(tier.allocated)
+
+
+# Counters start at zero for both kinds, so rate() and alerts on them work before the first event.
+for _kind in ("ModelDeployment", "InferencePool"):
+    RECONCILES.labels(_kind)
+    RECONCILE_ERRORS.labels(_kind)
+    WRITES.labels(_kind)
