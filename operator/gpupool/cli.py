@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
-from pydantic import ValidationError
 
 from gpupool import __version__
 from gpupool.api.crd import all_crds
@@ -22,8 +21,10 @@ from gpupool.api.v1alpha1 import DEFAULT_MAX_MODEL_LEN, InferencePool, ModelDepl
 from gpupool.catalog.accelerators import ACCELERATORS, get_accelerator
 from gpupool.catalog.models import MODELS, architecture_from_hf_config, get_model
 from gpupool.catalog.types import Architecture, Precision
+from gpupool.manifests import load_documents, parse_object
 from gpupool.render import render_model_deployment
 from gpupool.services.modeldeployment import SpecError, desired_replicas, plan_model
+from gpupool.simulate.cli import register as register_simulate
 from gpupool.sizing import Plan, SizingRequest, plan_deployment
 from gpupool.sizing.request import DEFAULT_CONCURRENCY, DEFAULT_HEADROOM
 
@@ -167,37 +168,12 @@ def format_plan_table(model: str, args: argparse.Namespace, plans: list[Plan]) -
 # render
 
 
-def _load_documents(path: str) -> list[dict[str, Any]]:
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text()
-        docs = [d for d in yaml.safe_load_all(text) if d]
-    except OSError as err:
-        raise CliError(f"cannot read {path}: {err.strerror}") from err
-    except yaml.YAMLError as err:
-        raise CliError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from err
-    if not all(isinstance(d, dict) for d in docs):
-        raise CliError(f"{path}: every YAML document must be a mapping")
-    return docs
-
-
-def _parse(kind: type[ModelDeployment] | type[InferencePool], doc: dict[str, Any]) -> Any:
-    body = {k: v for k, v in doc.items() if k != "status"}
-    body.setdefault("metadata", {})
-    name = body["metadata"].get("name", "?")
-    try:
-        return kind.model_validate(body)
-    except ValidationError as err:
-        first = err.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        raise CliError(f"{kind.__name__} {name}: {where}: {first['msg']}") from err
-
-
 def render_command(args: argparse.Namespace) -> int:
-    docs = _load_documents(args.file) + (_load_documents(args.pool) if args.pool else [])
-    models = [_parse(ModelDeployment, d) for d in docs if d.get("kind") == "ModelDeployment"]
+    docs = load_documents(args.file) + (load_documents(args.pool) if args.pool else [])
+    models = [parse_object(ModelDeployment, d) for d in docs if d.get("kind") == "ModelDeployment"]
     pools = {
         p.metadata.get("name"): p
-        for p in (_parse(InferencePool, d) for d in docs if d.get("kind") == "InferencePool")
+        for p in (parse_object(InferencePool, d) for d in docs if d.get("kind") == "InferencePool")
     }
     if not models:
         raise CliError(f"{args.file} holds no ModelDeployment")
@@ -336,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-address", default="0.0.0.0")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(func=run_command)
+
+    register_simulate(sub)
     return parser
 
 

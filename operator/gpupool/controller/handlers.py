@@ -9,6 +9,7 @@ user's objects are never written except for their status.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 from typing import Any
@@ -17,7 +18,13 @@ import kopf
 
 from gpupool.controller import metrics
 from gpupool.controller.kube import Kube, load_client
-from gpupool.controller.reconciler import reconcile_model, reconcile_pool, resync_all
+from gpupool.controller.reconciler import (
+    forget_pool,
+    reconcile_model,
+    reconcile_pool,
+    remember_pool,
+    resync_all,
+)
 from gpupool.render.labels import MANAGED_BY_LABEL, POOL_LABEL
 
 log = logging.getLogger(__name__)
@@ -80,20 +87,47 @@ async def stop_loops(memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.on.event("gpupool.io", "v1alpha1", "modeldeployments")
-def model_changed(type: str, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+def model_changed(type: str, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     if namespace is None:
         return
     if type == "DELETED":
         metrics.forget_model(namespace, name)
         return
+    # With a status subresource only spec changes move the generation. A modification whose
+    # generation the status already describes is our own status write coming back: nothing to do
+    # (the periodic resync still covers drift of the children).
+    observed = (body.get("status") or {}).get("observedGeneration")
+    if type == "MODIFIED" and observed == body.metadata.get("generation"):
+        return
     _guarded("ModelDeployment", reconcile_model, memo.kube, namespace, name)
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={MANAGED_BY_LABEL: "gpupool"})
-def workload_changed(body: kopf.Body, namespace: str | None, memo: Any, **_: Any) -> None:
+def workload_changed(
+    type: str, body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any
+) -> None:
     pool = body.metadata.get("labels", {}).get(POOL_LABEL)
     if pool and hasattr(memo, "dirty_pools"):
         memo.dirty_pools.add(pool)
+    # Only what the model's status reads from its workload matters; other changes (our own apply,
+    # annotations, conditions' timestamps) need no reconcile.
+    status = body.get("status") or {}
+    seen = (
+        body.metadata.get("generation"),
+        status.get("observedGeneration"),
+        status.get("replicas"),
+        status.get("readyReplicas"),
+        status.get("updatedReplicas"),
+    )
+    workloads = memo.setdefault("workloads", {})
+    key = (namespace, name)
+    if type == "DELETED":
+        workloads.pop(key, None)
+    elif workloads.get(key) == seen:
+        return
+    workloads[key] = seen
+    if type == "ADDED":
+        return  # we just applied it, in the reconcile that already wrote the model's status
     for owner in body.metadata.get("ownerReferences", []) or []:
         if owner.get("kind") == "ModelDeployment" and owner.get("apiVersion", "").startswith("gpupool.io/"):
             _guarded("ModelDeployment", reconcile_model, memo.kube, namespace, owner["name"])
@@ -102,7 +136,9 @@ def workload_changed(body: kopf.Body, namespace: str | None, memo: Any, **_: Any
 @kopf.on.event("gpupool.io", "v1alpha1", "inferencepools")
 def pool_changed(type: str, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     if type == "DELETED":
+        forget_pool(name)
         return
+    remember_pool(json.loads(json.dumps(body)))
     models = _guarded("InferencePool", reconcile_pool, memo.kube, name) or []
     # Models depend on the pool's spec, not on its status: re-plan them when the spec changed (or
     # at start-up), not each time the pool's own status write comes back as an event.

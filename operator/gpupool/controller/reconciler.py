@@ -32,15 +32,20 @@ from gpupool.api.v1alpha1 import (
 )
 from gpupool.controller import metrics
 from gpupool.controller.kube import (
+    CONFIGMAP,
     DEPLOYMENT,
     INFERENCE_POOL,
     MODEL_DEPLOYMENT,
     NODE,
     POD,
+    SERVICE,
     Kube,
+    Resource,
     resource_of,
+    with_applied_hash,
 )
 from gpupool.render import object_name, render_priority_classes
+from gpupool.render.labels import MANAGED_BY, MANAGED_BY_LABEL
 from gpupool.services.modeldeployment import (
     ModelOutcome,
     WorkloadObservation,
@@ -116,8 +121,19 @@ def _invalid_spec_status(body: dict[str, Any], message: str) -> dict[str, Any]:
     return status.to_wire()
 
 
-def reconcile_model(kube: Kube, namespace: str, name: str) -> ModelOutcome | None:
-    """Converge one ModelDeployment. Returns what was decided (None when it is gone)."""
+# Children as listed at the start of a resync pass, by (kind, namespace, name).
+Snapshot = dict[tuple[str, str, str], dict[str, Any]]
+
+
+def reconcile_model(
+    kube: Kube, namespace: str, name: str, snapshot: Snapshot | None = None
+) -> ModelOutcome | None:
+    """Converge one ModelDeployment. Returns what was decided (None when it is gone).
+
+    With a snapshot (the resync pass), children are compared with the listed copies instead of
+    being read one by one; the ModelDeployment itself is always read fresh, so its status is
+    never compared with a stale copy.
+    """
     started = time.perf_counter()
     with _locked((namespace, name)):
         body = kube.get(MODEL_DEPLOYMENT, namespace, name)
@@ -136,13 +152,26 @@ def reconcile_model(kube: Kube, namespace: str, name: str) -> ModelOutcome | Non
             status=parse_status(body.get("status"), ModelDeploymentStatus),
         )
         pool = _read_pool(kube, md.spec.pool)
-        deployment = kube.get(DEPLOYMENT, namespace, object_name(name))
+        if snapshot is None:
+            deployment = kube.get(DEPLOYMENT, namespace, object_name(name))
+        else:
+            deployment = snapshot.get(("Deployment", namespace, object_name(name)))
         outcome = decide(md, pool, observe_workload(deployment), now_rfc3339())
         writes = 0
         if outcome.apply:
             for obj in outcome.objects:
-                current = deployment if resource_of(obj) == DEPLOYMENT else None
-                writes += kube.apply_if_changed(obj, current)
+                if deployment is None:
+                    # A new workload: nothing to compare with, so skip the reads.
+                    kube.apply(with_applied_hash(obj))
+                    writes += 1
+                else:
+                    key = (obj["kind"], namespace, obj["metadata"]["name"])
+                    current = snapshot.get(key) if snapshot is not None else None
+                    if resource_of(obj) == DEPLOYMENT:
+                        current = deployment
+                    elif snapshot is not None and current is None:
+                        current = kube.get(resource_of(obj), namespace, obj["metadata"]["name"])
+                    writes += kube.apply_if_changed(obj, current)
         if kube.apply_status(MODEL_DEPLOYMENT, body, outcome.status.to_wire()):
             writes += 1
         now = now_rfc3339()
@@ -152,8 +181,21 @@ def reconcile_model(kube: Kube, namespace: str, name: str) -> ModelOutcome | Non
         return outcome
 
 
+# The last body seen of each pool, kept current by the pool watch: every model reconcile needs its
+# pool, and reading it from the API server each time is the largest share of a reconcile's reads.
+_pools: dict[str, dict[str, Any]] = {}
+
+
+def remember_pool(body: dict[str, Any]) -> None:
+    _pools[body["metadata"]["name"]] = body
+
+
+def forget_pool(name: str) -> None:
+    _pools.pop(name, None)
+
+
 def _read_pool(kube: Kube, name: str) -> InferencePool | None:
-    body = kube.get(INFERENCE_POOL, None, name)
+    body = _pools.get(name) or kube.get(INFERENCE_POOL, None, name)
     if body is None:
         return None
     try:
@@ -190,6 +232,14 @@ def reconcile_pool(kube: Kube, name: str) -> list[tuple[str, str]]:
     ]
 
 
+def _with_kind(resource: Resource, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Items of a LIST response lack apiVersion and kind; the comparison needs them."""
+    for item in items:
+        item.setdefault("apiVersion", resource.api_version)
+        item.setdefault("kind", resource.kind)
+    return items
+
+
 def resync_all(kube: Kube) -> None:
     """The level-triggered pass: every pool, then every model, from what the API server holds now."""
     for pool in kube.list(INFERENCE_POOL):
@@ -197,9 +247,15 @@ def resync_all(kube: Kube) -> None:
             reconcile_pool(kube, pool["metadata"]["name"])
         except Exception:  # one bad object must not stop the pass for the others
             log.exception("resync of pool %s failed", pool["metadata"]["name"])
+    managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    snapshot: Snapshot = {
+        (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]): obj
+        for resource in (DEPLOYMENT, SERVICE, CONFIGMAP)
+        for obj in _with_kind(resource, kube.list(resource, label_selector=managed))
+    }
     for model in kube.list(MODEL_DEPLOYMENT):
         meta = model["metadata"]
         try:
-            reconcile_model(kube, meta["namespace"], meta["name"])
+            reconcile_model(kube, meta["namespace"], meta["name"], snapshot)
         except Exception:
             log.exception("resync of %s/%s failed", meta["namespace"], meta["name"])

@@ -1,0 +1,86 @@
+"""Placement: sharing a pool's accelerators fairly, and a model's instances across pools.
+
+Pure: Node and Pod dicts, API types and plans in; capacity, caps with their explanations, and
+placements out. No Kubernetes client, no kopf, no IO. See docs/placement.md for the rules.
+"""
+
+from gpupool.placement.accounting import (
+    Claim,
+    NodeAccount,
+    PoolState,
+    TenantAccount,
+    TierAccount,
+    account_pool,
+    fragmentation,
+    pod_accelerators,
+    workload_key,
+)
+from gpupool.placement.caps import (
+    InstanceCaps,
+    capacity_cap,
+    instance_caps,
+    reachable_by_node,
+    running_instances,
+)
+from gpupool.placement.packing import (
+    Instance,
+    Packing,
+    SearchTooLarge,
+    fits_all,
+    max_placeable_accelerators,
+    pack_best_fit,
+    pack_first_fit,
+    pack_most_allocated,
+    pack_optimal,
+    pack_spread,
+)
+from gpupool.placement.pools import (
+    CrossPoolPlacement,
+    PoolOption,
+    PoolShare,
+    latency_floor_ms,
+    place_across_pools,
+)
+from gpupool.placement.request import Cap, InstanceRequest, PlacementReason
+from gpupool.placement.tenants import tenant_cap, tenant_of
+from gpupool.placement.tiers import TierRoom, tier_cap, tier_room
+
+__all__ = [
+    "Cap",
+    "Claim",
+    "CrossPoolPlacement",
+    "Instance",
+    "InstanceCaps",
+    "InstanceRequest",
+    "NodeAccount",
+    "Packing",
+    "PlacementReason",
+    "PoolOption",
+    "PoolShare",
+    "PoolState",
+    "SearchTooLarge",
+    "TenantAccount",
+    "TierAccount",
+    "TierRoom",
+    "account_pool",
+    "capacity_cap",
+    "fits_all",
+    "fragmentation",
+    "instance_caps",
+    "latency_floor_ms",
+    "max_placeable_accelerators",
+    "pack_best_fit",
+    "pack_first_fit",
+    "pack_most_allocated",
+    "pack_optimal",
+    "pack_spread",
+    "place_across_pools",
+    "pod_accelerators",
+    "reachable_by_node",
+    "running_instances",
+    "tenant_cap",
+    "tenant_of",
+    "tier_cap",
+    "tier_room",
+    "workload_key",
+]

@@ -1,0 +1,132 @@
+"""All the limits on one model in one pool: tier share, tenant quota, and room on the nodes.
+
+`instance_caps` is what the operator asks for a model on a pool: the tier and tenant caps (always
+applied to the desired instance count) and the capacity cap (how many instances could actually
+run now, counting those already running and what fits on the nodes), with the binding one first.
+
+The capacity cap is fragmentation-aware: an instance needs all its accelerators on one node. For a
+non-preemptible tier a node's reachable accelerators are its free ones plus those held by pods of
+lower priority (the scheduler preempts them for it); a preemptible tier reaches free ones only.
+With a single pool, the desired count is not cut to the capacity cap: pending pods then wait for
+room or for a cluster autoscaler to add a node, and status says why. With several pools it decides
+what overflows to the next pool.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gpupool.api.tenancy import LimitKind
+from gpupool.placement.accounting import PoolState
+from gpupool.placement.request import Cap, InstanceRequest, PlacementReason, instances_of, plural
+from gpupool.placement.tenants import tenant_cap
+from gpupool.placement.tiers import tier_cap
+
+
+def reachable_by_node(
+    state: PoolState, tier_name: str, exclude_workload: str | None = None
+) -> dict[str, int]:
+    """Accelerators per node a new pod of `tier_name` could get: free, plus what lower tiers hold
+    when the tier may preempt (the excluded workload's own pods stay where they are)."""
+    tier = state.tier(tier_name)
+    if tier is None:
+        raise ValueError(f"pool {state.pool} has no tier {tier_name!r}")
+    reach = state.free_by_node()
+    if tier.preemptible:
+        return reach
+    priority = {t.name: t.priority for t in state.tiers}
+    for claim in state.claims:
+        if claim.node is None or claim.tier is None or claim.workload == exclude_workload:
+            continue
+        if priority[claim.tier] < tier.priority:
+            reach[claim.node] += claim.accelerators
+    return reach
+
+
+def running_instances(state: PoolState, workload: str) -> int:
+    """Bound pods of the workload on the pool (one pod per instance)."""
+    return sum(1 for c in state.claims if c.workload == workload and not c.pending)
+
+
+def capacity_cap(state: PoolState, request: InstanceRequest) -> Cap:
+    """How many instances could run now: those running plus what fits on the nodes, one node each."""
+    running = running_instances(state, request.workload)
+    reach = reachable_by_node(state, request.tier, request.workload)
+    tp = request.tensor_parallel
+    more = sum(r // tp for r in reach.values())
+    stranded = sum(r % tp for r in reach.values())
+    allowed = min(request.instances, running + more)
+    preempting = (
+        ""
+        if (tier := state.tier(request.tier)) is None or tier.preemptible
+        else (" (free, or held by lower tiers it may preempt)")
+    )
+    message = (
+        f"pool {state.pool} runs {running} of the model's instances and has room on its "
+        f"{plural(len(state.nodes), 'node')} for {more} more of {plural(tp, 'accelerator')} each"
+        f"{preempting}; {plural(stranded, 'reachable accelerator')} are stranded in pieces smaller "
+        f"than {tp}: {allowed} of the {instances_of(request.instances, tp)} asked can run"
+    )
+    return Cap(
+        kind=LimitKind.POOL,
+        pool=state.pool,
+        asked=request.instances,
+        allowed=allowed,
+        room=sum(reach.values()),
+        message=message,
+    )
+
+
+@dataclass(frozen=True)
+class InstanceCaps:
+    """Every limit on a request in one pool."""
+
+    request: InstanceRequest
+    tier: Cap
+    tenant: Cap
+    capacity: Cap
+
+    @property
+    def allowed(self) -> int:
+        """What the tier and the tenant allow: the desired count on a single pool."""
+        return min(self.tier.allowed, self.tenant.allowed)
+
+    @property
+    def runnable(self) -> int:
+        """What could run now besides: the room on this pool when several pools share a model."""
+        return min(self.allowed, self.capacity.allowed)
+
+    def binding(self, *, with_capacity: bool = False) -> list[Cap]:
+        """The caps that cut the request, smallest allowance first (tier before tenant on ties)."""
+        caps = [self.tier, self.tenant] + ([self.capacity] if with_capacity else [])
+        order = {LimitKind.TIER: 0, LimitKind.TENANT: 1, LimitKind.POOL: 2}
+        return sorted((c for c in caps if c.capped), key=lambda c: (c.allowed, order[c.kind]))
+
+    def reason(self, *, with_capacity: bool = False) -> PlacementReason:
+        caps = self.binding(with_capacity=with_capacity)
+        if not caps:
+            return PlacementReason.PLACED
+        reason = caps[0].reason
+        assert reason is not None
+        return reason
+
+    def message(self, *, with_capacity: bool = False) -> str:
+        caps = self.binding(with_capacity=with_capacity)
+        if not caps:
+            return (
+                f"{instances_of(self.request.instances, self.request.tensor_parallel)} within "
+                f"tier {self.request.tier} and quota on pool {self.tier.pool}"
+            )
+        return "; ".join(c.message for c in caps)
+
+
+def instance_caps(
+    state: PoolState, request: InstanceRequest, namespace_labels: dict[str, str] | None = None
+) -> InstanceCaps:
+    """The tier, tenant and capacity caps of `request` on the pool `state` describes."""
+    return InstanceCaps(
+        request=request,
+        tier=tier_cap(state, request),
+        tenant=tenant_cap(state, request, namespace_labels),
+        capacity=capacity_cap(state, request),
+    )
