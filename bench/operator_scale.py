@@ -69,6 +69,9 @@ class Bench:
             "CPU_NODES": "0",
         }
         self.operator: subprocess.Popen[bytes] | None = None
+        self.probe_log: dict[str, list[tuple[float, float]]] = {}
+        self.resync_writes: list[str] = []
+        self.rss_now_mib = 0.0
         self.metrics_port = 18291
         self.health_port = 18290
 
@@ -142,6 +145,9 @@ class Bench:
         pid = self.operator.pid
         status = Path(f"/proc/{pid}/status").read_text()
         hwm_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
+        self.rss_now_mib = (
+            int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmRSS"))) / 1024
+        )
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         ticks = os.sysconf("SC_CLK_TCK")
         cpu = (int(fields[11]) + int(fields[12])) / ticks
@@ -226,9 +232,11 @@ class Bench:
         namespace = f"probe-{label}"
         self.namespace(namespace)
         latencies = []
+        self.probe_log.setdefault(label, [])
         for i in range(count):
             name = f"p{i:03d}"
             started = time.monotonic()
+            wall = time.time()
             self.create(namespace, name, self.args.probe_replicas)
             while True:
                 try:
@@ -241,6 +249,7 @@ class Bench:
                     raise SystemExit(f"probe {namespace}/{name}: no Deployment after 60s")
                 time.sleep(0.01)
             latencies.append(time.monotonic() - started)
+            self.probe_log[label].append((round(wall, 3), round(latencies[-1], 4)))
         return latencies
 
     def delete_namespace(self, namespace: str) -> None:
@@ -268,6 +277,7 @@ class Bench:
             time.sleep(0.5)
         elapsed = time.monotonic() - started
         writes = 0
+        self.resync_writes = []
         with audit.open("rb") as f:
             f.seek(offset)
             for line in f:
@@ -278,6 +288,11 @@ class Bench:
                     and entry.get("verb") in {"create", "update", "patch", "delete"}
                 ):
                     writes += 1
+                    ref = entry.get("objectRef", {})
+                    self.resync_writes.append(
+                        f"{entry['verb']} {ref.get('resource')}/{ref.get('subresource', '')} "
+                        f"{ref.get('namespace', '')}/{ref.get('name', '')}"
+                    )
         return writes, elapsed
 
     # -- the run --------------------------------------------------------------------------------
@@ -323,8 +338,9 @@ class Bench:
                     for k, v in probes.items()
                 },
                 "bulk_1000": {"create_seconds": create_seconds, "converged_seconds": converge_seconds},
-                "noop_resync": {"writes": writes, "seconds": resync_seconds},
-                "operator": {"peak_rss_mib": rss, "cpu_seconds": cpu},
+                "noop_resync": {"writes": writes, "seconds": resync_seconds, "what": self.resync_writes},
+                "operator": {"peak_rss_mib": rss, "rss_at_end_mib": self.rss_now_mib, "cpu_seconds": cpu},
+                "probes": self.probe_log,
             }
         )
         return results
@@ -349,6 +365,7 @@ def table(results: dict[str, Any]) -> str:
         ),
         ("  of which creating them took", f"{results['bulk_1000']['create_seconds']:.1f} s", ""),
         ("operator peak RSS", f"{results['operator']['peak_rss_mib']:.0f} MiB", "< 250 MiB"),
+        ("  RSS at the end", f"{results['operator']['rss_at_end_mib']:.0f} MiB", ""),
         ("operator CPU", f"{results['operator']['cpu_seconds']:.1f} s", ""),
         ("API writes in one no-op resync", f"{results['noop_resync']['writes']}", "0"),
         ("  one resync pass over every model took", f"{results['noop_resync']['seconds']:.1f} s", ""),

@@ -246,6 +246,7 @@ def run_command(args: argparse.Namespace) -> int:
         metrics_port=args.metrics_port,
         metrics_address=args.metrics_address,
         verbose=args.verbose,
+        log_format=args.log_format,
     )
     return 0
 
@@ -311,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metrics-port", type=int, default=9090)
     run.add_argument("--metrics-address", default="0.0.0.0")
     run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument(
+        "--log-format", choices=["text", "json"], default="text", help="json: one object per line"
+    )
     run.set_defaults(func=run_command)
 
     register_simulate(sub)

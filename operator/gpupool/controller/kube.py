@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -180,15 +181,33 @@ class Kube:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> list[dict[str, Any]]:
-        query = []
+        page_size: int = 250,
+    ) -> Iterator[dict[str, Any]]:
+        """Every matching object, read a page at a time.
+
+        Pages keep the operator's memory flat however many objects there are: a caller that keeps
+        only what it needs never holds more than one page of full objects. `managedFields`, often
+        the largest part of an object and never read here, is dropped; `apiVersion` and `kind`,
+        which list items lack, are filled in.
+        """
+        query = [("limit", str(page_size))]
         if label_selector:
             query.append(("labelSelector", label_selector))
         if field_selector:
             query.append(("fieldSelector", field_selector))
-        result = self._call("GET", resource.path(namespace), query=query)
-        items: list[dict[str, Any]] = result.get("items", [])
-        return items
+        token = ""
+        while True:
+            page = self._call(
+                "GET", resource.path(namespace), query=query + ([("continue", token)] if token else [])
+            )
+            for item in page.get("items", []):
+                item.get("metadata", {}).pop("managedFields", None)
+                item.setdefault("apiVersion", resource.api_version)
+                item.setdefault("kind", resource.kind)
+                yield item
+            token = (page.get("metadata") or {}).get("continue") or ""
+            if not token:
+                return
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply with our field manager, taking ownership of the fields we set."""
@@ -201,6 +220,13 @@ class Kube:
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
+        log.info(
+            "applied %s %s/%s",
+            obj["kind"],
+            meta.get("namespace", ""),
+            meta["name"],
+            extra={"obj_kind": obj["kind"], "obj_namespace": meta.get("namespace"), "obj_name": meta["name"]},
+        )
         return result
 
     def apply_if_changed(self, desired: dict[str, Any], current: dict[str, Any] | None = None) -> bool:
@@ -212,7 +238,6 @@ class Kube:
         if not needs_apply(desired, current):
             return False
         self.apply(with_applied_hash(desired))
-        log.info("applied %s %s/%s", desired["kind"], meta.get("namespace", ""), meta["name"])
         return True
 
     def apply_status(self, resource: Resource, body: dict[str, Any], status: dict[str, Any]) -> bool:
@@ -266,4 +291,14 @@ class Kube:
         try:
             self._call("POST", EVENT.path(namespace), body=event)
         except ApiException as err:  # an event is a courtesy; never fail a reconcile over it
-            log.warning("could not post event %s on %s: %s", reason, meta["name"], err.reason)
+            log.warning(
+                "could not post event %s on %s: %s",
+                reason,
+                meta["name"],
+                err.reason,
+                extra={
+                    "obj_kind": involved["kind"],
+                    "obj_namespace": meta.get("namespace"),
+                    "obj_name": meta["name"],
+                },
+            )

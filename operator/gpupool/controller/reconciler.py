@@ -40,7 +40,6 @@ from gpupool.controller.kube import (
     POD,
     SERVICE,
     Kube,
-    Resource,
     resource_of,
     with_applied_hash,
 )
@@ -205,7 +204,12 @@ def _read_pool(kube: Kube, name: str) -> InferencePool | None:
             status=parse_status(body.get("status"), InferencePoolStatus),
         )
     except ValidationError as err:
-        log.warning("pool %s does not parse: %s", name, _short(err))
+        log.warning(
+            "pool %s does not parse: %s",
+            name,
+            _short(err),
+            extra={"obj_kind": "InferencePool", "obj_name": name},
+        )
         return None
 
 
@@ -232,16 +236,9 @@ def reconcile_pool(kube: Kube, name: str) -> list[tuple[str, str]]:
     ]
 
 
-def _with_kind(resource: Resource, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Items of a LIST response lack apiVersion and kind; the comparison needs them."""
-    for item in items:
-        item.setdefault("apiVersion", resource.api_version)
-        item.setdefault("kind", resource.kind)
-    return items
-
-
 def resync_all(kube: Kube) -> None:
     """The level-triggered pass: every pool, then every model, from what the API server holds now."""
+    started = time.perf_counter()
     for pool in kube.list(INFERENCE_POOL):
         try:
             reconcile_pool(kube, pool["metadata"]["name"])
@@ -251,11 +248,17 @@ def resync_all(kube: Kube) -> None:
     snapshot: Snapshot = {
         (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]): obj
         for resource in (DEPLOYMENT, SERVICE, CONFIGMAP)
-        for obj in _with_kind(resource, kube.list(resource, label_selector=managed))
+        for obj in kube.list(resource, label_selector=managed)
     }
-    for model in kube.list(MODEL_DEPLOYMENT):
-        meta = model["metadata"]
+    models = [(m["metadata"]["namespace"], m["metadata"]["name"]) for m in kube.list(MODEL_DEPLOYMENT)]
+    for namespace, name in models:
         try:
-            reconcile_model(kube, meta["namespace"], meta["name"], snapshot)
+            reconcile_model(kube, namespace, name, snapshot)
         except Exception:
-            log.exception("resync of %s/%s failed", meta["namespace"], meta["name"])
+            log.exception(
+                "resync of %s/%s failed",
+                namespace,
+                name,
+                extra={"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name},
+            )
+    log.info("resync of %d models took %.1fs", len(models), time.perf_counter() - started)
