@@ -24,6 +24,8 @@ class ConditionType(StrEnum):
     PROGRESSING = "Progressing"
     DEGRADED = "Degraded"
     PLANNED = "Planned"
+    # The autoscaler has the metrics it needs (spec.autoscaling.enabled only).
+    METRICS_AVAILABLE = "MetricsAvailable"
 
 
 class Reason(StrEnum):
@@ -59,6 +61,18 @@ class Reason(StrEnum):
     UNSCHEDULABLE = "Unschedulable"
     # No desired instances (scaled to zero).
     SCALED_TO_ZERO = "ScaledToZero"
+    # MetricsAvailable: every signal the autoscaler reads is fresh.
+    METRICS_FRESH = "MetricsFresh"
+    # MetricsAvailable: some signals are missing, stale or nonsensical; the count never goes down.
+    METRICS_INCOMPLETE = "MetricsIncomplete"
+    # MetricsAvailable: Prometheus returned no series for the model at all.
+    NO_METRICS = "NoMetrics"
+    # MetricsAvailable: Prometheus could not be queried.
+    PROMETHEUS_UNREACHABLE = "PrometheusUnreachable"
+    # MetricsAvailable: the pool has no spec.prometheus.url.
+    PROMETHEUS_NOT_CONFIGURED = "PrometheusNotConfigured"
+    # MetricsAvailable: spec.replicas is set and owns the count; the autoscaler stands aside.
+    REPLICAS_SET = "ReplicasSet"
     # Pool conditions.
     NODES_FOUND = "NodesFound"
     NO_NODES = "NoNodesMatch"

@@ -17,6 +17,7 @@ from gpupool.api.conditions import Condition
 from gpupool.api.schema import atomic_list, cel, list_map, with_rules
 from gpupool.catalog.accelerators import ACCELERATORS
 from gpupool.catalog.types import Architecture, KVCacheDtype, Precision, Vendor
+from gpupool.scaling import AutoscalingPolicy, Direction, ScalerState, SignalValues
 from gpupool.sizing import Plan
 from gpupool.sizing.request import DEFAULT_CONCURRENCY
 
@@ -369,6 +370,46 @@ class ModelDeploymentSpec(ApiModel):
         "writes this field, so `kubectl scale` and an HPA or KEDA can own it.",
     )
     scaling: ScalingSpec = Field(default_factory=ScalingSpec, description="Bounds on the instance count.")
+    autoscaling: AutoscalingPolicy | None = Field(
+        default=None,
+        description="Scale the instance count from the pool's Prometheus metrics (off unless set "
+        "with enabled: true). "
+        "Bounds come from spec.scaling; spec.replicas, when set, still owns the count.",
+    )
+
+
+class AutoscalingDecision(ApiModel):
+    """The autoscaler's last decision, with the numbers behind it."""
+
+    time: str = Field(description="When it was made (RFC 3339).", json_schema_extra={"format": "date-time"})
+    from_replicas: int = Field(ge=0, description="Instances asked for before the decision.")
+    to_replicas: int = Field(ge=0, description="Instances asked for after it.")
+    ready: int = Field(ge=0, description="Instances serving when it was made.")
+    recommendation: int = Field(ge=0, description="What the metrics asked for, before stabilisation.")
+    direction: Direction = Field(description="Up, Down or Hold.")
+    reason: str = Field(description="Why, with the numbers.")
+    metrics_available: bool = Field(description="False when a signal was missing: nothing scales down.")
+    missing: list[str] = Field(
+        default_factory=list, description="Unusable signals and why.", json_schema_extra=atomic_list()
+    )
+    overload: list[str] = Field(
+        default_factory=list, description="Overload signals that fired.", json_schema_extra=atomic_list()
+    )
+    limits: list[str] = Field(
+        default_factory=list, description="What held the count back.", json_schema_extra=atomic_list()
+    )
+    signals: SignalValues = Field(description="The metric values behind the decision.")
+
+
+class AutoscalingStatus(ApiModel):
+    last_decision: AutoscalingDecision | None = Field(
+        default=None, description="The last decision the autoscaler recorded."
+    )
+    state: ScalerState = Field(
+        default_factory=ScalerState,
+        description="Recent recommendations and scale events, so that a restarted operator keeps its "
+        "stabilisation windows and rate limits.",
+    )
 
 
 class ModelDeploymentStatus(ApiModel):
@@ -380,8 +421,11 @@ class ModelDeploymentStatus(ApiModel):
     selector: str | None = Field(default=None, description="Label selector of the instances' pods.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing, Degraded, Planned.",
+        description="Ready, Progressing, Degraded, Planned, MetricsAvailable.",
         json_schema_extra=list_map("type"),
+    )
+    autoscaling: AutoscalingStatus | None = Field(
+        default=None, description="The autoscaler's last decision and state (spec.autoscaling.enabled)."
     )
 
 

@@ -9,14 +9,13 @@ user's objects are never written except for their status.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 from typing import Any
 
 import kopf
 
-from gpupool.controller import metrics
+from gpupool.controller import autoscaler, metrics
 from gpupool.controller.kube import Kube, load_client
 from gpupool.controller.reconciler import (
     forget_pool,
@@ -78,9 +77,30 @@ async def start_pool_accounting(memo: kopf.Memo, **_: Any) -> None:
     memo.pool_task = asyncio.get_running_loop().create_task(loop())
 
 
+@kopf.on.startup()
+async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
+    """Evaluate each pool's autoscaled models every evaluation interval (spec.autoscaling).
+
+    The ModelDeployment watch keeps the list of autoscaled models; a pool is due when the smallest
+    evaluation interval of its models has passed since its last evaluation.
+    """
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(autoscaler.TICK_SECONDS)
+            try:
+                due = autoscaler.due_pools(asyncio.get_running_loop().time())
+                for pool, models in due.items():
+                    await asyncio.to_thread(autoscaler.evaluate_pool, memo.kube, pool, models)
+            except Exception:
+                log.exception("autoscaler pass failed")
+
+    memo.autoscaler_task = asyncio.get_running_loop().create_task(loop())
+
+
 @kopf.on.cleanup()
 async def stop_loops(memo: kopf.Memo, **_: Any) -> None:
-    for name in ("resync_task", "pool_task"):
+    for name in ("resync_task", "pool_task", "autoscaler_task"):
         task = getattr(memo, name, None)
         if task is not None:
             task.cancel()
@@ -90,6 +110,7 @@ async def stop_loops(memo: kopf.Memo, **_: Any) -> None:
 def model_changed(type: str, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     if namespace is None:
         return
+    autoscaler.track(type, namespace, name, body)
     if type == "DELETED":
         metrics.forget_model(namespace, name)
         return
@@ -134,11 +155,12 @@ def workload_changed(
 
 
 @kopf.on.event("gpupool.io", "v1alpha1", "inferencepools")
-def pool_changed(type: str, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
+def pool_changed(type: str, event: kopf.RawEvent, name: str, body: kopf.Body, memo: Any, **_: Any) -> None:
     if type == "DELETED":
         forget_pool(name)
         return
-    remember_pool(json.loads(json.dumps(body)))
+    # The raw event carries the object as plain JSON data, which the cache keeps as it is.
+    remember_pool(dict(event["object"]))
     models = _guarded("InferencePool", reconcile_pool, memo.kube, name) or []
     # Models depend on the pool's spec, not on its status: re-plan them when the spec changed (or
     # at start-up), not each time the pool's own status write comes back as an event.

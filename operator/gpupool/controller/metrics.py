@@ -26,6 +26,14 @@ COST = Gauge(
     ["namespace", "name"],
 )
 POOL_ACCELERATORS = Gauge("gpupool_pool_accelerators", "Accelerators of a pool by state.", ["pool", "state"])
+SCALING_DECISIONS = Counter(
+    "gpupool_scaling_decisions_total", "Autoscaler decisions by direction (Up, Down, Hold).", ["direction"]
+)
+AUTOSCALER_DESIRED = Gauge(
+    "gpupool_model_autoscaler_desired_replicas",
+    "Instances the autoscaler's last decision asks for.",
+    ["namespace", "name"],
+)
 POOL_TIER_ALLOCATED = Gauge(
     "gpupool_pool_tier_allocated", "Accelerators allocated per tier.", ["pool", "tier"]
 )
@@ -49,9 +57,14 @@ def observe_model(
 
 
 def forget_model(namespace: str, name: str) -> None:
-    for gauge in (DESIRED, READY, TENSOR_PARALLEL, COST):
+    for gauge in (DESIRED, READY, TENSOR_PARALLEL, COST, AUTOSCALER_DESIRED):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
+
+
+def forget_autoscaler(namespace: str, name: str) -> None:
+    with contextlib.suppress(KeyError):
+        AUTOSCALER_DESIRED.remove(namespace, name)
 
 
 def observe_pool(name: str, status: InferencePoolStatus) -> None:
@@ -69,3 +82,5 @@ for _kind in ("ModelDeployment", "InferencePool"):
     RECONCILES.labels(_kind)
     RECONCILE_ERRORS.labels(_kind)
     WRITES.labels(_kind)
+for _direction in ("Up", "Down", "Hold"):
+    SCALING_DECISIONS.labels(_direction)

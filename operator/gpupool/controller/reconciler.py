@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -124,8 +124,16 @@ def _invalid_spec_status(body: dict[str, Any], message: str) -> dict[str, Any]:
 Snapshot = dict[tuple[str, str, str], dict[str, Any]]
 
 
+# A last step before the decision: the autoscaler records its decision in the model's status here.
+Adjust = Callable[[ModelDeployment, WorkloadObservation | None], ModelDeployment]
+
+
 def reconcile_model(
-    kube: Kube, namespace: str, name: str, snapshot: Snapshot | None = None
+    kube: Kube,
+    namespace: str,
+    name: str,
+    snapshot: Snapshot | None = None,
+    adjust: Adjust | None = None,
 ) -> ModelOutcome | None:
     """Converge one ModelDeployment. Returns what was decided (None when it is gone).
 
@@ -155,7 +163,10 @@ def reconcile_model(
             deployment = kube.get(DEPLOYMENT, namespace, object_name(name))
         else:
             deployment = snapshot.get(("Deployment", namespace, object_name(name)))
-        outcome = decide(md, pool, observe_workload(deployment), now_rfc3339())
+        workload = observe_workload(deployment)
+        if adjust is not None:
+            md = adjust(md, workload)
+        outcome = decide(md, pool, workload, now_rfc3339())
         writes = 0
         if outcome.apply:
             for obj in outcome.objects:

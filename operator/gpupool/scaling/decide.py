@@ -344,7 +344,15 @@ def decide_replicas(
                 recommendation = current
                 notes.append("no scale-down while " + " and ".join(blockers))
             else:
-                recommendation = min(current, needed)
+                # Land where the load sits between the two thresholds, not on the scale-up one:
+                # scaling down to exactly what the target needs would put the next small rise
+                # over it, and the count would swing back and forth.
+                settled = instances_for(
+                    demand,
+                    capacity_per_instance,
+                    (policy.target_utilization + policy.scale_down_utilization) / 2,
+                )
+                recommendation = min(current, max(needed, settled))
         else:
             recommendation = current
     else:

@@ -20,7 +20,12 @@ from gpupool.api.conditions import (
     find_condition,
     set_condition,
 )
-from gpupool.api.v1alpha1 import InferencePool, ModelDeployment, ModelDeploymentStatus
+from gpupool.api.v1alpha1 import (
+    AutoscalingStatus,
+    InferencePool,
+    ModelDeployment,
+    ModelDeploymentStatus,
+)
 from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.models import UnknownModelError, get_model
 from gpupool.catalog.types import Architecture
@@ -129,11 +134,22 @@ def plan_model(md: ModelDeployment, pool: InferencePool) -> tuple[ResolvedModel,
     return resolved, plan
 
 
+def autoscaled(md: ModelDeployment) -> bool:
+    """The autoscaler owns the count: autoscaling is on and spec.replicas is not set."""
+    policy = md.spec.autoscaling
+    return policy is not None and policy.enabled and md.spec.replicas is None
+
+
 def desired_replicas(md: ModelDeployment, plan: Plan) -> int:
-    """spec.replicas when set (kubectl scale, an HPA or KEDA own it); else the plan within bounds."""
+    """spec.replicas when set (kubectl scale, an HPA or KEDA own it); else the autoscaler's last
+    decision when it owns the count; else the plan. Both within spec.scaling's bounds."""
     if md.spec.replicas is not None:
         return md.spec.replicas
-    count = max(plan.instances, md.spec.scaling.min_replicas)
+    count = plan.instances
+    last = md.status.autoscaling.last_decision if md.status and md.status.autoscaling else None
+    if autoscaled(md) and last is not None:
+        count = last.to_replicas
+    count = max(count, md.spec.scaling.min_replicas)
     if md.spec.scaling.max_replicas is not None:
         count = min(count, md.spec.scaling.max_replicas)
     return count
@@ -154,6 +170,12 @@ def decide(
     previous = md.status or ModelDeploymentStatus()
     generation = md.metadata.get("generation")
     conditions = list(previous.conditions)
+    autoscaling = previous.autoscaling
+    if not autoscaled(md):
+        # The autoscaler stands aside: what it said last no longer describes anything.
+        autoscaling = None
+        conditions = [c for c in conditions if c.type != ConditionType.METRICS_AVAILABLE.value]
+        md = md.model_copy(update={"status": previous.model_copy(update={"autoscaling": None})})
     try:
         if pool is None:
             raise SpecError(
@@ -168,7 +190,7 @@ def decide(
         except UnsupportedEngineError as err:
             raise SpecError(Reason.UNSUPPORTED_ENGINE, str(err)) from err
     except SpecError as err:
-        return _failed(md, previous, conditions, err, generation, workload, now)
+        return _failed(md, previous, conditions, err, generation, workload, now, autoscaling)
 
     observed = workload or WorkloadObservation()
     ready = min(observed.ready_replicas, replicas)
@@ -236,6 +258,7 @@ def decide(
         ready_replicas=ready,
         selector=_selector(md),
         conditions=conditions,
+        autoscaling=autoscaling,
     )
     return ModelOutcome(objects=objects, status=status, events=_events(previous, status), apply=True)
 
@@ -248,6 +271,7 @@ def _failed(
     generation: int | None,
     workload: WorkloadObservation | None,
     now: str,
+    autoscaling: AutoscalingStatus | None = None,
 ) -> ModelOutcome:
     """A spec that cannot be served: say why, keep what already runs, write no workload."""
     conditions = set_condition(
@@ -296,6 +320,7 @@ def _failed(
         ready_replicas=running,
         selector=_selector(md),
         conditions=conditions,
+        autoscaling=autoscaling,
     )
     return ModelOutcome(objects=[], status=status, events=_events(previous, status), apply=False)
 
@@ -314,9 +339,14 @@ def _events(previous: ModelDeploymentStatus, current: ModelDeploymentStatus) -> 
             )
         )
     if previous.replicas != current.replicas and plan is not None:
-        events.append(
-            EventRecord("Normal", "Scaled", f"desired instances {previous.replicas} -> {current.replicas}")
-        )
+        message = f"desired instances {previous.replicas} -> {current.replicas}"
+        last = current.autoscaling.last_decision if current.autoscaling else None
+        if last is not None and (last.from_replicas, last.to_replicas) == (
+            previous.replicas,
+            current.replicas,
+        ):
+            message = f"autoscaler: {last.reason}"
+        events.append(EventRecord("Normal", "Scaled", message))
     for type_ in (ConditionType.DEGRADED, ConditionType.READY):
         before = find_condition(previous.conditions, type_)
         after = find_condition(current.conditions, type_)

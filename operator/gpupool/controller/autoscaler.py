@@ -1,0 +1,291 @@
+"""The closed loop: Prometheus metrics -> `decide_replicas` -> status -> the normal reconcile.
+
+The ModelDeployment watch keeps a list of the models the autoscaler owns (autoscaling enabled,
+spec.replicas unset). Every evaluation interval (the smallest of a pool's models' intervals) the
+loop reads each of those pools once per signal (`gpupool.controller.prometheus`), then reconciles
+each model with one extra step: decide the count from its window and its persisted `ScalerState`,
+record the decision and the `MetricsAvailable` condition in its status, and let `decide()` render
+the Deployment with the new count. A decision that changes nothing writes nothing, except a
+refresh of the persisted state at most every `PERSIST_SECONDS`, so a restart loses at most that
+much of the stabilisation history.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from gpupool.api.conditions import ConditionStatus, ConditionType, Reason, set_condition
+from gpupool.api.v1alpha1 import (
+    AutoscalingDecision,
+    AutoscalingStatus,
+    EngineType,
+    InferencePool,
+    ModelDeployment,
+)
+from gpupool.catalog.types import Vendor
+from gpupool.controller import metrics
+from gpupool.controller.kube import INFERENCE_POOL, Kube
+from gpupool.controller.prometheus import PoolMetrics, read_pool, unavailable
+from gpupool.controller.reconciler import reconcile_model
+from gpupool.scaling import AutoscalingPolicy, ScalerState, ScalingDecision, decide_replicas
+from gpupool.services.modeldeployment import WorkloadObservation, autoscaled
+
+log = logging.getLogger(__name__)
+
+TICK_SECONDS = float(os.environ.get("GPUPOOL_AUTOSCALER_TICK_SECONDS", "1"))
+PERSIST_SECONDS = float(os.environ.get("GPUPOOL_AUTOSCALER_PERSIST_SECONDS", "60"))
+# Range queries cover the trend window plus the queue-growth span, capped at 15 minutes.
+MAX_RANGE_SECONDS = 900
+MAX_STEP_SECONDS = 15
+
+ModelKey = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Tracked:
+    pool: str
+    engine: EngineType
+    policy: AutoscalingPolicy
+
+
+# Models the autoscaler owns, kept current by the ModelDeployment watch.
+_tracked: dict[ModelKey, Tracked] = {}
+# The newest state of each model, which may be newer than the persisted one (see PERSIST_SECONDS).
+_states: dict[ModelKey, ScalerState] = {}
+# Pools' next evaluation, monotonic seconds.
+_due: dict[str, float] = {}
+
+
+def track(type_: str | None, namespace: str, name: str, body: Any) -> None:
+    """Follow a ModelDeployment event: start or stop autoscaling it."""
+    key = (namespace, name)
+    spec = dict(body.get("spec") or {}) if body is not None else {}
+    raw = spec.get("autoscaling") or {}
+    if type_ == "DELETED" or not raw.get("enabled") or spec.get("replicas") is not None:
+        _tracked.pop(key, None)
+        if _states.pop(key, None) is not None:
+            metrics.forget_autoscaler(namespace, name)
+        return
+    try:
+        policy = AutoscalingPolicy.model_validate(raw)
+        engine = EngineType((spec.get("engine") or {}).get("type", EngineType.VLLM.value))
+    except (ValidationError, ValueError):
+        _tracked.pop(key, None)
+        return
+    _tracked[key] = Tracked(pool=str(spec.get("pool", "")), engine=engine, policy=policy)
+
+
+def due_pools(now: float) -> dict[str, list[ModelKey]]:
+    """The pools whose evaluation interval has passed, with their autoscaled models."""
+    by_pool: dict[str, list[ModelKey]] = {}
+    by_interval: dict[ModelKey, int] = {}
+    # The watch changes the dict from other threads; copy() is atomic, iterating it is not.
+    for key, tracked in sorted(_tracked.copy().items()):
+        by_pool.setdefault(tracked.pool, []).append(key)
+        by_interval[key] = tracked.policy.evaluation_interval_seconds
+    due = {}
+    for pool, models in by_pool.items():
+        if _due.get(pool, 0.0) <= now:
+            interval = min(by_interval[m] for m in models)
+            _due[pool] = now + interval
+            due[pool] = models
+    for pool in set(_due) - set(by_pool):
+        del _due[pool]
+    return due
+
+
+def _rfc3339(now: float) -> str:
+    return datetime.fromtimestamp(now, UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def evaluate_pool(kube: Kube, pool_name: str, models: list[ModelKey]) -> None:
+    """Read the pool's metrics once per signal and engine, then decide and reconcile each model."""
+    now = time.time()
+    body = kube.get(INFERENCE_POOL, None, pool_name)
+    pool: InferencePool | None = None
+    if body is not None:
+        try:
+            pool = InferencePool(metadata=body["metadata"], spec=body["spec"])
+        except ValidationError:
+            pool = None
+    current = _tracked.copy()
+    tracked = {key: current[key] for key in models if key in current}
+    readings: dict[EngineType, PoolMetrics] = {}
+    if pool is not None and pool.spec.prometheus is not None:
+        for engine in sorted({t.engine for t in tracked.values()}):
+            policies = [t.policy for t in tracked.values() if t.engine is engine]
+            step = min(MAX_STEP_SECONDS, min(p.evaluation_interval_seconds for p in policies))
+            span = max(
+                max(p.trend_window_seconds + max(60, 2 * p.evaluation_interval_seconds) for p in policies),
+                max(p.metrics_max_age_seconds for p in policies),
+            )
+            readings[engine] = read_pool(
+                pool.spec.prometheus.url,
+                pool_name,
+                engine,
+                pool.spec.vendor,
+                now,
+                min(MAX_RANGE_SECONDS, span + step),
+                step,
+            )
+    for (namespace, name), entry in tracked.items():
+        pool_metrics = readings.get(entry.engine)
+        try:
+            reconcile_model(kube, namespace, name, adjust=functools.partial(_adjust, pool_metrics, pool))
+        except Exception:
+            metrics.RECONCILE_ERRORS.labels("ModelDeployment").inc()
+            log.exception(
+                "autoscaling %s/%s failed",
+                namespace,
+                name,
+                extra={"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name},
+            )
+
+
+def _adjust(
+    pool_metrics: PoolMetrics | None,
+    pool: InferencePool | None,
+    md: ModelDeployment,
+    workload: WorkloadObservation | None,
+) -> ModelDeployment:
+    return autoscale(md, workload, pool_metrics, pool, time.time())
+
+
+def _availability(
+    decision: ScalingDecision, pool: InferencePool | None, pool_metrics: PoolMetrics, key: ModelKey
+) -> tuple[ConditionStatus, Reason, str]:
+    if pool is None or pool.spec.prometheus is None:
+        return (
+            ConditionStatus.FALSE,
+            Reason.PROMETHEUS_NOT_CONFIGURED,
+            "the pool has no spec.prometheus.url; the count is held",
+        )
+    if pool_metrics.error is not None:
+        error = pool_metrics.error
+        return (ConditionStatus.FALSE, Reason.PROMETHEUS_UNREACHABLE, f"{error}; the count is held")
+    if not pool_metrics.has_series(*key):
+        return (
+            ConditionStatus.FALSE,
+            Reason.NO_METRICS,
+            "Prometheus has no series for this model (pool and model_deployment labels); the count is held",
+        )
+    if not decision.metrics_available:
+        # Without the ages and values in parentheses, so that the message is stable while it lasts.
+        missing = ", ".join(re.sub(r" \(.*\)$", "", m) for m in decision.missing)
+        return (
+            ConditionStatus.FALSE,
+            Reason.METRICS_INCOMPLETE,
+            f"missing: {missing}; the count never goes down while any is missing",
+        )
+    return (ConditionStatus.TRUE, Reason.METRICS_FRESH, "every signal the autoscaler reads is fresh")
+
+
+def _newest(state: ScalerState) -> float:
+    return max((r.time for r in state.recommendations), default=float("-inf"))
+
+
+def _shape(decision: AutoscalingDecision) -> tuple[object, ...]:
+    """What a decision says, without its clock, wording and numbers."""
+    return (
+        decision.from_replicas,
+        decision.to_replicas,
+        decision.recommendation,
+        decision.direction,
+        decision.metrics_available,
+        [re.sub(r" \(.*\)$", "", m) for m in decision.missing],
+        decision.overload,
+        decision.limits,
+    )
+
+
+def autoscale(
+    md: ModelDeployment,
+    workload: WorkloadObservation | None,
+    pool_metrics: PoolMetrics | None,
+    pool: InferencePool | None,
+    now: float,
+) -> ModelDeployment:
+    """The ModelDeployment with the autoscaler's decision and condition in its status (pure but for
+    the in-process state cache and the operator metrics)."""
+    status = md.status
+    if not autoscaled(md) or status is None or status.plan is None or not status.plan.qps_per_instance:
+        return md  # not planned yet: the next evaluation decides
+    namespace, name = md.metadata["namespace"], md.metadata["name"]
+    key = (namespace, name)
+    previous = status.autoscaling or AutoscalingStatus()
+    state = _states.get(key)
+    if state is None or _newest(state) < _newest(previous.state):
+        state = previous.state
+    if pool_metrics is None:
+        vendor = pool.spec.vendor if pool is not None else Vendor.NVIDIA
+        pool_metrics = unavailable(md.spec.engine.type, vendor, "no Prometheus to read")
+    policy = md.spec.autoscaling
+    assert policy is not None  # autoscaled(md)
+    current = status.replicas
+    decision = decide_replicas(
+        pool_metrics.window(namespace, name),
+        state,
+        current,
+        min(workload.ready_replicas if workload else 0, current),
+        status.plan.qps_per_instance,
+        status.plan.load_time_seconds,
+        policy,
+        now,
+        min_replicas=md.spec.scaling.min_replicas,
+        max_replicas=md.spec.scaling.max_replicas,
+        latency_slo_seconds=md.spec.traffic.latency_slo_ms / 1000,
+    )
+    _states[key] = decision.state
+    metrics.SCALING_DECISIONS.labels(decision.direction.value).inc()
+    metrics.AUTOSCALER_DESIRED.labels(namespace, name).set(decision.desired)
+    recorded = AutoscalingDecision(
+        time=_rfc3339(now),
+        from_replicas=decision.current,
+        to_replicas=decision.desired,
+        ready=decision.ready,
+        recommendation=decision.recommendation,
+        direction=decision.direction,
+        reason=decision.reason,
+        metrics_available=decision.metrics_available,
+        missing=decision.missing,
+        overload=decision.overload,
+        limits=decision.limits,
+        signals=decision.signals,
+    )
+    last = previous.last_decision
+    stale = last is None or now - _parse_time(last.time) >= PERSIST_SECONDS
+    autoscaling = previous
+    if stale or decision.desired != current or last is None or _shape(last) != _shape(recorded):
+        autoscaling = AutoscalingStatus(last_decision=recorded, state=decision.state)
+    conditions = set_condition(
+        list(status.conditions),
+        ConditionType.METRICS_AVAILABLE,
+        *_availability(decision, pool, pool_metrics, key),
+        md.metadata.get("generation"),
+        _rfc3339(now),
+    )
+    if decision.desired != current:
+        log.info(
+            "autoscaler: %s",
+            decision.reason,
+            extra={"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name},
+        )
+    return md.model_copy(
+        update={"status": status.model_copy(update={"autoscaling": autoscaling, "conditions": conditions})}
+    )
+
+
+def _parse_time(value: str) -> float:
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0

@@ -1,0 +1,416 @@
+"""The autoscaler's closed loop: real Prometheus -> operator -> Deployment -> kwok pods -> metrics.
+
+The pods run nowhere (kwok plays their kubelets), so this module serves their engine metrics:
+`gpupool.simulate.server` on loopback exposes one vLLM endpoint per Running and Ready pod of the
+test's ModelDeployment, from a small fluid model of the offered load the test sets (split evenly
+over the serving pods). A real Prometheus (tools/localcluster/prometheus.sh, on a port and in a
+state folder of this module's own) scrapes each pod's endpoint every second through file service
+discovery; the pods' `gpupool.io/pool` and `gpupool.io/model-deployment` labels are relabelled
+onto the series as `pool` and `model_deployment`, as the chart's PodMonitor does. The operator
+reads that Prometheus through the pool's `spec.prometheus.url`.
+
+The tests run in order and share one model: scale up on a load step, keep the count and the
+scaling state across an operator restart, hold when Prometheus is gone, and scale down only after
+the stabilisation window once the load drops.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cluster import Cluster
+from operator_process import OperatorProcess, free_port, wait_for
+from test_observability import Prometheus
+
+from gpupool.simulate.metrics import EngineKind, PodMetrics, VendorKind
+from gpupool.simulate.server import serve_in_background
+
+ROOT = Path(__file__).resolve().parents[2]
+POOL = f"autoscale-h100-{uuid.uuid4().hex[:6]}"
+MODEL = "chat"
+INTERVAL = 2  # evaluationIntervalSeconds
+STABILIZATION = 20  # scaleDownStabilizationSeconds
+POLICY = {
+    "enabled": True,
+    "evaluationIntervalSeconds": INTERVAL,
+    "metricsMaxAgeSeconds": 10,
+    "predictive": False,
+    "scaleUpStep": 2,
+    "scaleUpPeriodSeconds": 5,
+    "scaleDownStep": 4,
+    "scaleDownPeriodSeconds": 5,
+    "scaleDownStabilizationSeconds": STABILIZATION,
+    "scaleDownDelayAfterScaleUpSeconds": 10,
+}
+QPS = 'sum by (namespace, model_deployment) (rate(vllm:request_success_total{pool="%s"}[1m]))'
+WAITING = 'sum by (namespace, model_deployment) (vllm:num_requests_waiting{pool="%s"})'
+
+pytestmark = pytest.mark.e2e
+
+
+class SimulatedPods:
+    """Engine metrics for the model's Running and Ready pods, driven by an offered load."""
+
+    def __init__(self, cluster: Cluster, namespace: str, sd_file: Path) -> None:
+        self.cluster, self.namespace, self.sd_file = cluster, namespace, sd_file
+        self.load_qps = 0.0
+        self.capacity = 15.0  # replaced by the plan's QPS per instance once known
+        self.port = 0
+        self._pods: dict[str, PodMetrics] = {}
+        self._labels: dict[str, dict[str, str]] = {}
+        self._last = time.monotonic()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="pod-watcher", daemon=True)
+
+    def start(self, port: int) -> None:
+        self.port = port
+        self._write_sd()
+        self._watcher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._watcher.join(timeout=10)
+
+    def _watch(self) -> None:
+        """Follow the model's pods (once a second) and publish them as scrape targets."""
+        while not self._stop.wait(1.0):
+            result = self.cluster.kubectl(
+                "get",
+                "pods",
+                "-n",
+                self.namespace,
+                "-l",
+                f"gpupool.io/model-deployment={MODEL}",
+                "-o",
+                "json",
+                check=False,
+            )
+            if result.returncode != 0:
+                continue
+            serving = {}
+            for pod in json.loads(result.stdout)["items"]:
+                ready = any(
+                    c["type"] == "Ready" and c["status"] == "True"
+                    for c in pod["status"].get("conditions", [])
+                )
+                if (
+                    pod["status"].get("phase") == "Running"
+                    and ready
+                    and not pod["metadata"].get("deletionTimestamp")
+                ):
+                    serving[pod["metadata"]["name"]] = pod["metadata"].get("labels", {})
+            with self._lock:
+                self._advance()
+                for name in set(self._pods) - set(serving):
+                    del self._pods[name]
+                for name in set(serving) - set(self._pods):
+                    self._pods[name] = PodMetrics(
+                        pod=name,
+                        namespace=self.namespace,
+                        model="llama-3.1-8b",
+                        engine=EngineKind.VLLM,
+                        vendor=VendorKind.NVIDIA,
+                        accelerator_model="NVIDIA H100 80GB HBM3",
+                        accelerators=1,
+                        memory_total_mib=81_559,
+                        serving=True,
+                    )
+                changed = serving != self._labels
+                self._labels = serving
+            if changed:
+                self._write_sd()
+
+    def _write_sd(self) -> None:
+        groups = [
+            {
+                "targets": [f"127.0.0.1:{self.port}"],
+                "labels": {
+                    "__metrics_path__": f"/pods/{name}/metrics",
+                    "namespace": self.namespace,
+                    "pod": name,
+                    "__pod_label_pool": labels.get("gpupool.io/pool", ""),
+                    "__pod_label_model_deployment": labels.get("gpupool.io/model-deployment", ""),
+                },
+            }
+            for name, labels in sorted(self._labels.items())
+        ]
+        tmp = self.sd_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(groups))
+        tmp.replace(self.sd_file)
+
+    def _advance(self) -> None:
+        """Move every pod's counters and gauges to now (fluid: no randomness)."""
+        now = time.monotonic()
+        dt, self._last = now - self._last, now
+        if not self._pods:
+            return
+        per_pod = self.load_qps / len(self._pods)
+        saturation = self.capacity * 1.1
+        served = min(per_pod, saturation)
+        for pod in self._pods.values():
+            done = served * dt
+            pod.finished_stop += done
+            pod.prompt_tokens += done * 1024
+            pod.generation_tokens += done * 128
+            pod.running = served * 2.0
+            pod.waiting = max(0.0, per_pod - saturation) * 5
+            pod.kv_cache_usage = min(0.95, 0.6 * served / self.capacity)
+            pod.accelerator_utilization = 1 - math.exp(-pod.running)
+            # Every first token within 100 ms: the latency signal stays quiet; load drives the count.
+            index = pod.ttft.bounds.index(0.1)
+            for i in range(index, len(pod.ttft.bounds)):
+                pod.ttft.counts[i] += done
+            pod.ttft.total += done
+            pod.ttft.sum += done * 0.05
+
+    def snapshot(self) -> list[PodMetrics]:
+        with self._lock:
+            self._advance()
+            return list(self._pods.values())
+
+
+def prometheus_config(sd_file: Path) -> dict[str, Any]:
+    return {
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [
+            {
+                "job_name": "simulated-engines",
+                "file_sd_configs": [{"files": [str(sd_file)], "refresh_interval": "1s"}],
+                "relabel_configs": [
+                    {"source_labels": ["__pod_label_pool"], "target_label": "pool"},
+                    {"source_labels": ["__pod_label_model_deployment"], "target_label": "model_deployment"},
+                ],
+            }
+        ],
+    }
+
+
+def condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
+    for c in (body.get("status") or {}).get("conditions", []):
+        if c["type"] == type_:
+            return dict(c)
+    return {}
+
+
+@pytest.fixture(scope="module")
+def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    work = tmp_path_factory.mktemp("autoscaling")
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/inferencepools.gpupool.io",
+        "crd/modeldeployments.gpupool.io",
+    )
+    namespace = f"autoscale-{uuid.uuid4().hex[:6]}"
+    sd_file = work / "targets.json"
+    pods = SimulatedPods(cluster, namespace, sd_file)
+    server = serve_in_background(pods.snapshot)
+    pods.start(server.server_port)
+    config = work / "prometheus.yml"
+    config.write_text(yaml.safe_dump(prometheus_config(sd_file)))
+    prometheus = Prometheus(work / "prometheus-state", free_port())
+    operator = OperatorProcess(str(cluster.kubeconfig), work, resync_seconds=5)
+    try:
+        prometheus.start(config)
+        operator.start()
+        cluster.kubectl("create", "namespace", namespace)
+        cluster.kubectl(
+            "create", "secret", "generic", "hf-token", "-n", namespace, "--from-literal=token=hf_test"
+        )
+        cluster.apply(
+            [
+                {
+                    "apiVersion": "gpupool.io/v1alpha1",
+                    "kind": "InferencePool",
+                    "metadata": {"name": POOL},
+                    "spec": {
+                        "vendor": "nvidia",
+                        "accelerator": "H100-80GB",
+                        "acceleratorsPerNode": 8,
+                        "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+                        "tolerations": [
+                            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+                        ],
+                        "prometheus": {"url": prometheus.url},
+                    },
+                },
+                {
+                    "apiVersion": "gpupool.io/v1alpha1",
+                    "kind": "ModelDeployment",
+                    "metadata": {"name": MODEL, "namespace": namespace},
+                    "spec": {
+                        "model": {"name": "llama-3.1-8b"},
+                        "pool": POOL,
+                        "traffic": {"peakQps": 1},
+                        "scaling": {"minReplicas": 1, "maxReplicas": 4},
+                        "autoscaling": POLICY,
+                    },
+                },
+            ]
+        )
+        state = {
+            "cluster": cluster,
+            "namespace": namespace,
+            "pods": pods,
+            "prometheus": prometheus,
+            "operator": operator,
+            "config": config,
+        }
+        body = wait_for("the model planned", lambda: model(state).get("status", {}).get("plan"), timeout=60)
+        pods.capacity = float(body["qpsPerInstance"])
+        yield state
+    finally:
+        pods.stop()
+        server.shutdown()
+        server.server_close()
+        prometheus.stop()
+        operator.stop()
+        cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
+        cluster.kubectl("delete", "inferencepool.gpupool.io", POOL, check=False)
+
+
+def model(state: dict[str, Any]) -> dict[str, Any]:
+    body: dict[str, Any] = state["cluster"].get_json(
+        "modeldeployment.gpupool.io", MODEL, "-n", state["namespace"]
+    )
+    return body
+
+
+def wait_condition(state: dict[str, Any], type_: str, status: str, timeout: float = 60) -> dict[str, Any]:
+    """Wait for a condition of the model; fail with the condition and the operator's log."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        body = model(state)
+        last = condition(body, type_)
+        if last.get("status") == status:
+            return body
+        time.sleep(0.5)
+    raise AssertionError(f"{type_} never became {status}: {last}\n{state['operator'].log_tail(30)}")
+
+
+def deployment_replicas(state: dict[str, Any]) -> int:
+    body = state["cluster"].get_json("deployment", MODEL, "-n", state["namespace"])
+    return int(body["spec"]["replicas"])
+
+
+def observed_qps(state: dict[str, Any], query: str = QPS) -> float | None:
+    """A signal as the operator's query sees it in Prometheus now."""
+    answer = state["prometheus"].query(query % POOL)
+    for series in answer.get("data", {}).get("result", []):
+        if series["metric"].get("namespace") == state["namespace"]:
+            value = float(series["value"][1])
+            return None if math.isnan(value) else value
+    return None
+
+
+def test_load_step_scales_up_within_two_evaluation_intervals(loop: dict[str, Any]) -> None:
+    pods: SimulatedPods = loop["pods"]
+    pods.load_qps = 0.25 * pods.capacity
+    wait_for("one instance serving", lambda: deployment_replicas(loop) == 1 and pods.snapshot(), timeout=90)
+    wait_condition(loop, "MetricsAvailable", "True")
+    assert deployment_replicas(loop) == 1
+    # A step to 2.2 instances' worth: the one instance saturates, so its queue passes the overload
+    # threshold (5 waiting per instance) at once, and the 1-minute rate passes 80% of its capacity
+    # soon after; the count the 80% target needs is 3.
+    pods.load_qps = 2.2 * pods.capacity
+    threshold = 0.8 * pods.capacity
+    deadline = time.monotonic() + 90
+    crossed: float | None = None
+    scaled: float | None = None
+    while time.monotonic() < deadline and scaled is None:
+        qps, waiting = observed_qps(loop), observed_qps(loop, WAITING)
+        over = (qps is not None and qps > threshold) or (waiting is not None and waiting > 5)
+        if crossed is None and over:
+            crossed = time.monotonic()
+        if deployment_replicas(loop) > 1:
+            scaled = time.monotonic()
+        time.sleep(0.25)
+    assert crossed is not None and scaled is not None, (crossed, scaled, loop["operator"].log_tail())
+    # Two evaluation intervals, plus the 1 s tick of the loop and the range query's step alignment.
+    assert scaled - crossed <= 2 * INTERVAL + 2, scaled - crossed
+    status = model(loop)["status"]
+    decision = status["autoscaling"]["lastDecision"]
+    assert decision["direction"] == "Up" and decision["fromReplicas"] == 1 and decision["toReplicas"] > 1
+    assert "scale up" in decision["reason"]
+    wait_for("three instances for 2.2x the capacity", lambda: deployment_replicas(loop) == 3, timeout=90)
+    events = loop["cluster"].get_json(
+        "events", "-n", loop["namespace"], "--field-selector", f"involvedObject.name={MODEL},reason=Scaled"
+    )["items"]
+    assert any("autoscaler: scale up" in e["message"] for e in events)
+    metrics = loop["operator"].metrics()
+    assert 'gpupool_scaling_decisions_total{direction="Up"}' in metrics
+    gauge = f'gpupool_model_autoscaler_desired_replicas{{name="{MODEL}",namespace="{loop["namespace"]}"}} 3.0'
+    assert gauge in metrics, "\n".join(line for line in metrics.splitlines() if "autoscaler_desired" in line)
+
+
+def test_operator_restart_keeps_the_count_and_the_scaling_state(loop: dict[str, Any]) -> None:
+    assert deployment_replicas(loop) == 3
+    before = model(loop)["status"]["autoscaling"]["state"]
+    assert before["lastScaleUpTime"]
+    loop["operator"].restart()
+    # Several evaluations later, the count is what the load needs, not the plan's single instance,
+    # and the last scale-up (which holds scale-downs back) is remembered.
+    time.sleep(4 * INTERVAL)
+    after = model(loop)["status"]["autoscaling"]
+    assert after["state"]["lastScaleUpTime"] == before["lastScaleUpTime"]
+    assert after["lastDecision"]["toReplicas"] == 3
+    assert deployment_replicas(loop) == 3
+
+
+def test_prometheus_down_holds_the_count_and_says_why(loop: dict[str, Any]) -> None:
+    pods: SimulatedPods = loop["pods"]
+    prometheus: Prometheus = loop["prometheus"]
+    # Traffic falls while Prometheus is gone: nothing may scale down on metrics it cannot read.
+    pods.load_qps = 0.1 * pods.capacity
+    prometheus.stop()
+    try:
+        unavailable = wait_condition(loop, "MetricsAvailable", "False", timeout=30)
+        assert condition(unavailable, "MetricsAvailable")["reason"] == "PrometheusUnreachable"
+        end = time.monotonic() + STABILIZATION + 5 * INTERVAL
+        while time.monotonic() < end:
+            assert deployment_replicas(loop) == 3
+            time.sleep(1)
+        decision = model(loop)["status"]["autoscaling"]["lastDecision"]
+        assert decision["metricsAvailable"] is False and decision["direction"] == "Hold"
+    finally:
+        prometheus.start(loop["config"])
+    wait_condition(loop, "MetricsAvailable", "True")
+
+
+def test_drop_scales_down_only_after_the_stabilisation_window(loop: dict[str, Any]) -> None:
+    pods: SimulatedPods = loop["pods"]
+    # Three instances' worth of demand first, long enough for the window to hold only threes.
+    threshold = 0.6 * 3 * pods.capacity
+    pods.load_qps = 2.2 * pods.capacity
+    wait_for("three instances", lambda: deployment_replicas(loop) == 3, timeout=120)
+    wait_for(
+        "demand above the scale-down threshold", lambda: (observed_qps(loop) or 0) > threshold, timeout=90
+    )
+    time.sleep(STABILIZATION)
+    pods.load_qps = 0.1 * pods.capacity
+    # Below 60% of three instances' capacity: the policy asks for fewer from then on.
+    below = wait_for(
+        "demand below the scale-down threshold",
+        lambda: (q := observed_qps(loop)) is not None and q < threshold and time.monotonic(),
+        timeout=90,
+    )
+    assert deployment_replicas(loop) == 3
+    scaled = wait_for("scale down", lambda: deployment_replicas(loop) < 3 and time.monotonic(), timeout=120)
+    # The window keeps the highest recommendation of its last STABILIZATION seconds.
+    assert scaled - below >= STABILIZATION - 2 * INTERVAL, scaled - below
+    wait_for("back to one instance", lambda: deployment_replicas(loop) == 1, timeout=60)
+    decision = model(loop)["status"]["autoscaling"]["lastDecision"]
+    assert decision["direction"] in ("Down", "Hold") and decision["metricsAvailable"] is True

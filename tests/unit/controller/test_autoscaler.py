@@ -1,0 +1,190 @@
+"""The autoscaler's controller pieces: the Prometheus reader, the decision step, the owner of the count."""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from gpupool.api.conditions import ConditionType, find_condition
+from gpupool.api.v1alpha1 import EngineType, InferencePool, ModelDeployment
+from gpupool.catalog.types import Vendor
+from gpupool.controller import autoscaler
+from gpupool.controller.prometheus import queries, read_pool, unavailable
+from gpupool.scaling import Signal
+from gpupool.services.modeldeployment import WorkloadObservation, decide
+
+NOW = 1_700_000_000.0
+POLICY = {"enabled": True, "evaluationIntervalSeconds": 5, "predictive": False}
+
+
+class _Answers(BaseHTTPRequestHandler):
+    """A stand-in Prometheus HTTP API: one range-query answer per signal, recorded queries."""
+
+    answers: ClassVar[dict[str, list[dict[str, Any]]]] = {}
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        params = {k: v[0] for k, v in parse_qs(urlparse(self.path).query).items()}
+        type(self).seen.append(params)
+        result = next((r for key, r in type(self).answers.items() if key in params["query"]), [])
+        body = json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}})
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(body.encode())
+
+    def log_message(self, format: str, *args: object) -> None:
+        del format, args
+
+
+@pytest.fixture
+def prometheus() -> Iterator[tuple[str, type[_Answers]]]:
+    handler = type("Answers", (_Answers,), {"answers": {}, "seen": []})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def series(namespace: str, name: str, values: list[tuple[float, str]]) -> dict[str, Any]:
+    return {"metric": {"namespace": namespace, "model_deployment": name}, "values": values}
+
+
+def test_one_query_per_signal_for_the_whole_pool(prometheus: tuple[str, type[_Answers]]) -> None:
+    url, handler = prometheus
+    handler.answers["request_success_total{pool"] = [
+        series("a", "chat", [(NOW - 10, "4"), (NOW - 5, "5"), (NOW, "6")]),
+        series("b", "code", [(NOW, "NaN")]),
+    ]
+    got = read_pool(url, "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 15, 5)
+    assert got.error is None
+    # One query per signal, not per model, each grouped by model.
+    assert len(handler.seen) == len(queries("h100", EngineType.VLLM, Vendor.NVIDIA)) == 7
+    assert all("model_deployment" in q["query"] and 'pool="h100"' in q["query"] for q in handler.seen)
+    chat = got.window("a", "chat")
+    assert chat.timestamps == [NOW - 10, NOW - 5, NOW]
+    assert chat.qps == [4.0, 5.0, 6.0]
+    # A signal with no series for the model is expected but missing: NaN everywhere.
+    assert chat.waiting_requests is not None and all(math.isnan(v) for v in chat.waiting_requests)
+    code = got.window("b", "code")
+    assert code.qps is not None and math.isnan(code.qps[-1])
+    assert not got.has_series("c", "other")
+
+
+def test_triton_leaves_out_what_it_does_not_export() -> None:
+    exprs = queries("p", EngineType.TRITON, Vendor.ASCEND)
+    assert Signal.KV_CACHE_USAGE not in exprs and Signal.TTFT_P99_SECONDS not in exprs
+    assert "pod_name" in exprs[Signal.ACCELERATOR_UTILIZATION]
+    window = unavailable(EngineType.TRITON, Vendor.ASCEND, "down").window("a", "m")
+    assert window.kv_cache_usage is None and window.qps == []
+
+
+def test_unreachable_prometheus_is_an_error_not_an_exception() -> None:
+    got = read_pool("http://127.0.0.1:9", "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 60, 15)
+    assert got.error is not None and "cannot be queried" in got.error
+    assert got.window("a", "chat").qps == []
+
+
+def pool(**spec: Any) -> InferencePool:
+    return InferencePool.model_validate(
+        {
+            "metadata": {"name": "h100"},
+            "spec": {"vendor": "nvidia", "accelerator": "H100-80GB", **spec},
+        }
+    )
+
+
+def planned(**spec: Any) -> ModelDeployment:
+    """A ModelDeployment with the status a first reconcile gives it."""
+    body: dict[str, Any] = {
+        "model": {"name": "llama-3.1-8b"},
+        "pool": "h100",
+        "traffic": {"peakQps": 1},
+        "scaling": {"minReplicas": 1, "maxReplicas": 6},
+        "autoscaling": POLICY,
+    }
+    body.update(spec)
+    md = ModelDeployment.model_validate(
+        {"metadata": {"name": "chat", "namespace": "a", "generation": 1}, "spec": body}
+    )
+    outcome = decide(md, pool(), None, "2026-01-01T00:00:00Z")
+    return md.model_copy(update={"status": outcome.status})
+
+
+def test_prometheus_down_holds_and_says_why() -> None:
+    autoscaler._states.clear()
+    md = planned()
+    metrics = unavailable(EngineType.VLLM, Vendor.NVIDIA, "Prometheus at x cannot be queried")
+    configured = pool(prometheus={"url": "http://127.0.0.1:9"})
+    adjusted = autoscaler.autoscale(md, WorkloadObservation(1, 1, 1), metrics, configured, NOW)
+    assert adjusted.status is not None and adjusted.status.autoscaling is not None
+    decision = adjusted.status.autoscaling.last_decision
+    assert decision is not None and decision.direction == "Hold" and not decision.metrics_available
+    cond = find_condition(adjusted.status.conditions, ConditionType.METRICS_AVAILABLE)
+    assert cond is not None and (cond.status, cond.reason) == ("False", "PrometheusUnreachable")
+    assert decide(adjusted, pool(), WorkloadObservation(1, 1, 1), "t").status.replicas == 1
+
+
+def test_a_decision_sets_the_count_the_next_reconcile_renders(prometheus: tuple[str, type[_Answers]]) -> None:
+    autoscaler._states.clear()
+    url, handler = prometheus
+    times = [NOW - 60 + 5 * i for i in range(13)]
+    handler.answers["rate(vllm:request_success_total{pool"] = [
+        series("a", "chat", [(t, "40") for t in times])
+    ]
+    handler.answers["num_requests_waiting"] = [series("a", "chat", [(t, "0") for t in times])]
+    handler.answers["kv_cache_usage_perc"] = [series("a", "chat", [(t, "0.5") for t in times])]
+    handler.answers["DCGM_FI_DEV_GPU_UTIL"] = [series("a", "chat", [(t, "0.9") for t in times])]
+    metrics = read_pool(url, "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 65, 5)
+    md = planned()
+    adjusted = autoscaler.autoscale(
+        md, WorkloadObservation(1, 1, 1), metrics, pool(prometheus={"url": url}), NOW
+    )
+    assert adjusted.status is not None and adjusted.status.autoscaling is not None
+    decision = adjusted.status.autoscaling.last_decision
+    assert decision is not None and decision.direction == "Up" and decision.to_replicas == 4
+    outcome = decide(adjusted, pool(), WorkloadObservation(1, 1, 1), "t")
+    assert outcome.status.replicas == 4
+    deployment = next(o for o in outcome.objects if o["kind"] == "Deployment")
+    assert deployment["spec"]["replicas"] == 4
+    assert any(
+        e.reason == "Scaled" and e.message.startswith("autoscaler: scale up 1 -> 4") for e in outcome.events
+    )
+    assert outcome.status.autoscaling == adjusted.status.autoscaling
+
+
+def test_explicit_replicas_win_and_clear_the_autoscaler_status() -> None:
+    md = planned()
+    with_decision = autoscaler.autoscale(
+        md, None, unavailable(EngineType.VLLM, Vendor.NVIDIA, "down"), pool(), NOW
+    )
+    assert with_decision.status is not None and with_decision.status.autoscaling is not None
+    owned = with_decision.model_copy(update={"spec": with_decision.spec.model_copy(update={"replicas": 2})})
+    outcome = decide(owned, pool(), None, "t")
+    assert outcome.status.replicas == 2
+    assert outcome.status.autoscaling is None
+    assert find_condition(outcome.status.conditions, ConditionType.METRICS_AVAILABLE) is None
+
+
+def test_the_watch_tracks_only_models_the_autoscaler_owns() -> None:
+    autoscaler._tracked.clear()
+    body = {"spec": {"pool": "h100", "autoscaling": POLICY}}
+    autoscaler.track("ADDED", "a", "chat", body)
+    autoscaler.track("ADDED", "a", "fixed", {"spec": {"pool": "h100", "replicas": 2, "autoscaling": POLICY}})
+    autoscaler.track("ADDED", "a", "off", {"spec": {"pool": "h100"}})
+    assert autoscaler.due_pools(0.0) == {"h100": [("a", "chat")]}
+    assert autoscaler.due_pools(4.0) == {}  # the 5 s interval has not passed
+    assert autoscaler.due_pools(5.0) == {"h100": [("a", "chat")]}
+    autoscaler.track("DELETED", "a", "chat", body)
+    assert autoscaler.due_pools(100.0) == {}
