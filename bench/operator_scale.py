@@ -20,12 +20,10 @@ import argparse
 import concurrent.futures
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,9 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from operator_process import OperatorProcess  # noqa: E402
+
 CLUSTER_SH = ROOT / "tools" / "localcluster" / "cluster.sh"
 GROUP, VERSION = "gpupool.io", "v1alpha1"
 USER_AGENT = "gpupool-operator/"
@@ -68,12 +69,10 @@ class Bench:
             "ASCEND_NODES": str(args.ascend_nodes),
             "CPU_NODES": "0",
         }
-        self.operator: subprocess.Popen[bytes] | None = None
+        self.operator: OperatorProcess | None = None
         self.probe_log: dict[str, list[tuple[float, float]]] = {}
         self.resync_writes: list[str] = []
         self.rss_now_mib = 0.0
-        self.metrics_port = 18291
-        self.health_port = 18290
 
     # -- cluster and operator -------------------------------------------------------------------
 
@@ -91,9 +90,8 @@ class Bench:
         return self.cluster("kubectl", *args)
 
     def up(self) -> None:
-        log(
-            f"bringing up a cluster with {self.args.nvidia_nodes} NVIDIA and {self.args.ascend_nodes} Ascend nodes"
-        )
+        nodes = f"{self.args.nvidia_nodes} NVIDIA and {self.args.ascend_nodes} Ascend nodes"
+        log(f"bringing up a cluster with {nodes}")
         started = time.monotonic()
         self.cluster("up")
         log(f"cluster up in {time.monotonic() - started:.0f}s")
@@ -110,39 +108,14 @@ class Bench:
             self.kubectl("apply", "-f", str(pool))
 
     def start_operator(self) -> None:
-        out = (self.state / "operator.log").open("ab")
-        self.operator = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gpupool",
-                "run",
-                "--kubeconfig",
-                self.kubeconfig,
-                "--health-address",
-                f"127.0.0.1:{self.health_port}",
-                "--metrics-address",
-                "127.0.0.1",
-                "--metrics-port",
-                str(self.metrics_port),
-            ],
-            env={**self.env, "GPUPOOL_RESYNC_SECONDS": str(self.args.resync_seconds)},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2):
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise SystemExit("operator did not become healthy")
+        # The same process wrapper the end-to-end tests use: `gpupool run` on free loopback ports.
+        self.operator = OperatorProcess(self.kubeconfig, self.state, resync_seconds=self.args.resync_seconds)
+        self.operator.start()
 
     def operator_usage(self) -> tuple[float, float]:
         """Peak RSS (MiB) and CPU seconds of the operator process, from /proc."""
-        assert self.operator is not None
-        pid = self.operator.pid
+        assert self.operator is not None and self.operator.process is not None
+        pid = self.operator.process.pid
         status = Path(f"/proc/{pid}/status").read_text()
         hwm_kib = int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM")))
         self.rss_now_mib = (
@@ -154,20 +127,16 @@ class Bench:
         return hwm_kib / 1024, cpu
 
     def reconciles(self) -> float:
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
-            text = r.read().decode()
+        assert self.operator is not None
+        text = self.operator.metrics()
         for line in text.splitlines():
             if line.startswith('gpupool_reconcile_total{kind="ModelDeployment"}'):
                 return float(line.split()[-1])
         return 0.0
 
     def down(self) -> None:
-        if self.operator is not None and self.operator.poll() is None:
-            self.operator.send_signal(signal.SIGTERM)
-            try:
-                self.operator.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.operator.kill()
+        if self.operator is not None:
+            self.operator.stop()
         if not self.args.keep:
             self.cluster("down")
 
