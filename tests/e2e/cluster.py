@@ -179,3 +179,15 @@ def tear_down() -> None:
     result = _run_cluster_sh("down")
     if result.returncode != 0:
         raise ClusterError(f"`cluster.sh down` failed:\n{result.stdout}{result.stderr}")
+
+
+def h100_pool_spec(**extra: Any) -> dict[str, Any]:
+    """The spec of an InferencePool over the cluster's simulated H100 nodes, plus `extra` fields."""
+    return {
+        "vendor": "nvidia",
+        "accelerator": "H100-80GB",
+        "acceleratorsPerNode": 8,
+        "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        **extra,
+    }

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster import Cluster
+from cluster import Cluster, h100_pool_spec
 from operator_process import OperatorProcess, free_port, wait_for
 from test_observability import Prometheus
 
@@ -235,16 +235,7 @@ def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                     "apiVersion": "gpupool.io/v1alpha1",
                     "kind": "InferencePool",
                     "metadata": {"name": POOL},
-                    "spec": {
-                        "vendor": "nvidia",
-                        "accelerator": "H100-80GB",
-                        "acceleratorsPerNode": 8,
-                        "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
-                        "tolerations": [
-                            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-                        ],
-                        "prometheus": {"url": prometheus.url},
-                    },
+                    "spec": h100_pool_spec(prometheus={"url": prometheus.url}),
                 },
                 {
                     "apiVersion": "gpupool.io/v1alpha1",

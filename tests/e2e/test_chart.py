@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster import Cluster
+from cluster import Cluster, h100_pool_spec
 from operator_process import OperatorProcess, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -319,16 +319,7 @@ def test_install_upgrade_and_operator_with_chart_rbac(
                     "inferencePools": [
                         {
                             "name": pool,
-                            "spec": {
-                                "vendor": "nvidia",
-                                "accelerator": "H100-80GB",
-                                "acceleratorsPerNode": 8,
-                                "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
-                                "tolerations": [
-                                    {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-                                ],
-                                "pricePerAcceleratorHour": 2.5,
-                            },
+                            "spec": h100_pool_spec(pricePerAcceleratorHour=2.5),
                         }
                     ],
                 }

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cluster import Cluster
+from cluster import Cluster, h100_pool_spec
 from operator_process import OperatorProcess, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,16 +126,7 @@ def setup(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                     "apiVersion": "gpupool.io/v1alpha1",
                     "kind": "InferencePool",
                     "metadata": {"name": pool},
-                    "spec": {
-                        "vendor": "nvidia",
-                        "accelerator": "H100-80GB",
-                        "acceleratorsPerNode": 8,
-                        "nodeSelector": {"nvidia.com/gpu.product": "NVIDIA-H100-80GB-HBM3"},
-                        "tolerations": [
-                            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
-                        ],
-                        "pricePerAcceleratorHour": 2.5,
-                    },
+                    "spec": h100_pool_spec(pricePerAcceleratorHour=2.5),
                 },
                 {
                     "apiVersion": "gpupool.io/v1alpha1",
