@@ -151,15 +151,23 @@ def show_plans(kubectl: Kubectl) -> None:
         mem = plan.get("memoryPerAccelerator") or {}
         cost = plan.get("costPerHour")
         print(
-            f"{m['status'].get('model', '?'):<30} {m['spec']['pool']:<12} {m['spec'].get('tier', ''):<4} "
+            f"{m['status'].get('model', '?'):<30} {pools_of(m):<12} {m['spec'].get('tier', ''):<4} "
             f"{plan.get('tensorParallel', '-'):>3} {m['status'].get('replicas', 0):>4} "
             f"{plan.get('accelerators', '-'):>4} "
             f"{mem.get('weightsBytes', 0) / GIB:>7.1f}G {mem.get('kvCacheBytes', 0) / GIB:>6.1f}G "
             f"{plan.get('maxConcurrentSequences', '-'):>5} {plan.get('qpsPerInstance') or 0:>9.2f} "
             f"{cost if cost is not None else 0:>8.2f}  {condition(m, 'Ready').get('reason', '')}"
+            f", {condition(m, 'Placed').get('reason', '-')}"
         )
         if condition(m, "Degraded").get("status") == "True":
             print(f"    why: {condition(m, 'Degraded').get('message', '')}")
+        elif condition(m, "Placed").get("status") == "False":
+            print(f"    placed: {condition(m, 'Placed').get('message', '')}")
+
+
+def pools_of(model: dict[str, Any]) -> str:
+    spec = model["spec"]
+    return str(spec.get("pool") or "+".join(p["name"] for p in spec.get("pools", [])))
 
 
 def show_placement(kubectl: Kubectl) -> None:
@@ -200,7 +208,14 @@ def show_pools(kubectl: Kubectl) -> None:
             f"free {acc.get('free', 0):>3}"
         )
         for tier in status.get("tiers", []):
-            print(f"    {tier['name']}: reserved {tier['reserved']:>3}, allocated {tier['allocated']:>3}")
+            print(
+                f"    {tier['name']}: reserved {tier['reserved']:>3}, allocated {tier['allocated']:>3}, "
+                f"borrowed {tier.get('borrowed', 0):>3}, pending {tier.get('pending', 0):>3}"
+            )
+        fits = ", ".join(
+            f"TP={f['tensorParallel']}: {f['instances']}" for f in status.get("fragmentation", [])
+        )
+        print(f"    more instances that fit on free accelerators: {fits}")
 
 
 def main() -> int:

@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 import yaml
 
 from gpupool import __version__
+from gpupool.api.conditions import ConditionType, find_condition, now_rfc3339
 from gpupool.api.crd import all_crds
 from gpupool.api.v1alpha1 import DEFAULT_MAX_MODEL_LEN, InferencePool, ModelDeployment
 from gpupool.catalog.accelerators import ACCELERATORS, get_accelerator
@@ -23,7 +24,13 @@ from gpupool.catalog.models import MODELS, architecture_from_hf_config, get_mode
 from gpupool.catalog.types import Architecture, Precision
 from gpupool.manifests import load_documents, parse_object
 from gpupool.render import render_model_deployment
-from gpupool.services.modeldeployment import SpecError, desired_replicas, plan_model
+from gpupool.services.modeldeployment import (
+    PoolContext,
+    SpecError,
+    decide_pools,
+    desired_replicas,
+    plan_model,
+)
 from gpupool.simulate.cli import register as register_simulate
 from gpupool.sizing import Plan, SizingRequest, plan_deployment
 from gpupool.sizing.request import DEFAULT_CONCURRENCY, DEFAULT_HEADROOM
@@ -149,6 +156,18 @@ def format_plan_table(model: str, args: argparse.Namespace, plans: list[Plan]) -
             [f"{p.cost_per_hour:.2f}" if p.cost_per_hour is not None else "-" for p in plans],
         )
     )
+    # What a million requests cost at the planned instances' full throughput.
+    rows.append(
+        (
+            "cost / 1M requests",
+            [
+                f"{p.cost_per_hour / (p.instances * p.qps_per_instance * 3600) * 1e6:.2f}"
+                if p.cost_per_hour is not None and p.qps_per_instance and p.instances
+                else "-"
+                for p in plans
+            ],
+        )
+    )
     header = [f"{model} {args.precision}, {args.peak_qps:g} QPS peak, max length {args.max_model_len}"]
     names = [p.accelerator for p in plans]
     width = max(len(r[0]) for r in rows) + 2
@@ -159,6 +178,18 @@ def format_plan_table(model: str, args: argparse.Namespace, plans: list[Plan]) -
     ]
     for label, values in rows:
         lines.append(label.ljust(width) + "".join(v.rjust(c) for v, c in zip(values, cols, strict=True)))
+    priced = [p for p in plans if p.fits and p.cost_per_hour is not None]
+    if len(priced) > 1:
+        best = min(priced, key=lambda p: (p.cost_per_hour or 0.0, p.accelerator))
+        others = ", ".join(
+            f"{p.accelerator} {(p.cost_per_hour or 0.0) / (best.cost_per_hour or 1.0):.2f}x"
+            for p in priced
+            if p is not best
+        )
+        lines.append(
+            f"cheapest for {args.peak_qps:g} QPS: {best.accelerator} at {best.cost_per_hour:.2f} / hour "
+            f"({others})"
+        )
     for p in plans:
         lines.append(f"{p.accelerator}: {p.reason}")
     return "\n".join(lines)
@@ -180,7 +211,10 @@ def render_command(args: argparse.Namespace) -> int:
     out: list[dict[str, Any]] = []
     for md in models:
         md.metadata.setdefault("namespace", args.namespace)
-        pool = pools.get(md.spec.pool)
+        if md.spec.pools:
+            out.extend(_render_several_pools(md, pools))
+            continue
+        pool = pools.get(md.spec.pool or "")
         if pool is None:
             raise CliError(
                 f"ModelDeployment {md.metadata.get('name')} uses pool {md.spec.pool!r}; pass it with --pool"
@@ -196,6 +230,25 @@ def render_command(args: argparse.Namespace) -> int:
             raise CliError(f"ModelDeployment {md.metadata.get('name')}: {err}") from err
     print(yaml.dump_all(out, Dumper=_BlockDumper, sort_keys=False), end="")
     return 0
+
+
+def _render_several_pools(md: ModelDeployment, pools: dict[Any, InferencePool]) -> list[dict[str, Any]]:
+    """A model of several pools, as the operator would split it on empty pools: the preferred
+    pool that can serve it takes every instance (overflow depends on the cluster's state)."""
+    missing = [p.name for p in md.spec.pools if p.name not in pools]
+    if len(missing) == len(md.spec.pools):
+        raise CliError(
+            f"ModelDeployment {md.metadata.get('name')} uses pools {', '.join(missing)}; "
+            "pass them with --pool (one YAML file may hold several)"
+        )
+    contexts = {p.name: PoolContext(pools[p.name]) if p.name in pools else None for p in md.spec.pools}
+    outcome = decide_pools(md, contexts, {}, now_rfc3339())
+    if not outcome.apply:
+        ready = find_condition(outcome.status.conditions, ConditionType.READY)
+        raise CliError(
+            f"ModelDeployment {md.metadata.get('name')}: {ready.message if ready else 'cannot be served'}"
+        )
+    return outcome.objects
 
 
 class _BlockDumper(yaml.SafeDumper):

@@ -21,6 +21,9 @@ class ClusterError(RuntimeError):
     """The local cluster could not be brought up or described."""
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 class KubectlError(subprocess.CalledProcessError):
     """A failed kubectl call whose message carries kubectl's own output."""
 
@@ -105,6 +108,22 @@ class Cluster:
             manifest = {"apiVersion": "v1", "kind": "List", "items": manifest}
         text = manifest if isinstance(manifest, str) else json.dumps(manifest)
         return self.kubectl("apply", "-f", "-", input=text).stdout
+
+    def install_crds(self) -> None:
+        """Server-side apply gpupool's CRDs from crds/ and wait until the API serves them."""
+        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
+        self.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/inferencepools.gpupool.io",
+            "crd/modeldeployments.gpupool.io",
+        )
+
+    def create_model_namespace(self, name: str) -> None:
+        """A namespace for models, with the `hf-token` Secret the gated Llama samples read."""
+        self.kubectl("create", "namespace", name)
+        self.kubectl("create", "secret", "generic", "hf-token", "-n", name, "--from-literal=token=hf_test")
 
     def env(self) -> dict[str, str]:
         """Environment for a subprocess that should talk to this cluster (KUBECONFIG, PATH)."""

@@ -56,14 +56,7 @@ def maybe(cluster: Cluster, *args: str) -> Any:
 @pytest.fixture(scope="module")
 def world(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A running operator, a pool with nodes, a pool without, and a namespace of our own."""
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/inferencepools.gpupool.io",
-        "crd/modeldeployments.gpupool.io",
-    )
+    cluster.install_crds()
     suffix = uuid.uuid4().hex[:6]
     names = {
         "pool": f"chart-argo-{suffix}",

@@ -205,14 +205,7 @@ def condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("autoscaling")
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/inferencepools.gpupool.io",
-        "crd/modeldeployments.gpupool.io",
-    )
+    cluster.install_crds()
     namespace = f"autoscale-{uuid.uuid4().hex[:6]}"
     sd_file = work / "targets.json"
     pods = SimulatedPods(cluster, namespace, sd_file)
@@ -225,10 +218,7 @@ def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     try:
         prometheus.start(config)
         operator.start()
-        cluster.kubectl("create", "namespace", namespace)
-        cluster.kubectl(
-            "create", "secret", "generic", "hf-token", "-n", namespace, "--from-literal=token=hf_test"
-        )
+        cluster.create_model_namespace(namespace)
         cluster.apply(
             [
                 {

@@ -92,14 +92,7 @@ def setup(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     rules_file = work / "rules.yml"
     rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
 
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cluster.kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/inferencepools.gpupool.io",
-        "crd/modeldeployments.gpupool.io",
-    )
+    cluster.install_crds()
     operator = OperatorProcess(str(cluster.kubeconfig), work, resync_seconds=5)
     operator.start()
     config = work / "prometheus.yml"
@@ -126,7 +119,10 @@ def setup(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                     "apiVersion": "gpupool.io/v1alpha1",
                     "kind": "InferencePool",
                     "metadata": {"name": pool},
-                    "spec": h100_pool_spec(pricePerAcceleratorHour=2.5),
+                    "spec": h100_pool_spec(
+                        pricePerAcceleratorHour=2.5,
+                        tenants=[{"name": "team", "namespaces": [namespace], "maxAccelerators": 8}],
+                    ),
                 },
                 {
                     "apiVersion": "gpupool.io/v1alpha1",

@@ -69,7 +69,8 @@ def kubectl(cluster: Any) -> Kubectl:
     return Kubectl(cluster)
 
 
-@pytest.fixture(scope="session")
+# Module scope: other modules run their own operator, and two must never run at once.
+@pytest.fixture(scope="module")
 def operator(
     cluster: Any, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
@@ -186,6 +187,18 @@ def test_samples_become_the_objects_gpupool_render_prints(kubectl: Kubectl, name
         uid = md["metadata"]["uid"]
         for expected in rendered(sample, namespace):
             kind, obj_name = expected["kind"], expected["metadata"]["name"]
+            if kind == "Deployment":
+                md = kubectl.json("mdep", name, "-n", namespace)
+                # `gpupool render` knows no other workload: the operator cuts the count to what
+                # the tier and the tenant allow, says so, and renders the rest the same way.
+                assert md["status"]["askedReplicas"] == expected["spec"]["replicas"]
+                if md["status"]["replicas"] != expected["spec"]["replicas"]:
+                    placed = condition(md, "Placed")
+                    assert (placed["status"], placed["reason"]) in {
+                        ("False", "TierCapped"),
+                        ("False", "QuotaExceeded"),
+                    }, placed
+                    expected["spec"]["replicas"] = md["status"]["replicas"]
             live = wait_for(
                 f"{kind} {obj_name}", lambda k=kind, o=obj_name: kubectl.maybe(k, o, "-n", namespace)
             )

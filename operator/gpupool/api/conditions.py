@@ -26,6 +26,7 @@ class ConditionType(StrEnum):
     PLANNED = "Planned"
     # The autoscaler has the metrics it needs (spec.autoscaling.enabled only).
     METRICS_AVAILABLE = "MetricsAvailable"
+    PLACED = "Placed"
 
 
 class Reason(StrEnum):
@@ -74,6 +75,24 @@ class Reason(StrEnum):
     # MetricsAvailable: spec.replicas is set and owns the count; the autoscaler stands aside.
     REPLICAS_SET = "ReplicasSet"
     # Pool conditions.
+    # Placement (the Placed condition): every desired instance has room within its limits.
+    PLACED = "Placed"
+    # The tier's share of the pool is used up: the count is cut (message: asked, allowed, by whom).
+    TIER_CAPPED = "TierCapped"
+    # The tenant's quota is used up: the count is cut.
+    QUOTA_EXCEEDED = "QuotaExceeded"
+    # The pool's nodes have no room for every instance: some wait Pending (one pool), or none
+    # of the allowed pools can take the rest (several).
+    INSUFFICIENT_CAPACITY = "InsufficientCapacity"
+    # Some instances run on a less preferred pool because the preferred ones are full.
+    OVERFLOWED = "Overflowed"
+    # An allowed pool cannot serve the model (does not fit, misses the SLO, missing); with every
+    # allowed pool skipped, nothing is placed.
+    POOL_SKIPPED = "PoolSkipped"
+    # The scheduler evicted instances for a higher tier; they come back when room returns.
+    PREEMPTED = "Preempted"
+    # Instances evicted earlier are all back.
+    RESTORED = "Restored"
     NODES_FOUND = "NodesFound"
     NO_NODES = "NoNodesMatch"
 

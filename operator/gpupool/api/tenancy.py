@@ -374,6 +374,9 @@ class TenantUsage(ApiModel):
     limit: int | None = Field(
         default=None, ge=0, description="The tenant's limit in whole accelerators of this pool."
     )
+    cost_per_hour: float | None = Field(
+        default=None, ge=0, description="Price of the accelerators its bound pods hold, per hour."
+    )
 
 
 class LimitKind(StrEnum):
@@ -393,6 +396,8 @@ class PlacementLimit(ApiModel):
 
 class PoolPlacement(ApiModel):
     pool: str = Field(description="Pool name.")
+    workload: str | None = Field(default=None, description="Deployment running the pool's instances.")
+    ready: int = Field(default=0, ge=0, description="Instances on this pool ready to serve.")
     accelerator: str = Field(description="Accelerator of the pool.")
     tensor_parallel: int = Field(ge=1, description="Tensor-parallel size of an instance on this pool.")
     instances: int = Field(ge=0, description="Instances placed on this pool.")

@@ -10,11 +10,24 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from gpupool.api.base import ApiModel
 from gpupool.api.conditions import Condition
 from gpupool.api.schema import atomic_list, cel, list_map, with_rules
+from gpupool.api.tenancy import (
+    MAX_POOLS_PER_MODEL,
+    MAX_TENANTS,
+    POOL_OR_POOLS_RULE,
+    NodeAccelerators,
+    PlacementLimit,
+    PoolPlacement,
+    PoolPreference,
+    Tenant,
+    TenantUsage,
+    TensorParallelFit,
+    validate_tenants,
+)
 from gpupool.catalog.accelerators import ACCELERATORS
 from gpupool.catalog.types import Architecture, KVCacheDtype, Precision, Vendor
 from gpupool.scaling import AutoscalingPolicy, Direction, ScalerState, SignalValues
@@ -167,6 +180,19 @@ class InferencePoolSpec(ApiModel):
         default=None,
         description="Where the operator reads this pool's traffic and accelerator metrics.",
     )
+    tenants: list[Tenant] = Field(
+        default_factory=list,
+        max_length=MAX_TENANTS,
+        description="Teams sharing the pool, each a set of namespaces with a quota of the pool's "
+        "accelerators. gpupool caps their models and writes a ResourceQuota into each of their "
+        "namespaces, so pods it does not create are held to the same limit.",
+        json_schema_extra=list_map("name"),
+    )
+
+    @field_validator("tenants")
+    @classmethod
+    def _distinct_tenants(cls, value: list[Tenant]) -> list[Tenant]:
+        return validate_tenants(value)
 
     @field_validator("accelerator")
     @classmethod
@@ -182,13 +208,35 @@ class InferencePoolSpec(ApiModel):
 class TierCapacity(ApiModel):
     name: str = Field(description="Tier name.")
     reserved: int = Field(ge=0, description="Accelerators reserved for the tier.")
-    allocated: int = Field(ge=0, description="Accelerators requested by the tier's pods.")
+    allocated: int = Field(ge=0, description="Accelerators requested by the tier's bound pods.")
+    pending: int = Field(default=0, ge=0, description="Accelerators requested by its pods not bound yet.")
+    borrowed: int = Field(
+        default=0, ge=0, description="Accelerators the tier holds beyond its reserve (bound pods)."
+    )
+    preempted: int = Field(
+        default=0,
+        ge=0,
+        description="Accelerators of its pods the scheduler is evicting for a higher tier.",
+    )
 
 
 class PoolAccelerators(ApiModel):
-    total: int = Field(ge=0, description="Allocatable accelerators on the pool's nodes.")
-    allocated: int = Field(ge=0, description="Accelerators requested by pods on those nodes.")
+    total: int = Field(ge=0, description="Allocatable accelerators on the pool's schedulable nodes.")
+    allocated: int = Field(ge=0, description="Accelerators requested by pods bound to those nodes.")
     free: int = Field(ge=0, description="total - allocated.")
+    pending: int = Field(
+        default=0, ge=0, description="Accelerators requested by the pool's pods not bound to a node yet."
+    )
+    unmanaged: int = Field(
+        default=0,
+        ge=0,
+        description="Accelerators held on the pool's nodes by pods gpupool does not manage.",
+    )
+
+
+class ExcludedNode(ApiModel):
+    name: str = Field(description="Node name.")
+    reason: str = Field(description="Why it takes no new pods: cordoned or not ready.")
 
 
 class InferencePoolStatus(ApiModel):
@@ -197,6 +245,28 @@ class InferencePoolStatus(ApiModel):
     accelerators: PoolAccelerators | None = Field(default=None, description="Pool capacity.")
     tiers: list[TierCapacity] = Field(
         default_factory=list, description="Capacity per tier.", json_schema_extra=list_map("name")
+    )
+    node_accelerators: list[NodeAccelerators] = Field(
+        default_factory=list,
+        description="Capacity per schedulable node of the pool.",
+        json_schema_extra=list_map("name"),
+    )
+    excluded_nodes: list[ExcludedNode] = Field(
+        default_factory=list,
+        description="Nodes that match the selector but take no new pods, with the reason.",
+        json_schema_extra=list_map("name"),
+    )
+    fragmentation: list[TensorParallelFit] = Field(
+        default_factory=list,
+        description="For each tensor-parallel size, how many more instances fit on the free "
+        "accelerators (an instance needs all of its accelerators on one node).",
+        json_schema_extra=list_map("tensorParallel"),
+    )
+    tenants: list[TenantUsage] = Field(
+        default_factory=list, description="Use per tenant.", json_schema_extra=list_map("name")
+    )
+    cost_per_hour: float | None = Field(
+        default=None, ge=0, description="Price of the accelerators the pool's pods hold, per hour."
     )
     conditions: list[Condition] = Field(
         default_factory=list, description="Ready.", json_schema_extra=list_map("type")
@@ -340,6 +410,14 @@ class ModelDeploymentSpec(ApiModel):
             "replicas exceeds scaling.maxReplicas",
             field_path=".replicas",
         ),
+        POOL_OR_POOLS_RULE,
+        cel(
+            "!has(self.pools) || size(self.pools) == 0 || !has(self.autoscaling) "
+            "|| !self.autoscaling.enabled",
+            "autoscaling runs on models of one pool; with pools, set the count with replicas or "
+            "traffic.peakQps",
+            field_path=".autoscaling",
+        ),
     )
 
     model: ModelSource = Field(description="Which model to serve.")
@@ -356,7 +434,21 @@ class ModelDeploymentSpec(ApiModel):
         description="Longest sequence, prompt plus output.",
     )
     engine: EngineSpec = Field(default_factory=EngineSpec, description="Serving engine.")
-    pool: str = Field(description="InferencePool to run on.", pattern=DNS_SUBDOMAIN, max_length=253)
+    pool: str | None = Field(
+        default=None,
+        description="InferencePool to run on. Set this or pools.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+    )
+    pools: list[PoolPreference] = Field(
+        default_factory=list,
+        max_length=MAX_POOLS_PER_MODEL,
+        description="Several InferencePools the model may run on (e.g. NVIDIA preferred, Ascend "
+        "allowed), instead of pool. gpupool sizes the model for each, fills the cheapest that meets "
+        "the latency SLO first and overflows to the next when one is full; each pool's instances "
+        "run as their own Deployment.",
+        json_schema_extra=list_map("name"),
+    )
     tier: str = Field(
         default="P1",
         description="Priority tier of the pool.",
@@ -376,6 +468,24 @@ class ModelDeploymentSpec(ApiModel):
         "with enabled: true). "
         "Bounds come from spec.scaling; spec.replicas, when set, still owns the count.",
     )
+
+    @model_validator(mode="after")
+    def _one_pool_field(self) -> ModelDeploymentSpec:
+        if (self.pool is None) == (not self.pools):
+            raise ValueError("set exactly one of pool (one pool) and pools (several, in order of preference)")
+        names = [p.name for p in self.pools]
+        if len(set(names)) != len(names):
+            raise ValueError("pools must name distinct pools")
+        if self.pools and self.autoscaling is not None and self.autoscaling.enabled:
+            raise ValueError(
+                "autoscaling runs on models of one pool; with pools, set the count with replicas or "
+                "traffic.peakQps"
+            )
+        return self
+
+    def pool_names(self) -> list[str]:
+        """The pools the model may use: spec.pool, or spec.pools in the order written."""
+        return [self.pool] if self.pool is not None else [p.name for p in self.pools]
 
 
 class AutoscalingDecision(ApiModel):
@@ -421,11 +531,30 @@ class ModelDeploymentStatus(ApiModel):
     selector: str | None = Field(default=None, description="Label selector of the instances' pods.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing, Degraded, Planned, MetricsAvailable.",
+        description="Ready, Progressing, Degraded, Planned, Placed, MetricsAvailable.",
         json_schema_extra=list_map("type"),
     )
     autoscaling: AutoscalingStatus | None = Field(
         default=None, description="The autoscaler's last decision and state (spec.autoscaling.enabled)."
+    )
+    placements: list[PoolPlacement] = Field(
+        default_factory=list,
+        description="Instances per pool, with their tensor parallelism, throughput and cost.",
+        json_schema_extra=list_map("pool"),
+    )
+    limits: list[PlacementLimit] = Field(
+        default_factory=list,
+        description="Tier shares, tenant quotas and capacity that cut the instance count, with the numbers.",
+        json_schema_extra=atomic_list(),
+    )
+    asked_replicas: int | None = Field(
+        default=None,
+        ge=0,
+        description="Instances asked for (spec.replicas, the autoscaler or the plan) before tier and "
+        "quota caps.",
+    )
+    cost_per_hour: float | None = Field(
+        default=None, ge=0, description="Price of the desired instances' accelerators, per hour."
     )
 
 

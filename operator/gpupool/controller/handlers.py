@@ -16,15 +16,19 @@ from typing import Any
 import kopf
 
 from gpupool.controller import autoscaler, metrics
-from gpupool.controller.kube import Kube, load_client
+from gpupool.controller.kube import MODEL_DEPLOYMENT, Kube, load_client
 from gpupool.controller.reconciler import (
     forget_pool,
+    known_pools,
+    model_for_label,
+    note_preemption,
     reconcile_model,
-    reconcile_pool,
+    reconcile_pools,
     remember_pool,
     resync_all,
 )
-from gpupool.render.labels import MANAGED_BY_LABEL, POOL_LABEL
+from gpupool.placement.accounting import PREEMPTION_REASON
+from gpupool.render.labels import MANAGED_BY_LABEL, POOL_LABEL, SELECTOR_LABEL
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +75,17 @@ async def start_pool_accounting(memo: kopf.Memo, **_: Any) -> None:
         while True:
             await asyncio.sleep(POOL_ACCOUNTING_SECONDS)
             pools, memo.dirty_pools = memo.dirty_pools, set()
-            for pool in sorted(pools):
-                await asyncio.to_thread(_guarded, "InferencePool", reconcile_pool, memo.kube, pool)
+            if not pools:
+                continue
+            models = await asyncio.to_thread(
+                _guarded, "InferencePool", reconcile_pools, memo.kube, sorted(pools)
+            )
+            # Models whose tier, quota or room on these pools changed: waiting for room, or
+            # holding borrowed accelerators their lender now wants back.
+            for namespace, model in models or []:
+                await asyncio.to_thread(
+                    _guarded, "ModelDeployment", reconcile_model, memo.kube, namespace, model
+                )
 
     memo.pool_task = asyncio.get_running_loop().create_task(loop())
 
@@ -161,13 +174,73 @@ def pool_changed(type: str, event: kopf.RawEvent, name: str, body: kopf.Body, me
         return
     # The raw event carries the object as plain JSON data, which the cache keeps as it is.
     remember_pool(dict(event["object"]))
-    models = _guarded("InferencePool", reconcile_pool, memo.kube, name) or []
-    # Models depend on the pool's spec, not on its status: re-plan them when the spec changed (or
-    # at start-up), not each time the pool's own status write comes back as an event.
+    changed = _guarded("InferencePool", reconcile_pools, memo.kube, [name]) or []
+    # Models depend on the pool's spec, not on its status: re-plan them all when the spec changed
+    # (or at start-up), not each time the pool's own status write comes back as an event; then
+    # only the ones whose limits the new count changed.
     status = body.get("status") or {}
     if type in (None, "ADDED") or status.get("observedGeneration") != body.metadata.get("generation"):
-        for namespace, model in models:
-            _guarded("ModelDeployment", reconcile_model, memo.kube, namespace, model)
+        changed = sorted(set(changed) | set(_models_of_pool(memo.kube, name)))
+    for namespace, model in changed:
+        _guarded("ModelDeployment", reconcile_model, memo.kube, namespace, model)
+
+
+def _models_of_pool(kube: Any, pool: str) -> list[tuple[str, str]]:
+    models = []
+    for m in kube.list(MODEL_DEPLOYMENT):
+        spec = m.get("spec") or {}
+        if spec.get("pool") == pool or any(p.get("name") == pool for p in spec.get("pools") or []):
+            models.append((m["metadata"]["namespace"], m["metadata"]["name"]))
+    return models
+
+
+@kopf.on.event("", "v1", "nodes")
+def node_changed(type: str, body: kopf.Body, name: str, memo: Any, **_: Any) -> None:
+    """A node joined, left, was cordoned, became (un)ready or changed labels or capacity: recount
+    the pools soon. Heartbeats and other status churn change none of these and are dropped."""
+    if not hasattr(memo, "dirty_pools"):
+        return
+    status = body.get("status") or {}
+    ready = next((c.get("status") for c in status.get("conditions") or [] if c.get("type") == "Ready"), None)
+    seen = (
+        tuple(sorted((body.metadata.get("labels") or {}).items())),
+        bool((body.get("spec") or {}).get("unschedulable")),
+        ready,
+        tuple(sorted((status.get("allocatable") or {}).items())),
+    )
+    nodes = memo.setdefault("nodes", {})
+    if type == "DELETED":
+        nodes.pop(name, None)
+    elif nodes.get(name) == seen:
+        return
+    else:
+        nodes[name] = seen
+    if type is None:
+        return  # the initial listing: the start-up pass counts every pool anyway
+    memo.dirty_pools.update(known_pools())
+
+
+@kopf.on.event("", "v1", "pods", labels={MANAGED_BY_LABEL: "gpupool"})
+def pod_changed(type: str, body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any) -> None:
+    """Engine pods: recount their pool soon, and tell a model when the scheduler preempts one."""
+    labels = body.metadata.get("labels", {})
+    pool = labels.get(POOL_LABEL)
+    if pool and hasattr(memo, "dirty_pools"):
+        memo.dirty_pools.add(pool)
+    model = labels.get(SELECTOR_LABEL)
+    if namespace is None or not model or type == "DELETED":
+        return
+    for condition in (body.get("status") or {}).get("conditions") or []:
+        if (
+            condition.get("type") == "DisruptionTarget"
+            and condition.get("status") == "True"
+            and condition.get("reason") == PREEMPTION_REASON
+        ):
+            node = (body.get("spec") or {}).get("nodeName") or "its node"
+            message = f"{condition.get('message') or 'preempted'} (pod {name} on {node})"
+            owner = model_for_label(namespace, model)
+            if note_preemption(namespace, owner, name, message):
+                _guarded("ModelDeployment", reconcile_model, memo.kube, namespace, owner)
 
 
 def _guarded(kind: str, fn: Any, *args: Any) -> Any:

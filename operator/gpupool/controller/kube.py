@@ -53,6 +53,7 @@ NODE = Resource("v1", "Node", "nodes", False)
 POD = Resource("v1", "Pod", "pods", True)
 PRIORITY_CLASS = Resource("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False)
 RESOURCE_QUOTA = Resource("v1", "ResourceQuota", "resourcequotas", True)
+NAMESPACE = Resource("v1", "Namespace", "namespaces", False)
 MODEL_DEPLOYMENT = Resource("gpupool.io/v1alpha1", "ModelDeployment", "modeldeployments", True)
 INFERENCE_POOL = Resource("gpupool.io/v1alpha1", "InferencePool", "inferencepools", False)
 
@@ -67,6 +68,7 @@ _BY_KIND = {
         POD,
         PRIORITY_CLASS,
         RESOURCE_QUOTA,
+        NAMESPACE,
         MODEL_DEPLOYMENT,
         INFERENCE_POOL,
     )
@@ -121,6 +123,19 @@ def with_applied_hash(obj: dict[str, Any]) -> dict[str, Any]:
 
 def needs_apply(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
     return current is None or not contains(current, with_applied_hash(desired))
+
+
+def _log_write(verb: str, obj: dict[str, Any]) -> None:
+    """One log line per write, naming the object (JSON logs carry kind, namespace and name)."""
+    meta = obj["metadata"]
+    log.info(
+        "%s %s %s/%s",
+        verb,
+        obj["kind"],
+        meta.get("namespace", ""),
+        meta["name"],
+        extra={"obj_kind": obj["kind"], "obj_namespace": meta.get("namespace"), "obj_name": meta["name"]},
+    )
 
 
 def load_client(kubeconfig: str | None = None) -> client.ApiClient:
@@ -220,14 +235,26 @@ class Kube:
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
-        log.info(
-            "applied %s %s/%s",
-            obj["kind"],
-            meta.get("namespace", ""),
-            meta["name"],
-            extra={"obj_kind": obj["kind"], "obj_namespace": meta.get("namespace"), "obj_name": meta["name"]},
-        )
+        _log_write("applied", obj)
         return result
+
+    def delete(self, obj: dict[str, Any]) -> bool:
+        """Delete `obj` if it is still the same object (uid precondition); True when it was deleted.
+
+        Children are background-deleted: the garbage collector removes what they own (a
+        Deployment's ReplicaSets and pods) and pods still drain through their preStop hooks.
+        """
+        resource = resource_of(obj)
+        meta = obj["metadata"]
+        body = {"propagationPolicy": "Background", "preconditions": {"uid": meta["uid"]}}
+        try:
+            self._call("DELETE", resource.path(meta.get("namespace"), meta["name"]), body=body)
+        except ApiException as err:
+            if err.status in (404, 409):
+                return False
+            raise
+        _log_write("deleted", obj)
+        return True
 
     def apply_if_changed(self, desired: dict[str, Any], current: dict[str, Any] | None = None) -> bool:
         """Apply `desired` unless the API server already holds it; True when a write was made."""

@@ -37,6 +37,22 @@ AUTOSCALER_DESIRED = Gauge(
 POOL_TIER_ALLOCATED = Gauge(
     "gpupool_pool_tier_allocated", "Accelerators allocated per tier.", ["pool", "tier"]
 )
+POOL_TENANT_ACCELERATORS = Gauge(
+    "gpupool_pool_tenant_accelerators",
+    "Accelerators of a pool per tenant: allocated (bound pods), pending, and the tenant's limit.",
+    ["pool", "tenant", "state"],
+)
+POOL_TENANT_COST = Gauge(
+    "gpupool_pool_tenant_cost_per_hour",
+    "Price per hour of the accelerators a tenant's pods hold on a pool.",
+    ["pool", "tenant"],
+)
+POOL_COST = Gauge(
+    "gpupool_pool_cost_per_hour", "Price per hour of the accelerators held on a pool.", ["pool"]
+)
+MODEL_PLACED = Gauge(
+    "gpupool_model_placed_instances", "Desired instances of a model per pool.", ["namespace", "name", "pool"]
+)
 
 
 def observe_model(
@@ -47,19 +63,26 @@ def observe_model(
     WRITES.labels("ModelDeployment").inc(writes)
     DESIRED.labels(namespace, name).set(status.replicas)
     READY.labels(namespace, name).set(status.ready_replicas)
-    if status.plan is not None:
-        if status.plan.tensor_parallel is not None:
-            TENSOR_PARALLEL.labels(namespace, name).set(status.plan.tensor_parallel)
-        if status.plan.cost_per_hour is not None and status.plan.instances:
-            # The plan's cost is for the planned instances; report it for the desired ones.
-            per_instance = status.plan.cost_per_hour / status.plan.instances
-            COST.labels(namespace, name).set(per_instance * status.replicas)
+    if status.plan is not None and status.plan.tensor_parallel is not None:
+        TENSOR_PARALLEL.labels(namespace, name).set(status.plan.tensor_parallel)
+    if status.cost_per_hour is not None:
+        COST.labels(namespace, name).set(status.cost_per_hour)
+    for placement in status.placements:
+        MODEL_PLACED.labels(namespace, name, placement.pool).set(placement.instances)
+    _placed_pools[(namespace, name)] = {p.pool for p in status.placements}
+
+
+# Pools each model has a per-pool series for, so deleting the model removes them all.
+_placed_pools: dict[tuple[str, str], set[str]] = {}
 
 
 def forget_model(namespace: str, name: str) -> None:
     for gauge in (DESIRED, READY, TENSOR_PARALLEL, COST, AUTOSCALER_DESIRED):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
+    for pool in _placed_pools.pop((namespace, name), set()):
+        with contextlib.suppress(KeyError):
+            MODEL_PLACED.remove(namespace, name, pool)
 
 
 def forget_autoscaler(namespace: str, name: str) -> None:
@@ -75,6 +98,20 @@ def observe_pool(name: str, status: InferencePoolStatus) -> None:
         POOL_ACCELERATORS.labels(name, "free").set(status.accelerators.free)
     for tier in status.tiers:
         POOL_TIER_ALLOCATED.labels(name, tier.name).set(tier.allocated)
+    if status.cost_per_hour is not None:
+        POOL_COST.labels(name).set(status.cost_per_hour)
+    held = status.accelerators.allocated if status.accelerators else 0
+    for tenant in status.tenants:
+        POOL_TENANT_ACCELERATORS.labels(name, tenant.name, "allocated").set(tenant.accelerators)
+        POOL_TENANT_ACCELERATORS.labels(name, tenant.name, "pending").set(tenant.pending)
+        if tenant.limit is not None:
+            POOL_TENANT_ACCELERATORS.labels(name, tenant.name, "limit").set(tenant.limit)
+        if status.cost_per_hour is not None and held:
+            POOL_TENANT_COST.labels(name, tenant.name).set(
+                round(status.cost_per_hour * tenant.accelerators / held, 4)
+            )
+        elif status.cost_per_hour is not None:
+            POOL_TENANT_COST.labels(name, tenant.name).set(0)
 
 
 # Counters start at zero for both kinds, so rate() and alerts on them work before the first event.

@@ -20,6 +20,7 @@ from gpupool.api.conditions import (
     ConditionStatus,
     ConditionType,
     Reason,
+    find_condition,
     now_rfc3339,
     set_condition,
 )
@@ -36,21 +37,30 @@ from gpupool.controller.kube import (
     DEPLOYMENT,
     INFERENCE_POOL,
     MODEL_DEPLOYMENT,
+    NAMESPACE,
     NODE,
     POD,
+    RESOURCE_QUOTA,
     SERVICE,
     Kube,
     resource_of,
     with_applied_hash,
 )
-from gpupool.render import object_name, render_priority_classes
-from gpupool.render.labels import MANAGED_BY, MANAGED_BY_LABEL
+from gpupool.placement import InstanceCaps, PoolState, instance_caps
+from gpupool.render import render_priority_classes, selector_labels, workload_name
+from gpupool.render.labels import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, label_value
+from gpupool.render.quota import QUOTA_COMPONENT, render_resource_quotas, tenant_quota_grants
 from gpupool.services.modeldeployment import (
     ModelOutcome,
+    PoolContext,
     WorkloadObservation,
     decide,
+    decide_pools,
 )
-from gpupool.services.pool import pool_status
+from gpupool.services.pool import pool_state, status_of
+
+# Pods that hold resources: the others have finished.
+LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +138,74 @@ Snapshot = dict[tuple[str, str, str], dict[str, Any]]
 Adjust = Callable[[ModelDeployment, WorkloadObservation | None], ModelDeployment]
 
 
+ModelKey = tuple[str, str]
+
+# Pools' accounting from the last pass, by pool name: every model reconcile needs its pools' state,
+# and counting walks every node and pod, so it happens once per pass, not once per model.
+_states: dict[str, PoolState] = {}
+# Labels of every namespace, read when some pool has tenants (selectors pick namespaces by label).
+_namespace_labels: dict[str, dict[str, str]] = {}
+# What each model asked of its pools at its last reconcile, with what the limits allowed then.
+_asks: dict[ModelKey, dict[str, InstanceCaps]] = {}
+# Instances the scheduler evicted for a higher tier, by model, until its status says so.
+_preemptions: dict[ModelKey, dict[str, str]] = {}
+
+
+def note_preemption(namespace: str, model: str, pod: str, message: str) -> bool:
+    """Remember that `pod` of the model was preempted; True when it is news."""
+    seen = _preemptions.setdefault((namespace, model), {})
+    if pod in seen:
+        return False
+    seen[pod] = message
+    return True
+
+
+def model_for_label(namespace: str, label: str) -> str:
+    """The ModelDeployment whose pods carry `label` as their identity label. The label is the name
+    itself unless the name is longer than a label value may be; then it is a known model's."""
+    for known_namespace, name in list(_asks):
+        if known_namespace == namespace and label_value(name) == label:
+            return name
+    return label
+
+
+def _preemption_message(key: ModelKey) -> str | None:
+    pods = _preemptions.get(key)
+    if not pods:
+        return None
+    names = sorted(pods)
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return (
+        f"the scheduler preempted {len(names)} instance(s) ({shown}) to make room for a higher tier: "
+        f"{pods[names[0]]}; they come back when room returns"
+    )
+
+
+def _context(kube: Kube, name: str, namespace: str) -> PoolContext | None:
+    pool = _read_pool(kube, name)
+    if pool is None:
+        return None
+    state = _states.get(name)
+    if state is None:
+        state = _account_one(kube, pool)
+    return PoolContext(pool, state, _namespace_labels.get(namespace))
+
+
+def _account_one(kube: Kube, pool: InferencePool) -> PoolState:
+    """Count a pool the first time a model needs it, before the accounting pass has."""
+    nodes = list(kube.list(NODE))
+    pods = list(kube.list(POD, field_selector=LIVE_PODS))
+    if pool.spec.tenants and not _namespace_labels:
+        _namespace_labels.update(_read_namespaces(kube))
+    state = pool_state(pool, nodes, pods, _namespace_labels or None)
+    _states[pool.metadata["name"]] = state
+    return state
+
+
+def _read_namespaces(kube: Kube) -> dict[str, dict[str, str]]:
+    return {ns["metadata"]["name"]: dict(ns["metadata"].get("labels") or {}) for ns in kube.list(NAMESPACE)}
+
+
 def reconcile_model(
     kube: Kube,
     namespace: str,
@@ -142,12 +220,15 @@ def reconcile_model(
     never compared with a stale copy.
     """
     started = time.perf_counter()
-    with _locked((namespace, name)):
+    key = (namespace, name)
+    with _locked(key):
         body = kube.get(MODEL_DEPLOYMENT, namespace, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
+            _asks.pop(key, None)
+            _preemptions.pop(key, None)
             return None
         try:
-            ModelDeploymentSpec.model_validate(body.get("spec") or {})
+            spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
         except ValidationError as err:
             message = f"spec is invalid: {_short(err)}"
             if kube.apply_status(MODEL_DEPLOYMENT, body, _invalid_spec_status(body, message)):
@@ -155,40 +236,98 @@ def reconcile_model(
             return None
         md = ModelDeployment(
             metadata=body["metadata"],
-            spec=ModelDeploymentSpec.model_validate(body["spec"]),
+            spec=spec,
             status=parse_status(body.get("status"), ModelDeploymentStatus),
         )
-        pool = _read_pool(kube, md.spec.pool)
-        if snapshot is None:
-            deployment = kube.get(DEPLOYMENT, namespace, object_name(name))
+        contexts = {pool: _context(kube, pool, namespace) for pool in spec.pool_names()}
+        deployments: dict[str, dict[str, Any] | None] = {}
+        for pool in spec.pool_names():
+            workload = workload_name(name, pool if spec.pools else None)
+            if snapshot is None:
+                deployments[pool] = kube.get(DEPLOYMENT, namespace, workload)
+            else:
+                deployments[pool] = snapshot.get(("Deployment", namespace, workload))
+        preemption = _preemption_message(key)
+        if spec.pools:
+            observed = {pool: observe_workload(d) for pool, d in deployments.items()}
+            outcome = decide_pools(md, contexts, observed, now_rfc3339())
         else:
-            deployment = snapshot.get(("Deployment", namespace, object_name(name)))
-        workload = observe_workload(deployment)
-        if adjust is not None:
-            md = adjust(md, workload)
-        outcome = decide(md, pool, workload, now_rfc3339())
+            assert spec.pool is not None
+            workload_seen = observe_workload(deployments[spec.pool])
+            if adjust is not None:
+                md = adjust(md, workload_seen)
+            outcome = decide(md, contexts[spec.pool], workload_seen, now_rfc3339(), preemption=preemption)
         writes = 0
         if outcome.apply:
+            current_by_name = {
+                ("Deployment", namespace, d["metadata"]["name"]): d for d in deployments.values() if d
+            }
+            fresh = all(d is None for d in deployments.values())
             for obj in outcome.objects:
-                if deployment is None:
+                if fresh:
                     # A new workload: nothing to compare with, so skip the reads.
                     kube.apply(with_applied_hash(obj))
                     writes += 1
-                else:
-                    key = (obj["kind"], namespace, obj["metadata"]["name"])
-                    current = snapshot.get(key) if snapshot is not None else None
-                    if resource_of(obj) == DEPLOYMENT:
-                        current = deployment
-                    elif snapshot is not None and current is None:
-                        current = kube.get(resource_of(obj), namespace, obj["metadata"]["name"])
-                    writes += kube.apply_if_changed(obj, current)
+                    continue
+                obj_key = (obj["kind"], namespace, obj["metadata"]["name"])
+                current = current_by_name.get(obj_key)
+                if current is None and resource_of(obj) == DEPLOYMENT:
+                    current = None  # a pool the model did not use before: apply_if_changed reads it
+                elif current is None and snapshot is not None:
+                    current = snapshot.get(obj_key) or kube.get(
+                        resource_of(obj), namespace, obj["metadata"]["name"]
+                    )
+                writes += kube.apply_if_changed(obj, current)
+            writes += _prune_workloads(kube, body, md, outcome, snapshot)
         if kube.apply_status(MODEL_DEPLOYMENT, body, outcome.status.to_wire()):
             writes += 1
+        placed = find_condition(outcome.status.conditions, ConditionType.PLACED)
+        if preemption is not None and placed is not None and placed.reason == Reason.PREEMPTED:
+            _preemptions.pop(key, None)
+        _asks[key] = dict(outcome.asks)
         now = now_rfc3339()
         for event in outcome.events:
             kube.post_event(body, event.type, event.reason, event.message, now)
         metrics.observe_model(namespace, name, outcome.status, writes, time.perf_counter() - started)
         return outcome
+
+
+def _prune_workloads(
+    kube: Kube,
+    body: dict[str, Any],
+    md: ModelDeployment,
+    outcome: ModelOutcome,
+    snapshot: Snapshot | None,
+) -> int:
+    """Delete the model's Deployments that no longer serve it: a pool it left, or the single-pool
+    Deployment after a switch to several pools (and back). Candidates are the workloads its last
+    status named and, in a resync, every listed Deployment carrying its identity label; only
+    Deployments this ModelDeployment controls are deleted."""
+    namespace = body["metadata"]["namespace"]
+    uid = body["metadata"].get("uid")
+    wanted = {o["metadata"]["name"] for o in outcome.objects if o["kind"] == "Deployment"}
+    names = {p.workload for p in (md.status.placements if md.status else []) if p.workload}
+    if snapshot is not None:
+        identity = selector_labels(body["metadata"]["name"])
+        names |= {
+            k[2]
+            for k, obj in snapshot.items()
+            if k[0] == "Deployment"
+            and k[1] == namespace
+            and all(((obj["metadata"].get("labels") or {}).get(a) == b) for a, b in identity.items())
+        }
+    deleted = 0
+    for stale in sorted(names - wanted):
+        current = (snapshot or {}).get(("Deployment", namespace, stale)) or kube.get(
+            DEPLOYMENT, namespace, stale
+        )
+        if current is None:
+            continue
+        owners = current["metadata"].get("ownerReferences") or []
+        if not any(o.get("uid") == uid and o.get("controller") for o in owners):
+            continue
+        deleted += kube.delete(current)
+    return deleted
 
 
 # The last body seen of each pool, kept current by the pool watch: every model reconcile needs its
@@ -200,8 +339,13 @@ def remember_pool(body: dict[str, Any]) -> None:
     _pools[body["metadata"]["name"]] = body
 
 
+def known_pools() -> list[str]:
+    return sorted(_pools)
+
+
 def forget_pool(name: str) -> None:
     _pools.pop(name, None)
+    _states.pop(name, None)
 
 
 def _read_pool(kube: Kube, name: str) -> InferencePool | None:
@@ -224,37 +368,131 @@ def _read_pool(kube: Kube, name: str) -> InferencePool | None:
         return None
 
 
+def _invalid_pool_status(body: dict[str, Any], message: str) -> dict[str, Any]:
+    previous = parse_status(body.get("status"), InferencePoolStatus) or InferencePoolStatus()
+    generation = body["metadata"].get("generation")
+    conditions = set_condition(
+        previous.conditions,
+        ConditionType.READY,
+        ConditionStatus.FALSE,
+        Reason.INVALID_SPEC,
+        message,
+        generation,
+        now_rfc3339(),
+    )
+    return previous.model_copy(update={"observed_generation": generation, "conditions": conditions}).to_wire()
+
+
 def reconcile_pool(kube: Kube, name: str) -> list[tuple[str, str]]:
-    """Converge one pool: its PriorityClasses and its status. Returns the models that use it."""
-    with _locked(("", name)):
+    """Converge one pool; returns the models whose limits changed (see `reconcile_pools`)."""
+    return reconcile_pools(kube, [name])
+
+
+def reconcile_pools(kube: Kube, names: list[str]) -> list[tuple[str, str]]:
+    """Converge pools: PriorityClasses, accounting, status, tenants' ResourceQuotas.
+
+    Nodes, pods and namespaces are listed once for all of them. Returns the models whose tier,
+    quota or capacity limits on these pools now answer differently than at their last
+    reconcile: they need another pass (a model waiting for room, a borrower whose lender grew).
+    """
+    bodies = []
+    for name in names:
         body = kube.get(INFERENCE_POOL, None, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
-            return []
-        pool = _read_pool(kube, name)
-        if pool is None:
-            return []
-        for obj in render_priority_classes(pool):
-            kube.apply_if_changed(obj)
-        nodes = kube.list(NODE)
-        pods = kube.list(POD, field_selector="status.phase!=Succeeded,status.phase!=Failed")
-        status = pool_status(pool, nodes, pods, now_rfc3339())
-        kube.apply_status(INFERENCE_POOL, body, status.to_wire())
-        metrics.observe_pool(name, status)
-    return [
-        (m["metadata"]["namespace"], m["metadata"]["name"])
-        for m in kube.list(MODEL_DEPLOYMENT)
-        if (m.get("spec") or {}).get("pool") == name
-    ]
+            _states.pop(name, None)
+            continue
+        remember_pool(body)
+        bodies.append(body)
+    if not bodies:
+        return []
+    nodes = list(kube.list(NODE))
+    pods = list(kube.list(POD, field_selector=LIVE_PODS))
+    pools_with_tenants = any((b.get("spec") or {}).get("tenants") for b in _pools.values())
+    if pools_with_tenants:
+        _namespace_labels.clear()
+        _namespace_labels.update(_read_namespaces(kube))
+    changed: set[ModelKey] = set()
+    for body in bodies:
+        name = body["metadata"]["name"]
+        with _locked(("", name)):
+            try:
+                pool = InferencePool(
+                    metadata=body["metadata"],
+                    spec=body["spec"],
+                    status=parse_status(body.get("status"), InferencePoolStatus),
+                )
+            except ValidationError as err:
+                message = f"spec is invalid: {_short(err)}"
+                kube.apply_status(INFERENCE_POOL, body, _invalid_pool_status(body, message))
+                _states.pop(name, None)
+                continue
+            for obj in render_priority_classes(pool):
+                kube.apply_if_changed(obj)
+            state = pool_state(pool, nodes, pods, _namespace_labels if pools_with_tenants else None)
+            _states[name] = state
+            status = status_of(pool, state, now_rfc3339())
+            kube.apply_status(INFERENCE_POOL, body, status.to_wire())
+            metrics.observe_pool(name, status)
+            changed |= _limits_changed(name, state)
+    _reconcile_quotas(kube, pools_with_tenants)
+    return sorted(changed)
+
+
+def _limits_changed(pool: str, state: PoolState) -> set[ModelKey]:
+    """Models whose caps on `pool` differ under `state` from what their last reconcile saw."""
+    changed = set()
+    for key, asks in list(_asks.items()):
+        caps = asks.get(pool)
+        if caps is None:
+            continue
+        again = instance_caps(state, caps.request, _namespace_labels.get(key[0]))
+        if _allowed(again) != _allowed(caps):
+            changed.add(key)
+    return changed
+
+
+def _allowed(caps: InstanceCaps) -> tuple[int, int, int]:
+    return (caps.tier.allowed, caps.tenant.allowed, caps.capacity.allowed)
+
+
+_quotas_written = False
+
+
+def _reconcile_quotas(kube: Kube, any_tenants: bool) -> None:
+    """Every pool's tenants' ResourceQuotas: apply the ones that differ, delete the ones no pool
+    asks for any more (a tenant or namespace removed). Quotas span pools, so all pools count."""
+    global _quotas_written
+    if not any_tenants and not _quotas_written:
+        return
+    grants = []
+    for body in _pools.values():
+        try:
+            pool = InferencePool(metadata=body["metadata"], spec=body["spec"])
+        except ValidationError:
+            continue
+        if pool.spec.tenants:
+            grants.extend(tenant_quota_grants(pool, pool.spec.tenants, _namespace_labels))
+    desired = {(q["metadata"]["namespace"], q["metadata"]["name"]): q for q in render_resource_quotas(grants)}
+    selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}={QUOTA_COMPONENT}"
+    current = {
+        (q["metadata"]["namespace"], q["metadata"]["name"]): q
+        for q in kube.list(RESOURCE_QUOTA, label_selector=selector)
+    }
+    for key, quota in desired.items():
+        kube.apply_if_changed(quota, current.get(key) or {})
+    for key, quota in current.items():
+        if key not in desired:
+            kube.delete(quota)
+    _quotas_written = bool(desired)
 
 
 def resync_all(kube: Kube) -> None:
     """The level-triggered pass: every pool, then every model, from what the API server holds now."""
     started = time.perf_counter()
-    for pool in kube.list(INFERENCE_POOL):
-        try:
-            reconcile_pool(kube, pool["metadata"]["name"])
-        except Exception:  # one bad object must not stop the pass for the others
-            log.exception("resync of pool %s failed", pool["metadata"]["name"])
+    try:
+        reconcile_pools(kube, [pool["metadata"]["name"] for pool in kube.list(INFERENCE_POOL)])
+    except Exception:  # a failed count must not stop the pass for the models
+        log.exception("resync of the pools failed")
     managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     snapshot: Snapshot = {
         (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]): obj

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from gpupool.api.tenancy import (
@@ -198,26 +199,76 @@ class PoolState:
     tiers: tuple[Tier, ...]
     tenants: tuple[Tenant, ...] = field(default=())
 
+    # Indexes, built once per state: the operator asks for the caps of every model of a pool after
+    # each recount, and each question would otherwise walk every claim.
+
+    @cached_property
+    def claims_by_tier(self) -> dict[str | None, tuple[Claim, ...]]:
+        grouped: dict[str | None, list[Claim]] = {}
+        for claim in self.claims:
+            grouped.setdefault(claim.tier, []).append(claim)
+        return {tier: tuple(claims) for tier, claims in grouped.items()}
+
+    @cached_property
+    def claims_by_workload(self) -> dict[str | None, tuple[Claim, ...]]:
+        grouped: dict[str | None, list[Claim]] = {}
+        for claim in self.claims:
+            grouped.setdefault(claim.workload, []).append(claim)
+        return {workload: tuple(claims) for workload, claims in grouped.items()}
+
+    @cached_property
+    def claims_by_tenant(self) -> dict[str | None, tuple[Claim, ...]]:
+        grouped: dict[str | None, list[Claim]] = {}
+        for claim in self.claims:
+            grouped.setdefault(claim.tenant, []).append(claim)
+        return {tenant: tuple(claims) for tenant, claims in grouped.items()}
+
+    @cached_property
+    def _tier_use(self) -> dict[str | None, int]:
+        return {tier: sum(c.accelerators for c in claims) for tier, claims in self.claims_by_tier.items()}
+
+    @cached_property
+    def _bound_by_tier_node(self) -> dict[str, dict[str, int]]:
+        bound: dict[str, dict[str, int]] = {}
+        for claim in self.claims:
+            if claim.tier is not None and claim.node is not None:
+                by_node = bound.setdefault(claim.tier, {})
+                by_node[claim.node] = by_node.get(claim.node, 0) + claim.accelerators
+        return bound
+
+    def tier_use(self, tier: str, exclude_workload: str | None = None) -> int:
+        """What tier `tier`'s pods request, bound and pending, without `exclude_workload`'s."""
+        own = sum(c.accelerators for c in self.claims_by_workload.get(exclude_workload, ()) if c.tier == tier)
+        return self._tier_use.get(tier, 0) - (own if exclude_workload is not None else 0)
+
+    def bound_by_node(self, tier: str) -> dict[str, int]:
+        """Accelerators the bound pods of tier `tier` hold, per node."""
+        return self._bound_by_tier_node.get(tier, {})
+
     # Capacity
 
-    @property
+    @cached_property
     def total(self) -> int:
         return sum(n.allocatable for n in self.nodes)
 
-    @property
+    @cached_property
     def allocated(self) -> int:
         return sum(n.requested for n in self.nodes)
 
-    @property
+    @cached_property
     def free(self) -> int:
         return sum(n.free for n in self.nodes)
 
-    @property
+    @cached_property
     def pending(self) -> int:
         return sum(c.accelerators for c in self.claims if c.pending)
 
-    def free_by_node(self) -> dict[str, int]:
+    @cached_property
+    def _free_by_node(self) -> dict[str, int]:
         return {n.name: n.free for n in self.nodes}
+
+    def free_by_node(self) -> dict[str, int]:
+        return dict(self._free_by_node)
 
     def fragmentation(self, sizes: Sequence[int] = TENSOR_PARALLEL_SIZES) -> tuple[TensorParallelFit, ...]:
         return fragmentation(self.free_by_node().values(), sizes)
@@ -239,7 +290,7 @@ class PoolState:
         return tuple(self._tier_account(t) for t in self.tiers)
 
     def _tier_account(self, tier: Tier) -> TierAccount:
-        mine = [c for c in self.claims if c.tier == tier.name]
+        mine = self.claims_by_tier.get(tier.name, ())
         return TierAccount(
             name=tier.name,
             priority=tier.priority,
@@ -251,7 +302,7 @@ class PoolState:
             preempted=sum(c.accelerators for c in mine if c.preempted),
         )
 
-    @property
+    @cached_property
     def unmanaged(self) -> int:
         """Accelerators held on the pool's nodes by pods no tier of the pool accounts for."""
         return sum(c.accelerators for c in self.claims if c.tier is None and not c.pending)
@@ -264,7 +315,7 @@ class PoolState:
     def tenant_accounts(self) -> tuple[TenantAccount, ...]:
         accounts = []
         for tenant in self.tenants:
-            mine = [c for c in self.claims if c.tenant == tenant.name]
+            mine = self.claims_by_tenant.get(tenant.name, ())
             accounts.append(
                 TenantAccount(
                     name=tenant.name,

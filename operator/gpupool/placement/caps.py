@@ -34,18 +34,20 @@ def reachable_by_node(
     reach = state.free_by_node()
     if tier.preemptible:
         return reach
-    priority = {t.name: t.priority for t in state.tiers}
-    for claim in state.claims:
-        if claim.node is None or claim.tier is None or claim.workload == exclude_workload:
-            continue
-        if priority[claim.tier] < tier.priority:
-            reach[claim.node] += claim.accelerators
+    lower = {t.name for t in state.tiers if t.priority < tier.priority}
+    for name in lower:
+        for node, held in state.bound_by_node(name).items():
+            reach[node] += held
+    # The excluded workload's own pods stay where they are.
+    for claim in state.claims_by_workload.get(exclude_workload, ()) if exclude_workload else ():
+        if claim.node is not None and claim.tier in lower:
+            reach[claim.node] -= claim.accelerators
     return reach
 
 
 def running_instances(state: PoolState, workload: str) -> int:
     """Bound pods of the workload on the pool (one pod per instance)."""
-    return sum(1 for c in state.claims if c.workload == workload and not c.pending)
+    return sum(1 for c in state.claims_by_workload.get(workload, ()) if not c.pending)
 
 
 def capacity_cap(state: PoolState, request: InstanceRequest) -> Cap:

@@ -37,7 +37,7 @@ def tenant_cap(
         )
     limit = tenant.max_accelerators_of(state.accelerator_memory_bytes)
     assert limit is not None  # a tenant has at least one of the two limits
-    claims = [c for c in state.claims if c.tenant == tenant.name and c.workload != request.workload]
+    claims = [c for c in state.claims_by_tenant.get(tenant.name, ()) if c.workload != request.workload]
     used = sum(c.accelerators for c in claims)
     room = max(0, limit - used)
     allowed = min(request.instances, room // request.tensor_parallel)

@@ -57,7 +57,7 @@ class TierRoom:
 
 
 def _use(state: PoolState, tier: str, exclude: str | None) -> int:
-    return sum(c.accelerators for c in state.claims if c.tier == tier and c.workload != exclude)
+    return state.tier_use(tier, exclude)
 
 
 def tier_room(state: PoolState, tier_name: str, exclude_workload: str | None = None) -> TierRoom:
@@ -124,7 +124,7 @@ def tier_room(state: PoolState, tier_name: str, exclude_workload: str | None = N
 
 
 def _tier_users(state: PoolState, tier: Tier, exclude: str) -> list[tuple[str, int]]:
-    claims: list[Claim] = [c for c in state.claims if c.tier == tier.name and c.workload != exclude]
+    claims: list[Claim] = [c for c in state.claims_by_tier.get(tier.name, ()) if c.workload != exclude]
     return state.users(claims)
 
 

@@ -19,6 +19,7 @@ from gpupool.render.workload import (
     render_priority_classes,
     rollout_strategy,
     startup_budget_seconds,
+    workload_name,
 )
 
 __all__ = [
@@ -36,4 +37,5 @@ __all__ = [
     "selector_labels",
     "startup_budget_seconds",
     "workload_labels",
+    "workload_name",
 ]

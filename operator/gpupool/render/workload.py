@@ -409,8 +409,20 @@ def _passwd() -> str:
     )
 
 
-def render_model_deployment(md: ModelDeployment, pool: InferencePool, plan: Plan, replicas: int) -> list[Obj]:
+def workload_name(md_name: str, pool_name: str | None = None) -> str:
+    """The Deployment of a model: its own name on one pool (spec.pool), `<name>-<pool>` per pool
+    when it may use several (spec.pools)."""
+    return lbl.object_name(md_name, pool_name or "")
+
+
+def render_model_deployment(
+    md: ModelDeployment, pool: InferencePool, plan: Plan, replicas: int, *, per_pool: bool = False
+) -> list[Obj]:
     """The ConfigMaps, Deployment and Service that serve `md` on `pool` as `plan` sizes it.
+
+    With `per_pool` (a model of several pools), the Deployment and ConfigMaps are named after the
+    pool as well and the Deployment selects the pool's pods only; the Service, the same for every
+    pool, selects the model's pods on all of them.
 
     Raises UnsupportedEngineError (a ValueError) when the engine cannot run on the pool's
     accelerators (Triton on Ascend) or not at the requested precision, and ValueError when the
@@ -443,6 +455,8 @@ def render_model_deployment(md: ModelDeployment, pool: InferencePool, plan: Plan
         engine=engine.value,
     )
     name = lbl.object_name(md_name)
+    workload = workload_name(md_name, pool_name if per_pool else None)
+    part = f"{pool_name}-" if per_pool else ""
 
     def metadata(object_name: str) -> Obj:
         return {
@@ -495,7 +509,7 @@ def render_model_deployment(md: ModelDeployment, pool: InferencePool, plan: Plan
 
     if engine is EngineType.TRITON:
         model_name = triton.triton_model_name(weights.served_name)
-        repository = lbl.object_name(md_name, "model-repository")
+        repository = lbl.object_name(md_name, f"{part}model-repository")
         config_maps.append(
             {
                 "apiVersion": "v1",
@@ -537,7 +551,7 @@ def render_model_deployment(md: ModelDeployment, pool: InferencePool, plan: Plan
         for volume_name, path, kind in ASCEND_HOST_PATHS:
             volumes.append({"name": volume_name, "hostPath": {"path": path, "type": kind}})
             mounts.append({"name": volume_name, "mountPath": path, "readOnly": True})
-        identity = lbl.object_name(md_name, "passwd")
+        identity = lbl.object_name(md_name, f"{part}passwd")
         config_maps.append(
             {
                 "apiVersion": "v1",
@@ -593,16 +607,17 @@ def render_model_deployment(md: ModelDeployment, pool: InferencePool, plan: Plan
     template["metadata"]["annotations"] = {lbl.CONFIG_HASH_ANNOTATION: config_hash(template, config_maps)}
 
     selector = lbl.selector_labels(md_name)
+    pods = {**selector, lbl.POOL_LABEL: lbl.label_value(pool_name)} if per_pool else selector
     deployment: Obj = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
-        "metadata": metadata(name),
+        "metadata": metadata(workload),
         "spec": {
             "replicas": replicas,
             "revisionHistoryLimit": REVISION_HISTORY_LIMIT,
             "progressDeadlineSeconds": startup_budget_seconds(plan.load_time_seconds)
             + PROGRESS_MARGIN_SECONDS,
-            "selector": {"matchLabels": selector},
+            "selector": {"matchLabels": dict(sorted(pods.items()))},
             "strategy": rollout_strategy(replicas),
             "template": template,
         },

@@ -9,7 +9,10 @@ written.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from gpupool.api.conditions import (
@@ -20,6 +23,7 @@ from gpupool.api.conditions import (
     find_condition,
     set_condition,
 )
+from gpupool.api.tenancy import PlacementLimit, PoolPlacement, PoolPreference
 from gpupool.api.v1alpha1 import (
     AutoscalingStatus,
     InferencePool,
@@ -29,7 +33,27 @@ from gpupool.api.v1alpha1 import (
 from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.models import UnknownModelError, get_model
 from gpupool.catalog.types import Architecture
-from gpupool.render import UnsupportedEngineError, render_model_deployment, selector_labels
+from gpupool.placement import (
+    CrossPoolPlacement,
+    InstanceCaps,
+    InstanceRequest,
+    PlacementReason,
+    PoolOption,
+    PoolState,
+    instance_caps,
+    latency_floor_ms,
+    place_across_pools,
+    running_instances,
+    workload_key,
+)
+from gpupool.placement.pools import DEFAULT_HYSTERESIS_INSTANCES, rank_key, why_unusable
+from gpupool.render import (
+    UnsupportedEngineError,
+    object_name,
+    render_model_deployment,
+    selector_labels,
+    workload_name,
+)
 from gpupool.sizing import Plan, SizingRequest, plan_deployment
 
 
@@ -61,6 +85,9 @@ class ModelOutcome:
     events: list[EventRecord] = field(default_factory=list)
     # False when the spec cannot be served: keep whatever runs today, touch nothing.
     apply: bool = False
+    # What the model asked of each pool and what the limits allowed, by pool name: the operator
+    # re-evaluates the model when a pool's accounting would answer differently.
+    asks: dict[str, InstanceCaps] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -155,6 +182,102 @@ def desired_replicas(md: ModelDeployment, plan: Plan) -> int:
     return count
 
 
+# How long a Preempted condition holds at least, whatever the workload's status says.
+PREEMPTION_SETTLE_SECONDS = 10.0
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    try:
+        start = datetime.fromisoformat(earlier.replace("Z", "+00:00"))
+        end = datetime.fromisoformat(later.replace("Z", "+00:00"))
+    except ValueError:
+        return float("inf")
+    return (end - start).total_seconds()
+
+
+@dataclass(frozen=True)
+class PoolContext:
+    """A pool as the model's reconcile sees it: the object and, once counted, its state."""
+
+    pool: InferencePool
+    state: PoolState | None = None
+    # Labels of the model's namespace, for tenants chosen by a namespaceSelector (None: unknown).
+    namespace_labels: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where the instances go on one pool, and the limits that cut them."""
+
+    replicas: int
+    caps: InstanceCaps | None
+    empty: bool = False  # the pool has no schedulable node
+
+
+def place_on_pool(md: ModelDeployment, context: PoolContext, plan: Plan, asked: int) -> Placement:
+    """Cut the asked count to what the tier and the tenant allow (capacity is only reported)."""
+    if context.state is None:
+        return Placement(asked, None)
+    namespace = str(md.metadata.get("namespace", ""))
+    request = InstanceRequest(
+        workload=workload_key(namespace, str(md.metadata.get("name", ""))),
+        namespace=namespace,
+        tier=md.spec.tier,
+        tensor_parallel=plan.tensor_parallel,
+        instances=asked,
+    )
+    caps = instance_caps(context.state, request, context.namespace_labels)
+    if context.state.total == 0:
+        # No schedulable node: tiers' shares of nothing would say zero, and pods that never exist
+        # never make a cluster autoscaler add a node. Only the tenant's quota, an absolute
+        # number, cuts the count; the instances wait Pending and Placed says why.
+        return Placement(min(asked, caps.tenant.allowed), caps, empty=True)
+    return Placement(min(asked, caps.allowed), caps)
+
+
+def _placed_condition(
+    previous: ModelDeploymentStatus,
+    placement: Placement,
+    asked: int,
+    replicas: int,
+    ready: int,
+    preemption: str | None,
+    now: str,
+) -> tuple[ConditionStatus, Reason, str] | None:
+    """The Placed condition: True when every asked instance has room, else why not, with numbers.
+
+    A preemption reported by the pod watch (`preemption`) holds the condition at Preempted until
+    every asked instance is back and ready; then the condition returns to what the caps say.
+    """
+    caps = placement.caps
+    before = find_condition(previous.conditions, ConditionType.PLACED)
+    if preemption is not None:
+        return (ConditionStatus.FALSE, Reason.PREEMPTED, preemption)
+    if before is not None and before.reason == Reason.PREEMPTED:
+        # The workload's status trails the pods by a moment: hold the condition a little while
+        # even when the counts already look whole, so a stale "all ready" does not end it.
+        settling = _seconds_between(before.last_transition_time, now) < PREEMPTION_SETTLE_SECONDS
+        if replicas < asked or ready < replicas or settling:
+            return (ConditionStatus.FALSE, Reason.PREEMPTED, before.message)
+    if caps is None:
+        return None
+    if placement.empty:
+        message = (
+            f"pool {caps.tier.pool} has no schedulable node with accelerators: the "
+            f"{replicas} instance(s) wait Pending until nodes join the pool (label them with the "
+            "pool's nodeSelector, or let a cluster autoscaler add them)"
+        )
+        return (ConditionStatus.FALSE, Reason.INSUFFICIENT_CAPACITY, message)
+    binding = caps.binding(with_capacity=True)
+    if not binding:
+        return (ConditionStatus.TRUE, Reason.PLACED, caps.message(with_capacity=True))
+    reason = Reason(caps.reason(with_capacity=True).value)
+    message = caps.message(with_capacity=True)
+    if reason is Reason.INSUFFICIENT_CAPACITY:
+        message += "; the others wait Pending until room frees up or a node is added"
+    return (ConditionStatus.FALSE, reason, message)
+
+
 def _selector(md: ModelDeployment) -> str:
     """The scale subresource's selector: the pods' identity label, as the renderer writes it."""
     return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(md.metadata["name"]).items()))
@@ -162,11 +285,20 @@ def _selector(md: ModelDeployment) -> str:
 
 def decide(
     md: ModelDeployment,
-    pool: InferencePool | None,
+    pool: InferencePool | PoolContext | None,
     workload: WorkloadObservation | None,
     now: str,
+    *,
+    preemption: str | None = None,
 ) -> ModelOutcome:
-    """The plan, objects, status and events for one ModelDeployment."""
+    """The plan, objects, status and events for a ModelDeployment of one pool (spec.pool).
+
+    With the pool's state (a `PoolContext`), the count is cut to what the tier and the tenant
+    allow and the Placed condition says why; `preemption` is what the pod watch saw of instances
+    the scheduler evicted for a higher tier.
+    """
+    context = pool if isinstance(pool, PoolContext) else (PoolContext(pool) if pool is not None else None)
+    pool = context.pool if context is not None else None
     previous = md.status or ModelDeploymentStatus()
     generation = md.metadata.get("generation")
     conditions = list(previous.conditions)
@@ -184,7 +316,10 @@ def decide(
                 "existing pool (kubectl get inferencepools.gpupool.io)",
             )
         resolved, plan = plan_model(md, pool)
-        replicas = desired_replicas(md, plan)
+        asked = desired_replicas(md, plan)
+        assert context is not None
+        placement = place_on_pool(md, context, plan, asked)
+        replicas = placement.replicas
         try:
             objects = render_model_deployment(md, pool, plan, replicas)
         except UnsupportedEngineError as err:
@@ -194,6 +329,25 @@ def decide(
 
     observed = workload or WorkloadObservation()
     ready = min(observed.ready_replicas, replicas)
+    placed = _placed_condition(previous, placement, asked, replicas, ready, preemption, now)
+    if placed is not None:
+        conditions = set_condition(conditions, ConditionType.PLACED, *placed, generation, now)
+    caps = placement.caps
+    limits = [c.status() for c in caps.binding(with_capacity=True)] if caps is not None else []
+    price = pool.spec.price_per_accelerator_hour
+    cost = None if price is None else round(price * replicas * plan.tensor_parallel, 4)
+    placements = [
+        PoolPlacement(
+            pool=str(pool.metadata.get("name", "")),
+            workload=object_name(str(md.metadata.get("name", ""))),
+            ready=ready,
+            accelerator=plan.accelerator,
+            tensor_parallel=plan.tensor_parallel,
+            instances=replicas,
+            qps=round(replicas * (plan.qps_per_instance or 0.0), 3),
+            cost_per_hour=cost,
+        )
+    ]
     conditions = set_condition(
         conditions,
         ConditionType.PLANNED,
@@ -219,35 +373,8 @@ def decide(
         and observed.ready_replicas >= replicas
         and observed.replicas == replicas
     )
-    if replicas == 0:
-        ready_state = (ConditionStatus.TRUE, Reason.SCALED_TO_ZERO, "scaled to zero instances")
-    elif settled:
-        ready_state = (
-            ConditionStatus.TRUE,
-            Reason.AVAILABLE,
-            f"{ready}/{replicas} instances ready",
-        )
-    elif ready > 0:
-        ready_state = (
-            ConditionStatus.TRUE,
-            Reason.INSTANCES_STARTING,
-            f"{ready}/{replicas} instances ready",
-        )
-    else:
-        ready_state = (
-            ConditionStatus.FALSE,
-            Reason.INSTANCES_STARTING,
-            f"0/{replicas} instances ready",
-        )
+    ready_state, progressing = _readiness(replicas, ready, settled, workload)
     conditions = set_condition(conditions, ConditionType.READY, *ready_state, generation, now)
-    if settled or replicas == 0:
-        progressing = (ConditionStatus.FALSE, Reason.RECONCILED, "workload matches the spec")
-    else:
-        progressing = (
-            ConditionStatus.TRUE,
-            Reason.ROLLING_OUT,
-            f"{observed.updated_replicas} of {replicas} instances updated, {observed.ready_replicas} ready",
-        )
     conditions = set_condition(conditions, ConditionType.PROGRESSING, *progressing, generation, now)
 
     status = ModelDeploymentStatus(
@@ -259,8 +386,39 @@ def decide(
         selector=_selector(md),
         conditions=conditions,
         autoscaling=autoscaling,
+        placements=placements,
+        limits=limits,
+        asked_replicas=asked,
+        cost_per_hour=cost,
     )
-    return ModelOutcome(objects=objects, status=status, events=_events(previous, status), apply=True)
+    asks = {placements[0].pool: caps} if caps is not None else {}
+    return ModelOutcome(
+        objects=objects, status=status, events=_events(previous, status), apply=True, asks=asks
+    )
+
+
+def _readiness(
+    replicas: int, ready: int, settled: bool, workload: WorkloadObservation | None
+) -> tuple[tuple[ConditionStatus, Reason, str], tuple[ConditionStatus, Reason, str]]:
+    """The Ready and Progressing conditions from the desired and observed instance counts."""
+    observed = workload or WorkloadObservation()
+    if replicas == 0:
+        ready_state = (ConditionStatus.TRUE, Reason.SCALED_TO_ZERO, "scaled to zero instances")
+    elif settled:
+        ready_state = (ConditionStatus.TRUE, Reason.AVAILABLE, f"{ready}/{replicas} instances ready")
+    elif ready > 0:
+        ready_state = (ConditionStatus.TRUE, Reason.INSTANCES_STARTING, f"{ready}/{replicas} instances ready")
+    else:
+        ready_state = (ConditionStatus.FALSE, Reason.INSTANCES_STARTING, f"0/{replicas} instances ready")
+    if settled or replicas == 0:
+        progressing = (ConditionStatus.FALSE, Reason.RECONCILED, "workload matches the spec")
+    else:
+        progressing = (
+            ConditionStatus.TRUE,
+            Reason.ROLLING_OUT,
+            f"{observed.updated_replicas} of {replicas} instances updated, {observed.ready_replicas} ready",
+        )
+    return ready_state, progressing
 
 
 def _failed(
@@ -321,6 +479,8 @@ def _failed(
         selector=_selector(md),
         conditions=conditions,
         autoscaling=autoscaling,
+        # What runs keeps running: remember where, so a later spec can clean it up.
+        placements=previous.placements if workload else [],
     )
     return ModelOutcome(objects=[], status=status, events=_events(previous, status), apply=False)
 
@@ -347,6 +507,21 @@ def _events(previous: ModelDeploymentStatus, current: ModelDeploymentStatus) -> 
         ):
             message = f"autoscaler: {last.reason}"
         events.append(EventRecord("Normal", "Scaled", message))
+    before = find_condition(previous.conditions, ConditionType.PLACED)
+    after = find_condition(current.conditions, ConditionType.PLACED)
+    if after is not None and (
+        before is None or (before.status, before.reason) != (after.status, after.reason)
+    ):
+        if after.status == ConditionStatus.FALSE:
+            events.append(EventRecord("Warning", after.reason, after.message))
+        elif before is not None and before.reason == Reason.PREEMPTED:
+            events.append(
+                EventRecord(
+                    "Normal", Reason.RESTORED.value, "every preempted instance is back: " + after.message
+                )
+            )
+        elif after.reason == Reason.OVERFLOWED or before is not None:
+            events.append(EventRecord("Normal", after.reason, after.message))
     for type_ in (ConditionType.DEGRADED, ConditionType.READY):
         before = find_condition(previous.conditions, type_)
         after = find_condition(current.conditions, type_)
@@ -357,3 +532,216 @@ def _events(previous: ModelDeploymentStatus, current: ModelDeploymentStatus) -> 
         if type_ == ConditionType.READY and after.reason == Reason.AVAILABLE:
             events.append(EventRecord("Normal", after.reason, after.message))
     return events
+
+
+# --------------------------------------------------------------------------------------------------
+# Several pools (spec.pools)
+
+
+def _pool_option(
+    md: ModelDeployment,
+    preference: PoolPreference,
+    context: PoolContext | None,
+    demand_qps: float,
+) -> tuple[PoolOption | None, str | None, Placement | None]:
+    """The option one allowed pool offers, or why it cannot serve the model."""
+    if context is None:
+        return None, f"InferencePool {preference.name} does not exist", None
+    pool = context.pool
+    try:
+        _, plan = plan_model(md, pool)
+    except SpecError as err:
+        return None, err.message, None
+    accelerator = get_accelerator(pool.spec.accelerator)
+    namespace = str(md.metadata.get("namespace", ""))
+    key = workload_key(namespace, str(md.metadata.get("name", "")))
+    running = running_instances(context.state, key) if context.state is not None else 0
+    qps = plan.qps_per_instance or 0.0
+    # Ask for as much as the whole demand would need here (and the hysteresis margin the way back
+    # keeps), so the caps say what the pool can take.
+    asked = running + (math.ceil(demand_qps / qps) if qps > 0 else 0) + DEFAULT_HYSTERESIS_INSTANCES
+    placement = place_on_pool(md, context, plan, asked)
+    caps = placement.caps
+    room = caps.runnable if caps is not None else asked
+    option = PoolOption(
+        pool=preference.name,
+        plan=plan,
+        room=room,
+        running=running,
+        price_per_accelerator_hour=pool.spec.price_per_accelerator_hour,
+        priority=preference.priority,
+        max_instances=preference.max_instances,
+        latency_ms=latency_floor_ms(plan, accelerator),
+    )
+    return option, None, placement
+
+
+def _demand_qps(md: ModelDeployment, options: list[PoolOption]) -> float:
+    """Requests per second to place: the traffic spec with headroom, or spec.replicas instances of
+    the first-ranked pool; spec.scaling.maxReplicas of that pool at most."""
+    usable = sorted(
+        (o for o in options if why_unusable(o, md.spec.traffic.latency_slo_ms) is None), key=rank_key
+    )
+    best = usable[0].qps_per_instance if usable else 0.0
+    traffic = md.spec.traffic
+    demand = traffic.peak_qps * (1 + traffic.headroom_percent / 100)
+    if md.spec.replicas is not None:
+        demand = md.spec.replicas * best
+    if md.spec.scaling.max_replicas is not None and best > 0:
+        demand = min(demand, md.spec.scaling.max_replicas * best)
+    return demand
+
+
+def decide_pools(
+    md: ModelDeployment,
+    contexts: Mapping[str, PoolContext | None],
+    workloads: Mapping[str, WorkloadObservation | None],
+    now: str,
+) -> ModelOutcome:
+    """The objects, status and events for a ModelDeployment that may use several pools.
+
+    Each allowed pool gets its own plan; `place_across_pools` splits the demand over them
+    (docs/placement.md), and each pool's share runs as its own Deployment. `workloads` holds the
+    observed Deployment per pool name. Status reports the total and each pool's share.
+    """
+    previous = md.status or ModelDeploymentStatus()
+    generation = md.metadata.get("generation")
+    conditions = [c for c in previous.conditions if c.type != ConditionType.METRICS_AVAILABLE.value]
+    md = md.model_copy(update={"status": previous.model_copy(update={"autoscaling": None})})
+    name = str(md.metadata.get("name", ""))
+    try:
+        resolved = resolve_model(md)
+    except SpecError as err:
+        return _failed(md, previous, conditions, err, generation, _total(workloads), now)
+
+    # Demand first needs each pool's QPS per instance, which does not depend on the demand.
+    probes = [_pool_option(md, p, contexts.get(p.name), 0.0) for p in md.spec.pools]
+    demand = _demand_qps(md, [o for o, _, _ in probes if o is not None])
+    options: list[PoolOption] = []
+    placements: dict[str, Placement] = {}
+    skipped: list[tuple[str, str]] = []
+    for preference in md.spec.pools:
+        option, why, placement = _pool_option(md, preference, contexts.get(preference.name), demand)
+        if option is None or placement is None:
+            skipped.append((preference.name, why or "unusable"))
+            continue
+        options.append(option)
+        placements[option.pool] = placement
+    if not options:
+        reasons = "; ".join(f"{pool}: {why}" for pool, why in skipped)
+        none = SpecError(Reason.POOL_SKIPPED, f"none of the allowed pools can serve the model: {reasons}")
+        return _failed(md, previous, conditions, none, generation, _total(workloads), now)
+    split = place_across_pools(
+        options,
+        demand,
+        latency_slo_ms=md.spec.traffic.latency_slo_ms,
+        min_instances=md.spec.scaling.min_replicas,
+    )
+    for pool_name, why in skipped:
+        split = _skip(split, pool_name, why)
+    by_pool = {o.pool: o for o in options}
+    objects: list[dict[str, Any]] = []
+    service: dict[str, Any] | None = None
+    shares: list[PoolPlacement] = []
+    limits: list[PlacementLimit] = []
+    cost: float | None = 0.0
+    ready_total = replicas_total = 0
+    settled = True
+    for share in split.shares:
+        option = by_pool[share.pool]
+        context = contexts[share.pool]
+        assert context is not None
+        try:
+            rendered = render_model_deployment(md, context.pool, option.plan, share.instances, per_pool=True)
+        except UnsupportedEngineError as err:
+            split = _skip(split, share.pool, str(err))
+            continue
+        objects.extend(o for o in rendered if o["kind"] != "Service")
+        service = service or next(o for o in rendered if o["kind"] == "Service")
+        observed = workloads.get(share.pool) or WorkloadObservation()
+        ready = min(observed.ready_replicas, share.instances)
+        settled = settled and (
+            workloads.get(share.pool) is not None
+            and observed.observed_generation_current
+            and observed.updated_replicas >= share.instances
+            and observed.ready_replicas >= share.instances
+            and observed.replicas == share.instances
+        )
+        ready_total += ready
+        replicas_total += share.instances
+        shares.append(
+            share.status().model_copy(update={"workload": workload_name(name, share.pool), "ready": ready})
+        )
+        if cost is not None:
+            cost = None if share.cost_per_hour is None else cost + share.cost_per_hour
+        caps = placements[share.pool].caps
+        if caps is not None and share.instances >= option.room:
+            # The pool gave all the room it has: say which limits stopped it.
+            limits.extend(c.status() for c in caps.binding(with_capacity=True))
+    if service is None:
+        nothing = SpecError(Reason.POOL_SKIPPED, split.message)
+        return _failed(md, previous, conditions, nothing, generation, _total(workloads), now)
+    objects.append(service)
+    asks = {pool: p.caps for pool, p in placements.items() if p.caps is not None}
+
+    first = by_pool[split.ranked[0]].plan
+    placed_status = (
+        ConditionStatus.FALSE
+        if split.reason == PlacementReason.INSUFFICIENT_CAPACITY
+        else ConditionStatus.TRUE
+    )
+    conditions = set_condition(
+        conditions,
+        ConditionType.PLACED,
+        placed_status,
+        Reason(split.reason.value),
+        split.message,
+        generation,
+        now,
+    )
+    conditions = set_condition(
+        conditions, ConditionType.PLANNED, ConditionStatus.TRUE, Reason.PLANNED, first.reason, generation, now
+    )
+    conditions = set_condition(
+        conditions, ConditionType.DEGRADED, ConditionStatus.FALSE, Reason.RECONCILED, "", generation, now
+    )
+    ready_state, progressing = _readiness(replicas_total, ready_total, settled, _total(workloads))
+    conditions = set_condition(conditions, ConditionType.READY, *ready_state, generation, now)
+    conditions = set_condition(conditions, ConditionType.PROGRESSING, *progressing, generation, now)
+    status = ModelDeploymentStatus(
+        observed_generation=generation,
+        model=resolved.label,
+        plan=first,
+        replicas=replicas_total,
+        ready_replicas=ready_total,
+        selector=_selector(md),
+        conditions=conditions,
+        placements=shares,
+        limits=limits,
+        asked_replicas=None,
+        cost_per_hour=None if cost is None else round(cost, 4),
+    )
+    return ModelOutcome(
+        objects=objects, status=status, events=_events(previous, status), apply=True, asks=asks
+    )
+
+
+def _skip(split: CrossPoolPlacement, pool: str, why: str) -> CrossPoolPlacement:
+    return replace(
+        split,
+        shares=tuple(s for s in split.shares if s.pool != pool),
+        skipped=(*split.skipped, (pool, why)),
+        message=f"{split.message}; skipped {pool} ({why})",
+    )
+
+
+def _total(workloads: Mapping[str, WorkloadObservation | None]) -> WorkloadObservation | None:
+    seen = [w for w in workloads.values() if w is not None]
+    if not seen:
+        return None
+    return WorkloadObservation(
+        replicas=sum(w.replicas for w in seen),
+        ready_replicas=sum(w.ready_replicas for w in seen),
+        updated_replicas=sum(w.updated_replicas for w in seen),
+        observed_generation_current=all(w.observed_generation_current for w in seen),
+    )

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+from pydantic import ValidationError
+
 from gpupool.api.v1alpha1 import InferencePool
 from gpupool.services.pool import pod_request, pool_status
 
@@ -70,3 +73,34 @@ def test_init_containers_count_when_they_ask_for_more() -> None:
     body = pod("a", 1)
     body["spec"]["initContainers"] = [{"resources": {"limits": {"nvidia.com/gpu": "2"}}}]
     assert pod_request(body, "nvidia.com/gpu") == 2
+
+
+def test_status_reports_nodes_fragmentation_tenants_and_cost() -> None:
+    pool = InferencePool.model_validate(
+        {
+            "metadata": {"name": "h100", "generation": 1},
+            "spec": {
+                "vendor": "nvidia",
+                "accelerator": "H100-80GB",
+                "nodeSelector": {"gpu-type": "nvidia"},
+                "pricePerAcceleratorHour": 2.0,
+                "tenants": [{"name": "team-a", "namespaces": ["team-a"], "maxAccelerators": 4}],
+            },
+        }
+    )
+    owned = pod("a", 3, tier="P1")
+    owned["metadata"]["namespace"] = "team-a"
+    status = pool_status(pool, [node("a", 8), node("b", 8), node("d", 8, unschedulable=True)], [owned], NOW)
+    assert [(n.name, n.requested, n.free) for n in status.node_accelerators] == [("a", 3, 5), ("b", 0, 8)]
+    assert [(n.name, n.reason) for n in status.excluded_nodes] == [("d", "cordoned")]
+    fits = {f.tensor_parallel: (f.instances, f.stranded_accelerators) for f in status.fragmentation}
+    assert fits == {1: (13, 0), 2: (6, 1), 4: (3, 1), 8: (1, 5)}
+    [tenant] = status.tenants
+    assert (tenant.name, tenant.accelerators, tenant.limit, tenant.cost_per_hour) == ("team-a", 3, 4, 6.0)
+    assert status.cost_per_hour == 6.0
+    # Two tenants listing one namespace is refused when the pool is parsed (the operator then
+    # reports the pool's Ready=False/InvalidSpec with this message).
+    twice = pool.spec.model_dump(by_alias=True)
+    twice["tenants"].append({"name": "team-b", "namespaces": ["team-a"], "maxAccelerators": 1})
+    with pytest.raises(ValidationError, match="namespace team-a is listed by tenants team-a and team-b"):
+        InferencePool.model_validate({"metadata": {"name": "h100"}, "spec": twice})

@@ -1,0 +1,368 @@
+"""Sharing pools, end to end: tiers, tenant quotas, preemption, overflow across vendors, fragmentation.
+
+A scripted scenario on the local control plane (real API server, controller-manager and scheduler;
+kwok kubelets). Two H100 nodes (16 GPUs) and one Ascend 910B node (8 NPUs) are labelled for this
+module's pools, so nothing else competes for them. At every step the pools' status must equal what
+the pods on their nodes request, counted here from the pods themselves.
+
+The H100 pool has the default tiers: P0 reserves 40% (6 of 16), P1 30% (4), P2 30% (4, preemptible),
+and 2 accelerators are reserved by no tier. Every model is llama-3.1-8b, one GPU per instance.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster import Cluster, h100_pool_spec
+from operator_process import OperatorProcess, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+LABEL = "gpupool.io/e2e-placement"
+H100_NODES = ("kwok-nvidia-0", "kwok-nvidia-1")
+ASCEND_NODES = ("kwok-ascend-0",)
+GPU = "nvidia.com/gpu"
+NPU = "huawei.com/Ascend910"
+STEP_SECONDS = 150.0
+
+pytestmark = pytest.mark.e2e
+
+
+def get(cluster: Cluster, *args: str) -> Any:
+    result = cluster.kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def condition(obj: Any, type_: str) -> dict[str, Any]:
+    for c in ((obj or {}).get("status") or {}).get("conditions", []):
+        if c["type"] == type_:
+            return dict(c)
+    return {}
+
+
+@pytest.fixture(scope="module")
+def world(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    cluster.install_crds()
+    suffix = uuid.uuid4().hex[:6]
+    names = {
+        "h100": f"place-h100-{suffix}",
+        "ascend": f"place-ascend-{suffix}",
+        "team": f"team-a-{suffix}",
+        "other": f"other-{suffix}",
+    }
+    for node in H100_NODES:
+        cluster.kubectl("label", "node", node, f"{LABEL}=h100", "--overwrite")
+    for node in ASCEND_NODES:
+        cluster.kubectl("label", "node", node, f"{LABEL}=ascend", "--overwrite")
+    operator = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("placement"))
+    try:
+        operator.start()
+        for namespace in (names["team"], names["other"]):
+            cluster.create_model_namespace(namespace)
+        cluster.apply(
+            [
+                {
+                    "apiVersion": "gpupool.io/v1alpha1",
+                    "kind": "InferencePool",
+                    "metadata": {"name": names["h100"]},
+                    "spec": {
+                        **h100_pool_spec(pricePerAcceleratorHour=2.5),
+                        "nodeSelector": {LABEL: "h100"},
+                        "tenants": [{"name": "team-a", "namespaces": [names["team"]], "maxAccelerators": 6}],
+                    },
+                },
+                {
+                    "apiVersion": "gpupool.io/v1alpha1",
+                    "kind": "InferencePool",
+                    "metadata": {"name": names["ascend"]},
+                    "spec": {
+                        "vendor": "ascend",
+                        "accelerator": "Ascend910B",
+                        "nodeSelector": {LABEL: "ascend"},
+                        "tolerations": [{"key": NPU, "operator": "Exists", "effect": "NoSchedule"}],
+                        "pricePerAcceleratorHour": 1.5,
+                    },
+                },
+            ]
+        )
+        yield {**names, "operator": operator}
+    finally:
+        for namespace in (names["team"], names["other"]):
+            cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
+        cluster.kubectl("delete", "inferencepool", names["h100"], names["ascend"], check=False)
+        operator.stop()
+        for node in (*H100_NODES, *ASCEND_NODES):
+            cluster.kubectl("label", "node", node, f"{LABEL}-", check=False)
+            cluster.kubectl("uncordon", node, check=False)
+
+
+def model(
+    cluster: Cluster, namespace: str, name: str, tier: str, replicas: int, pool: str, **spec: Any
+) -> None:
+    body: dict[str, Any] = {
+        "model": {"name": "llama-3.1-8b"},
+        "tier": tier,
+        "replicas": replicas,
+        "traffic": {"peakQps": 1},
+        **({"pool": pool} if pool else {}),
+        **spec,
+    }
+    cluster.apply(
+        {
+            "apiVersion": "gpupool.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": body,
+        }
+    )
+
+
+def mdep(cluster: Cluster, namespace: str, name: str) -> Any:
+    return get(cluster, "mdep", name, "-n", namespace)
+
+
+def settled(cluster: Cluster, namespace: str, name: str, replicas: int, reason: str) -> Any:
+    """Wait until the model wants `replicas` instances, all ready, and Placed says `reason`."""
+
+    def probe() -> Any:
+        md = mdep(cluster, namespace, name)
+        status = (md or {}).get("status") or {}
+        if (
+            status.get("replicas") == replicas
+            and status.get("readyReplicas") == replicas
+            and condition(md, "Placed").get("reason") == reason
+        ):
+            return md
+        return None
+
+    return wait_for(f"{namespace}/{name}: {replicas} ready, Placed={reason}", probe, timeout=STEP_SECONDS)
+
+
+def pod_requests(cluster: Cluster, resource: str, nodes: tuple[str, ...]) -> dict[str, int]:
+    """What the live pods bound to `nodes` request of `resource`, counted from the pods."""
+    pods = get(cluster, "pods", "-A")["items"]
+    held = dict.fromkeys(nodes, 0)
+    for pod in pods:
+        node = pod["spec"].get("nodeName")
+        if node not in held or pod["status"].get("phase") in ("Succeeded", "Failed"):
+            continue
+        containers = sum(
+            int((c.get("resources", {}).get("requests") or {}).get(resource, 0))
+            for c in pod["spec"]["containers"]
+        )
+        init = max(
+            (
+                int((c.get("resources", {}).get("requests") or {}).get(resource, 0))
+                for c in pod["spec"].get("initContainers") or []
+            ),
+            default=0,
+        )
+        held[node] += max(containers, init)
+    return held
+
+
+def accounting_matches(cluster: Cluster, pool: str, resource: str, nodes: tuple[str, ...]) -> dict[str, Any]:
+    """Wait until the pool's status equals the pods' requests, node by node, and check the totals
+    and the fragmentation against the same count."""
+
+    def probe() -> Any:
+        body = get(cluster, "ipool", pool)
+        status = (body or {}).get("status") or {}
+        reported = {n["name"]: n["requested"] for n in status.get("nodeAccelerators", [])}
+        if reported != pod_requests(cluster, resource, nodes):
+            return None
+        return body
+
+    body = wait_for(f"pool {pool} accounting equals the pods' requests", probe, timeout=STEP_SECONDS)
+    status = body["status"]
+    per_node = {n["name"]: n for n in status["nodeAccelerators"]}
+    held = sum(n["requested"] for n in per_node.values())
+    total = sum(n["allocatable"] for n in per_node.values())
+    assert status["accelerators"]["allocated"] == held
+    assert status["accelerators"]["total"] == total
+    assert status["accelerators"]["free"] == total - held
+    tiers = sum(t["allocated"] for t in status["tiers"])
+    assert tiers + status["accelerators"]["unmanaged"] == held
+    free = [n["allocatable"] - n["requested"] for n in per_node.values()]
+    for fit in status["fragmentation"]:
+        tp = fit["tensorParallel"]
+        assert fit["instances"] == sum(f // tp for f in free)
+        assert fit["strandedAccelerators"] == sum(f % tp for f in free)
+    return dict(body)
+
+
+def events(cluster: Cluster, namespace: str, name: str) -> list[str]:
+    items = get(cluster, "events", "-n", namespace, "--field-selector", f"involvedObject.name={name}")[
+        "items"
+    ]
+    return [e["reason"] for e in items]
+
+
+def test_tiers_quotas_preemption_and_overflow_hold_and_explain_themselves(
+    cluster: Cluster, world: dict[str, Any]
+) -> None:
+    h100, ascend, team, other = world["h100"], world["ascend"], world["team"], world["other"]
+    nvidia = (h100, GPU, H100_NODES)
+
+    # 1. A P2 batch model fills half the pool; everything is placed.
+    model(cluster, other, "batch", "P2", 8, h100)
+    settled(cluster, other, "batch", 8, "Placed")
+    accounting_matches(cluster, *nvidia)
+
+    # 2. Tenant team-a may hold 6 GPUs: a model asking for 8 gets 6, and status says why.
+    model(cluster, team, "chat", "P1", 8, h100)
+    chat = settled(cluster, team, "chat", 6, "QuotaExceeded")
+    placed = condition(chat, "Placed")
+    assert placed["status"] == "False"
+    assert "tenant team-a may hold 6 accelerators" in placed["message"], placed["message"]
+    assert chat["status"]["askedReplicas"] == 8
+    assert [(c["kind"], c["asked"], c["allowed"]) for c in chat["status"]["limits"]] == [("Tenant", 8, 6)]
+    pool = accounting_matches(cluster, *nvidia)
+    tenant = next(t for t in pool["status"]["tenants"] if t["name"] == "team-a")
+    assert (tenant["accelerators"], tenant["limit"]) == (6, 6)
+    assert tenant["costPerHour"] == 6 * 2.5
+    # Kubernetes holds the same line for pods gpupool does not create.
+    quota = get(cluster, "resourcequota", "gpupool-nvidia-com-gpu", "-n", team)
+    assert quota["spec"]["hard"] == {f"requests.{GPU}": "6"}
+    assert [o["name"] for o in quota["metadata"]["ownerReferences"]] == [h100]
+    stray = cluster.kubectl(
+        "run",
+        "stray",
+        "-n",
+        team,
+        "--image=busybox",
+        "--restart=Never",
+        f'--overrides={{"spec":{{"containers":[{{"name":"stray","image":"busybox","resources":'
+        f'{{"limits":{{"{GPU}":"1"}}}}}}]}}}}',
+        check=False,
+    )
+    assert stray.returncode != 0 and "exceeded quota" in stray.stderr, stray.stderr
+
+    # 3. A P0 model asks for 12: its tier may hold its reserve (6) plus the unreserved 2. Its
+    #    instances preempt P2 pods; P1 gives back what it borrowed; batch is told it was preempted.
+    model(cluster, other, "online", "P0", 12, h100)
+    online = settled(cluster, other, "online", 8, "TierCapped")
+    message = condition(online, "Placed")["message"]
+    assert "tier P0" in message and "may hold 8" in message, message
+    settled(cluster, team, "chat", 4, "TierCapped")
+    batch = settled_or_preempted(cluster, other, "batch", 4)
+    assert condition(batch, "Placed")["reason"] == "Preempted"
+    assert "Preempted" in events(cluster, other, "batch")
+    pool = accounting_matches(cluster, *nvidia)
+    tiers = {t["name"]: t for t in pool["status"]["tiers"]}
+    assert (tiers["P0"]["allocated"], tiers["P1"]["allocated"], tiers["P2"]["allocated"]) == (8, 4, 4)
+    assert tiers["P0"]["borrowed"] == 2  # the 2 accelerators no tier reserves
+
+    # 4. P0 shrinks: the preempted instances come back, and P1 gets its quota again.
+    cluster.kubectl("patch", "mdep", "online", "-n", other, "--type=merge", "-p", '{"spec":{"replicas":2}}')
+    settled(cluster, other, "online", 2, "Placed")
+    settled(cluster, other, "batch", 8, "Placed")
+    assert "Restored" in events(cluster, other, "batch")
+    settled(cluster, team, "chat", 6, "QuotaExceeded")
+    accounting_matches(cluster, *nvidia)
+
+    # 5. A P2 model that allows both vendors: the H100 pool has no room for P2, so it overflows to
+    #    Ascend as its own Deployment with the Ascend resources; status shows where and the cost.
+    model(
+        cluster,
+        other,
+        "burst",
+        "P2",
+        3,
+        "",
+        pools=[{"name": h100, "priority": 10}, {"name": ascend}],
+        traffic={"peakQps": 1, "qpsPerInstance": 5, "latencySloMs": 2000},
+    )
+    burst = settled(cluster, other, "burst", 3, "Overflowed")
+    shares = {p["pool"]: p["instances"] for p in burst["status"]["placements"]}
+    assert shares == {h100: 0, ascend: 3}
+    assert burst["status"]["costPerHour"] == 3 * 1.5
+    workload = get(cluster, "deployment", f"burst-{ascend}", "-n", other)
+    container = workload["spec"]["template"]["spec"]["containers"][0]
+    assert container["resources"]["requests"][NPU] == "1"
+    pods = get(cluster, "pods", "-n", other, "-l", "gpupool.io/model-deployment=burst")["items"]
+    assert {p["spec"].get("nodeName") for p in pods} == set(ASCEND_NODES)
+    accounting_matches(cluster, ascend, NPU, ASCEND_NODES)
+
+    # 6. Room returns on the preferred pool (batch goes away): the instances move back.
+    cluster.kubectl("delete", "mdep", "batch", "-n", other)
+    burst = settled(cluster, other, "burst", 3, "Placed")
+    shares = {p["pool"]: p["instances"] for p in burst["status"]["placements"]}
+    assert shares == {h100: 3, ascend: 0}
+    wait_for(
+        "burst's Ascend pods gone",
+        lambda: (
+            not [
+                p
+                for p in get(cluster, "pods", "-n", other, "-l", "gpupool.io/model-deployment=burst")["items"]
+                if p["spec"].get("nodeName") in ASCEND_NODES
+            ]
+        ),
+        timeout=STEP_SECONDS,
+    )
+    accounting_matches(cluster, *nvidia)
+    accounting_matches(cluster, ascend, NPU, ASCEND_NODES)
+
+
+def settled_or_preempted(cluster: Cluster, namespace: str, name: str, replicas: int) -> Any:
+    """Wait until the model runs `replicas` ready instances after a preemption."""
+
+    def probe() -> Any:
+        md = mdep(cluster, namespace, name)
+        status = (md or {}).get("status") or {}
+        if status.get("replicas") == replicas and status.get("readyReplicas") == replicas:
+            return md
+        return None
+
+    return wait_for(f"{namespace}/{name}: {replicas} ready after preemption", probe, timeout=STEP_SECONDS)
+
+
+def test_a_cordoned_node_leaves_the_pool_and_fragmentation_follows(
+    cluster: Cluster, world: dict[str, Any]
+) -> None:
+    h100, other = world["h100"], world["other"]
+    for namespace in (world["team"], other):
+        cluster.kubectl("delete", "mdep", "--all", "-n", namespace, "--wait=true")
+    wait_for(
+        "the pool's nodes are empty",
+        lambda: not any(pod_requests(cluster, GPU, H100_NODES).values()),
+        timeout=STEP_SECONDS,
+    )
+    # Three instances of TP=4 (llama-3.1-70b at bf16) on two 8-GPU nodes: one node is full, the
+    # other has 4 free, which fit one more TP=4 instance and no TP=8 one.
+    model(cluster, other, "big", "P2", 3, h100, model={"name": "llama-3.1-70b"})
+    big = settled(cluster, other, "big", 3, "Placed")
+    assert big["status"]["plan"]["tensorParallel"] == 4
+    pool = accounting_matches(cluster, h100, GPU, H100_NODES)
+    assert sorted(pod_requests(cluster, GPU, H100_NODES).values()) == [4, 8]
+    fits = {
+        f["tensorParallel"]: (f["instances"], f["strandedAccelerators"])
+        for f in pool["status"]["fragmentation"]
+    }
+    assert fits == {1: (4, 0), 2: (2, 0), 4: (1, 0), 8: (0, 4)}
+
+    cluster.kubectl("cordon", H100_NODES[1])
+    try:
+        pool = wait_for(
+            "the cordoned node leaves the pool",
+            lambda: (
+                (body := get(cluster, "ipool", h100))
+                and body["status"].get("excludedNodes") == [{"name": H100_NODES[1], "reason": "cordoned"}]
+                and body
+            ),
+            timeout=STEP_SECONDS,
+        )
+        assert pool["status"]["nodes"] == 1
+        assert [n["name"] for n in pool["status"]["nodeAccelerators"]] == [H100_NODES[0]]
+        assert pool["status"]["accelerators"]["total"] == 8
+    finally:
+        cluster.kubectl("uncordon", H100_NODES[1])
+    wait_for(
+        "the node is back",
+        lambda: (get(cluster, "ipool", h100) or {}).get("status", {}).get("nodes") == 2,
+        timeout=STEP_SECONDS,
+    )
