@@ -445,14 +445,18 @@ def _limits_changed(pool: str, state: PoolState) -> set[ModelKey]:
         caps = asks.get(pool)
         if caps is None:
             continue
+        several = len(asks) > 1
         again = instance_caps(state, caps.request, _namespace_labels.get(key[0]))
-        if _allowed(again) != _allowed(caps):
+        if _verdict(again, several) != _verdict(caps, several):
             changed.add(key)
     return changed
 
 
-def _allowed(caps: InstanceCaps) -> tuple[int, int, int]:
-    return (caps.tier.allowed, caps.tenant.allowed, caps.capacity.allowed)
+def _verdict(caps: InstanceCaps, several: bool) -> tuple[int, int | bool]:
+    """What a model's decision reads from its caps on one pool. On its only pool, capacity just
+    says whether every instance fits (pods wait Pending otherwise); across pools, how many do."""
+    room = caps.capacity.allowed if several else caps.capacity.allowed >= caps.request.instances
+    return (caps.allowed, room)
 
 
 _quotas_written = False
