@@ -48,12 +48,16 @@ def queries(pool: str, engine: EngineType, vendor: Vendor) -> dict[Signal, str]:
         }
     else:
         engine_running = f"nv_inference_pending_request_count{sel}"
-        both = f"rate(nv_inference_request_success{sel}[1m]) + rate(nv_inference_request_failure{sel}[1m])"
+        # One selector for both counters: nv_inference_request_failure carries a `reason` label
+        # that nv_inference_request_success lacks, so `success + failure` would match nothing.
+        both = (
+            f"sum by ({BY}) (rate({{__name__=~"
+            f'"nv_inference_request_success|nv_inference_request_failure", pool="{pool}"}}[1m]))'
+        )
         result = {
-            Signal.QPS: f"sum by ({BY}) ({both})",
+            Signal.QPS: both,
             Signal.WAITING_REQUESTS: f"sum by ({BY}) (nv_inference_pending_request_count{sel})",
-            Signal.ERROR_RATE: f"sum by ({BY}) (rate(nv_inference_request_failure{sel}[1m])) "
-            f"/ sum by ({BY}) ({both})",
+            Signal.ERROR_RATE: f"sum by ({BY}) (rate(nv_inference_request_failure{sel}[1m])) / {both}",
         }
     # Utilisation of the pods that run the engine: join the exporter's per-pod series on the
     # engine's own series, which carry the model label.

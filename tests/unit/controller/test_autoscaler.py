@@ -86,6 +86,10 @@ def test_triton_leaves_out_what_it_does_not_export() -> None:
     exprs = queries("p", EngineType.TRITON, Vendor.ASCEND)
     assert Signal.KV_CACHE_USAGE not in exprs and Signal.TTFT_P99_SECONDS not in exprs
     assert "pod_name" in exprs[Signal.ACCELERATOR_UTILIZATION]
+    # Failures carry a `reason` label that successes lack: `success + failure` would match nothing,
+    # so both counters go through one selector.
+    assert " + " not in exprs[Signal.QPS]
+    assert 'nv_inference_request_success|nv_inference_request_failure", pool="p"' in exprs[Signal.QPS]
     window = unavailable(EngineType.TRITON, Vendor.ASCEND, "down").window("a", "m")
     assert window.kv_cache_usage is None and window.qps == []
 

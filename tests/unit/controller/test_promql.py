@@ -1,0 +1,74 @@
+"""The operator's PromQL evaluated by Prometheus' own engine (promtool) on synthetic series.
+
+Shapes alone do not show that a query matches: `a + b` over series whose labels differ returns
+nothing. promtool's `test rules` runs each expression on series laid out like the real exporters'.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gpupool.api.v1alpha1 import EngineType
+from gpupool.catalog.types import Vendor
+from gpupool.controller.prometheus import queries
+from gpupool.scaling import Signal
+
+ROOT = Path(__file__).resolve().parents[3]
+POD = 'namespace="a", pod="m-1", pool="p", model_deployment="m"'
+
+
+@pytest.fixture(scope="module")
+def promtool() -> str:
+    if shutil.which("promtool") is None:
+        # Debian's prometheus package ships promtool; the local cluster's installer adds it.
+        subprocess.run([str(ROOT / "tools/localcluster/install-deps.sh")], check=True, capture_output=True)
+    path = shutil.which("promtool")
+    assert path, "promtool not found after installing Debian's prometheus package"
+    return path
+
+
+def evaluate(promtool: str, tmp_path: Path, series: list[dict[str, str]], cases: list[Any]) -> None:
+    """Every (expr, expected samples) at 10 minutes, series sampled every 15 s."""
+    test = {
+        "tests": [
+            {
+                "interval": "15s",
+                "input_series": series,
+                "promql_expr_test": [
+                    {"expr": expr, "eval_time": "10m", "exp_samples": samples} for expr, samples in cases
+                ],
+            }
+        ]
+    }
+    path = tmp_path / "test.yml"
+    path.write_text(yaml.safe_dump(test))
+    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def model(value: float) -> list[dict[str, Any]]:
+    return [{"labels": '{namespace="a", model_deployment="m"}', "value": value}]
+
+
+def test_triton_counts_failures_that_carry_a_reason(promtool: str, tmp_path: Path) -> None:
+    # Triton: 1 success and 0.5 failure (reason="CANCELED") per second.
+    series = [
+        {"series": f'nv_inference_request_success{{{POD}, model="m", version="1"}}', "values": "0+15x60"},
+        {
+            "series": f'nv_inference_request_failure{{{POD}, model="m", version="1", reason="CANCELED"}}',
+            "values": "0+7.5x60",
+        },
+    ]
+    exprs = queries("p", EngineType.TRITON, Vendor.NVIDIA)
+    evaluate(
+        promtool,
+        tmp_path,
+        series,
+        [(exprs[Signal.QPS], model(1.5)), (exprs[Signal.ERROR_RATE], model(1 / 3))],
+    )
