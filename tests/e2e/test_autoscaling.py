@@ -3,21 +3,24 @@
 The pods run nowhere (kwok plays their kubelets), so this module serves their engine metrics:
 `gpupool.simulate.server` on loopback exposes one vLLM endpoint per Running and Ready pod of the
 test's ModelDeployment, from a small fluid model of the offered load the test sets (split evenly
-over the serving pods). A real Prometheus (tools/localcluster/prometheus.sh, on a port and in a
-state folder of this module's own) scrapes each pod's endpoint every second through file service
-discovery; the pods' `gpupool.io/pool` and `gpupool.io/model-deployment` labels are relabelled
-onto the series as `pool` and `model_deployment`, as the chart's PodMonitor does. The operator
-reads that Prometheus through the pool's `spec.prometheus.url`.
+over the serving pods). A real Prometheus (tools/localcluster/prometheus.sh, on a port and
+in a state folder of this module's own) scrapes each pod's endpoint every second through file
+service discovery; the pods' `gpupool.io/pool` and `gpupool.io/model-deployment` labels are
+relabelled onto the series as `pool` and `model_deployment`, as the chart's PodMonitor does. The
+operator reads that Prometheus through the pool's `spec.prometheus`.
 
 The tests run in order and share one model: scale up on a load step, keep the count and the
-scaling state across an operator restart, hold when Prometheus is gone, and scale down only after
-the stabilisation window once the load drops.
+scaling state across an operator restart, hold when Prometheus is gone, scale down only after the
+stabilisation window once the load drops, hold while Prometheus refuses the operator's
+credentials and resume with the right Secret (basic auth, then https with the CA from a Secret).
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import math
+import subprocess
 import threading
 import time
 import uuid
@@ -25,6 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import bcrypt
 import pytest
 import yaml
 from cluster import Cluster, h100_pool_spec
@@ -214,6 +218,8 @@ def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         "crd/modeldeployments.gpupool.io",
     )
     namespace = f"autoscale-{uuid.uuid4().hex[:6]}"
+    # The operator's own namespace, where it reads Prometheus credentials.
+    operator_namespace = f"{namespace}-operator"
     sd_file = work / "targets.json"
     pods = SimulatedPods(cluster, namespace, sd_file)
     server = serve_in_background(pods.snapshot)
@@ -221,11 +227,14 @@ def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     config = work / "prometheus.yml"
     config.write_text(yaml.safe_dump(prometheus_config(sd_file)))
     prometheus = Prometheus(work / "prometheus-state", free_port())
-    operator = OperatorProcess(str(cluster.kubeconfig), work, resync_seconds=5)
+    operator = OperatorProcess(
+        str(cluster.kubeconfig), work, resync_seconds=5, extra_env={"GPUPOOL_NAMESPACE": operator_namespace}
+    )
     try:
         prometheus.start(config)
         operator.start()
         cluster.kubectl("create", "namespace", namespace)
+        cluster.kubectl("create", "namespace", operator_namespace)
         cluster.kubectl(
             "create", "secret", "generic", "hf-token", "-n", namespace, "--from-literal=token=hf_test"
         )
@@ -254,10 +263,12 @@ def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         state = {
             "cluster": cluster,
             "namespace": namespace,
+            "operator_namespace": operator_namespace,
             "pods": pods,
             "prometheus": prometheus,
             "operator": operator,
             "config": config,
+            "work": work,
         }
         body = wait_for("the model planned", lambda: model(state).get("status", {}).get("plan"), timeout=60)
         pods.capacity = float(body["qpsPerInstance"])
@@ -269,6 +280,7 @@ def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         prometheus.stop()
         operator.stop()
         cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
+        cluster.kubectl("delete", "namespace", operator_namespace, "--wait=false", check=False)
         cluster.kubectl("delete", "inferencepool.gpupool.io", POOL, check=False)
 
 
@@ -405,3 +417,175 @@ def test_drop_scales_down_only_after_the_stabilisation_window(loop: dict[str, An
     wait_for("back to one instance", lambda: deployment_replicas(loop) == 1, timeout=60)
     decision = model(loop)["status"]["autoscaling"]["lastDecision"]
     assert decision["direction"] in ("Down", "Hold") and decision["metricsAvailable"] is True
+
+
+# --------------------------------------------------------------------------------------------------
+# Prometheus authentication and TLS
+
+
+def web_config(path: Path, password: str, tls: tuple[Path, Path] | None = None) -> Path:
+    """Prometheus' --web.config.file: one basic-auth user (bcrypt hash), optionally https."""
+    config: dict[str, Any] = {
+        "basic_auth_users": {
+            "autoscaler": bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()
+        }
+    }
+    if tls is not None:
+        config["tls_server_config"] = {"cert_file": str(tls[0]), "key_file": str(tls[1])}
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def certificates(folder: Path) -> tuple[Path, Path, Path]:
+    """A CA and a server certificate it signs for 127.0.0.1: (ca.crt, server.crt, server.key)."""
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "ca.key")
+    openssl(
+        "req", "-x509", "-new", "-key", "ca.key", "-subj", "/CN=gpupool-e2e-ca", "-days", "1", "-sha256",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+        "-out", "ca.crt",
+    )  # fmt: skip
+    openssl("ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "server.key")
+    openssl("req", "-new", "-key", "server.key", "-subj", "/CN=127.0.0.1", "-out", "server.csr")
+    (folder / "server.ext").write_text("subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
+    openssl(
+        "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+        "-days", "1", "-sha256", "-extfile", "server.ext", "-out", "server.crt",
+    )  # fmt: skip
+    return folder / "ca.crt", folder / "server.crt", folder / "server.key"
+
+
+def patch_prometheus(state: dict[str, Any], spec: dict[str, Any]) -> None:
+    """Merge `spec` into the pool's spec.prometheus (None removes a field)."""
+    state["cluster"].kubectl(
+        "patch",
+        "inferencepool.gpupool.io",
+        POOL,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"prometheus": spec}}),
+    )
+
+
+def put_secret(state: dict[str, Any], name: str, data: dict[str, str]) -> None:
+    state["cluster"].apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": state["operator_namespace"]},
+            "stringData": data,
+        }
+    )
+
+
+def wait_reason(
+    state: dict[str, Any], reason: str, containing: str = "", timeout: float = 60
+) -> dict[str, Any]:
+    """Wait until MetricsAvailable has this reason (and a message containing `containing`); fail
+    with the condition and the operator's log."""
+    deadline = time.monotonic() + timeout
+    last: dict[str, Any] = {}
+    while time.monotonic() < deadline:
+        last = condition(model(state), "MetricsAvailable")
+        if last.get("reason") == reason and containing in last.get("message", ""):
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"MetricsAvailable never became {reason}: {last}\n{state['operator'].log_tail(30)}")
+
+
+def hold(state: dict[str, Any], replicas: int, until: float) -> None:
+    """The count stays at `replicas` until the monotonic time `until`."""
+    while time.monotonic() < until:
+        assert deployment_replicas(state) == replicas
+        time.sleep(1)
+
+
+def test_prometheus_spec_rules_are_enforced_by_the_api_server(loop: dict[str, Any]) -> None:
+    for spec, message in (
+        (
+            {"url": "http://p", "basicAuth": {"secretName": "a"}, "bearerToken": {"secretName": "b"}},
+            "at most one of basicAuth and bearerToken",
+        ),
+        (
+            {"url": "http://p", "tls": {"insecureSkipVerify": True}},
+            "prometheus.tls applies to an https:// url",
+        ),
+        (
+            {"url": "https://p", "tls": {"caSecretName": "ca", "insecureSkipVerify": True}},
+            "give caSecretName or insecureSkipVerify, not both",
+        ),
+    ):
+        pool = {
+            "apiVersion": "gpupool.io/v1alpha1",
+            "kind": "InferencePool",
+            "metadata": {"name": f"{POOL}-invalid"},
+            "spec": h100_pool_spec(prometheus=spec),
+        }
+        result = loop["cluster"].kubectl(
+            "apply", "--dry-run=server", "-f", "-", input=json.dumps(pool), check=False
+        )
+        assert result.returncode != 0 and message in result.stderr, result.stderr
+
+
+def test_refused_credentials_hold_the_count_and_say_what_to_fix(loop: dict[str, Any]) -> None:
+    pods: SimulatedPods = loop["pods"]
+    prometheus: Prometheus = loop["prometheus"]
+    work: Path = loop["work"]
+    operator_namespace = loop["operator_namespace"]
+    plain_url = prometheus.url
+    # Two instances for one instance's worth (50% of their capacity): a count a drop would lower.
+    pods.load_qps = 1.0 * pods.capacity
+    wait_for("two instances", lambda: deployment_replicas(loop) == 2, timeout=120)
+    ca, cert, key = certificates(work / "tls")
+    try:
+        # Prometheus now asks for a password the pool does not give.
+        prometheus.start(loop["config"], web_config(work / "web.yml", "correct horse"))
+        refused = wait_reason(loop, "PrometheusUnauthorized", "401")
+        assert "401 Unauthorized" in refused["message"]
+        fix = "set spec.prometheus.basicAuth or bearerToken to a Secret in the operator's namespace"
+        fix += f" {operator_namespace}"
+        assert fix in refused["message"]
+        # Traffic falls while the operator cannot read it: nothing may scale down.
+        pods.load_qps = 0.1 * pods.capacity
+        until = time.monotonic() + STABILIZATION + 5 * INTERVAL
+        patch_prometheus(loop, {"basicAuth": {"secretName": "prometheus-auth"}})
+        missing = wait_reason(loop, "PrometheusSecretMissing")
+        assert f"Secret {operator_namespace}/prometheus-auth" in missing["message"]
+        assert "does not exist" in missing["message"] and "'password'" in missing["message"]
+        put_secret(loop, "prometheus-auth", {"username": "autoscaler", "password": "wrong"})
+        wrong = wait_reason(loop, "PrometheusUnauthorized", "check the credentials")
+        assert f"check the credentials in Secret {operator_namespace}/prometheus-auth" in wrong["message"]
+        hold(loop, 2, until)
+        decision = model(loop)["status"]["autoscaling"]["lastDecision"]
+        assert decision["metricsAvailable"] is False and decision["direction"] == "Hold"
+        assert condition(model(loop), "MetricsAvailable")["status"] == "False"
+
+        put_secret(loop, "prometheus-auth", {"username": "autoscaler", "password": "correct horse"})
+        wait_condition(loop, "MetricsAvailable", "True")
+
+        # https with a certificate from a CA the operator does not know yet, then from its Secret.
+        prometheus.start(loop["config"], web_config(work / "web.yml", "correct horse", (cert, key)))
+        assert prometheus.url.startswith("https://")
+        patch_prometheus(loop, {"url": prometheus.url})
+        untrusted = wait_reason(loop, "PrometheusUnreachable", "certificate")
+        assert (
+            "certificate" in untrusted["message"]
+            and "spec.prometheus.tls.caSecretName" in untrusted["message"]
+        )
+        put_secret(loop, "prometheus-ca", {"ca.crt": ca.read_text()})
+        patch_prometheus(loop, {"tls": {"caSecretName": "prometheus-ca"}})
+        fresh = wait_condition(loop, "MetricsAvailable", "True")
+        assert condition(fresh, "MetricsAvailable")["reason"] == "MetricsFresh"
+        # The operator's own reader, with the same Secrets' content, against the real server.
+        prometheus.auth = "Basic " + base64.b64encode(b"autoscaler:correct horse").decode()
+        prometheus.cafile = str(ca)
+        assert prometheus.query("up")["status"] == "success"
+    finally:
+        prometheus.auth = prometheus.cafile = None
+        prometheus.start(loop["config"])
+        patch_prometheus(loop, {"url": plain_url, "basicAuth": None, "tls": None})
+    wait_condition(loop, "MetricsAvailable", "True")

@@ -8,6 +8,11 @@ record the decision and the `MetricsAvailable` condition in its status, and let 
 the Deployment with the new count. A decision that changes nothing writes nothing, except a
 refresh of the persisted state at most every `PERSIST_SECONDS`, so a restart loses at most that
 much of the stabilisation history.
+
+Around that step:
+
+- Credentials for Prometheus come from Secrets in the operator's own namespace
+  (`operator_namespace()`), read at each evaluation so that a rotated password is used at once.
 """
 
 from __future__ import annotations
@@ -19,8 +24,10 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from gpupool.api.conditions import ConditionStatus, ConditionType, Reason, set_condition
@@ -34,7 +41,14 @@ from gpupool.api.v1alpha1 import (
 from gpupool.catalog.types import Vendor
 from gpupool.controller import metrics
 from gpupool.controller.kube import INFERENCE_POOL, Kube
-from gpupool.controller.prometheus import PoolMetrics, read_pool, unavailable
+from gpupool.controller.prometheus import (
+    CredentialsError,
+    PoolMetrics,
+    SecretReader,
+    connect,
+    read_pool,
+    unavailable,
+)
 from gpupool.controller.reconciler import reconcile_model
 from gpupool.scaling import AutoscalingPolicy, ScalerState, ScalingDecision, decide_replicas
 from gpupool.services.modeldeployment import WorkloadObservation, autoscaled
@@ -46,6 +60,10 @@ PERSIST_SECONDS = float(os.environ.get("GPUPOOL_AUTOSCALER_PERSIST_SECONDS", "60
 # Range queries cover the trend window plus the queue-growth span, capped at 15 minutes.
 MAX_RANGE_SECONDS = 900
 MAX_STEP_SECONDS = 15
+# Where the operator runs when neither GPUPOOL_NAMESPACE nor a ServiceAccount says: the namespace
+# the chart's kustomize base installs into.
+DEFAULT_OPERATOR_NAMESPACE = "gpupool-system"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 ModelKey = tuple[str, str]
 
@@ -103,6 +121,30 @@ def due_pools(now: float) -> dict[str, list[ModelKey]]:
     return due
 
 
+def operator_namespace() -> str:
+    """The namespace whose Secrets hold Prometheus credentials: the operator's own."""
+    configured = os.environ.get("GPUPOOL_NAMESPACE", "").strip()
+    if configured:
+        return configured
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or DEFAULT_OPERATOR_NAMESPACE
+    except OSError:
+        return DEFAULT_OPERATOR_NAMESPACE
+
+
+def _secret_reader(kube: Kube, namespace: str) -> SecretReader:
+    def read(name: str) -> dict[str, str] | None:
+        try:
+            return kube.read_secret(namespace, name)
+        except ApiException as err:
+            raise CredentialsError(
+                f"the operator cannot read Secret {namespace}/{name} ({err.status} {err.reason}): it "
+                f"needs get on secrets in its own namespace {namespace}, which the chart's Role grants"
+            ) from err
+
+    return read
+
+
 def _rfc3339(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -119,24 +161,7 @@ def evaluate_pool(kube: Kube, pool_name: str, models: list[ModelKey]) -> None:
             pool = None
     current = _tracked.copy()
     tracked = {key: current[key] for key in models if key in current}
-    readings: dict[EngineType, PoolMetrics] = {}
-    if pool is not None and pool.spec.prometheus is not None:
-        for engine in sorted({t.engine for t in tracked.values()}):
-            policies = [t.policy for t in tracked.values() if t.engine is engine]
-            step = min(MAX_STEP_SECONDS, min(p.evaluation_interval_seconds for p in policies))
-            span = max(
-                max(p.trend_window_seconds + max(60, 2 * p.evaluation_interval_seconds) for p in policies),
-                max(p.metrics_max_age_seconds for p in policies),
-            )
-            readings[engine] = read_pool(
-                pool.spec.prometheus.url,
-                pool_name,
-                engine,
-                pool.spec.vendor,
-                now,
-                min(MAX_RANGE_SECONDS, span + step),
-                step,
-            )
+    readings = _read_metrics(kube, pool, tracked, now)
     for (namespace, name), entry in tracked.items():
         pool_metrics = readings.get(entry.engine)
         try:
@@ -149,6 +174,34 @@ def evaluate_pool(kube: Kube, pool_name: str, models: list[ModelKey]) -> None:
                 name,
                 extra={"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name},
             )
+
+
+def _read_metrics(
+    kube: Kube, pool: InferencePool | None, tracked: dict[ModelKey, Tracked], now: float
+) -> dict[EngineType, PoolMetrics]:
+    """The pool's metrics by engine (empty without spec.prometheus)."""
+    if pool is None or pool.spec.prometheus is None:
+        return {}
+    name = pool.metadata["name"]
+    engines = sorted({t.engine for t in tracked.values()})
+    namespace = operator_namespace()
+    try:
+        conn = connect(pool.spec.prometheus, namespace, _secret_reader(kube, namespace))
+    except CredentialsError as err:
+        log.warning("autoscaler: %s", err, extra={"obj_kind": "InferencePool", "obj_name": name})
+        return {engine: unavailable(engine, pool.spec.vendor, str(err), err.reason) for engine in engines}
+    readings: dict[EngineType, PoolMetrics] = {}
+    for engine in engines:
+        policies = [t.policy for t in tracked.values() if t.engine is engine]
+        step = min(MAX_STEP_SECONDS, min(p.evaluation_interval_seconds for p in policies))
+        span = max(
+            max(p.trend_window_seconds + max(60, 2 * p.evaluation_interval_seconds) for p in policies),
+            max(p.metrics_max_age_seconds for p in policies),
+        )
+        readings[engine] = read_pool(
+            conn, name, engine, pool.spec.vendor, now, min(MAX_RANGE_SECONDS, span + step), step
+        )
+    return readings
 
 
 def _adjust(
@@ -171,7 +224,7 @@ def _availability(
         )
     if pool_metrics.error is not None:
         error = pool_metrics.error
-        return (ConditionStatus.FALSE, Reason.PROMETHEUS_UNREACHABLE, f"{error}; the count is held")
+        return (ConditionStatus.FALSE, pool_metrics.error_reason, f"{error}; the count is held")
     if not pool_metrics.has_series(*key):
         return (
             ConditionStatus.FALSE,

@@ -123,7 +123,7 @@ def test_operator_deployment_is_hardened_and_probed(render: Render) -> None:
     assert anti[0]["podAffinityTerm"]["labelSelector"]["matchLabels"] == {
         "app.kubernetes.io/managed-by": "gpupool"
     }
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     assert env["GPUPOOL_RESYNC_SECONDS"] == "60"
 
 
@@ -152,6 +152,33 @@ def test_cluster_role_never_grants_secrets_deletes_or_wildcards(render: Render) 
     ]
 
 
+def test_secrets_are_readable_by_name_in_the_release_namespace_only(render: Render) -> None:
+    objects = render()
+    role = one(objects, "Role")
+    assert role["metadata"]["namespace"] == "gpupool-system"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    binding = one(objects, "RoleBinding")
+    assert binding["metadata"]["namespace"] == "gpupool-system"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": one(objects, "ServiceAccount")["metadata"]["name"],
+            "namespace": "gpupool-system",
+        }
+    ]
+    # The operator looks for them in its own namespace, which the pod tells it.
+    (container,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert {
+        "name": "GPUPOOL_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    } in container["env"]
+
+
 def test_rbac_and_service_account_can_be_brought_by_the_user(render: Render, helm: str) -> None:
     objects = render(
         "--set",
@@ -162,6 +189,7 @@ def test_rbac_and_service_account_can_be_brought_by_the_user(render: Render, hel
         "serviceAccount.name=mine",
     )
     assert not by_kind(objects, "ClusterRole") and not by_kind(objects, "ServiceAccount")
+    assert not by_kind(objects, "Role") and not by_kind(objects, "RoleBinding")
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
     result = run_helm(helm, "template", "x", str(CHART), "--set", "serviceAccount.create=false", check=False)
     assert "serviceAccount.name is required" in result.stderr
