@@ -12,7 +12,8 @@ operator reads that Prometheus through the pool's `spec.prometheus`.
 The tests run in order and share one model: scale up on a load step, keep the count and the
 scaling state across an operator restart, hold when Prometheus is gone, scale down only after the
 stabilisation window once the load drops, hold while Prometheus refuses the operator's
-credentials and resume with the right Secret (basic auth, then https with the CA from a Secret).
+credentials and resume with the right Secret (basic auth, then https with the CA from a Secret),
+and feed the seasonal forecast from Prometheus' history.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ from cluster import Cluster, h100_pool_spec
 from operator_process import OperatorProcess, free_port, wait_for
 from test_observability import Prometheus
 
+from gpupool.controller.prometheus import (
+    Connection,
+    history_plan,
+    history_query,
+    read_history,
+)
 from gpupool.simulate.metrics import EngineKind, PodMetrics, VendorKind
 from gpupool.simulate.server import serve_in_background
 
@@ -589,3 +596,64 @@ def test_refused_credentials_hold_the_count_and_say_what_to_fix(loop: dict[str, 
         prometheus.start(loop["config"])
         patch_prometheus(loop, {"url": plain_url, "basicAuth": None, "tls": None})
     wait_condition(loop, "MetricsAvailable", "True")
+
+
+# --------------------------------------------------------------------------------------------------
+# The seasonal forecast's history
+
+
+def test_the_seasonal_history_comes_from_prometheus(loop: dict[str, Any]) -> None:
+    pods: SimulatedPods = loop["pods"]
+    prometheus: Prometheus = loop["prometheus"]
+    # The operator's reader against the real Prometheus: a minute-long season, at 15 s steps.
+    plan = history_plan([(60, 10.0)])
+    assert plan is not None
+    now = time.time()
+    history = read_history(Connection(prometheus.url), POOL, plan, now)
+    times, values = history.by_model[(loop["namespace"], MODEL)]
+    assert all(t % plan.step_seconds == 0 for t in times) and times == sorted(times)
+    assert times[0] <= now - 60 and times[-1] >= now - 2 * plan.step_seconds
+    # Each point is the QPS Prometheus itself computes for that time, within what was offered.
+    for t, value in zip(times, values, strict=True):
+        answer = prometheus.api(
+            "/api/v1/query", query=history_query(POOL, plan.rate_window_seconds), time=f"{t}"
+        )
+        mine = [r for r in answer["data"]["result"] if r["metric"].get("namespace") == loop["namespace"]]
+        assert float(mine[0]["value"][1]) == pytest.approx(value), (t, mine, value)
+        assert 0 <= value <= 3.0 * pods.capacity * 1.1
+
+    # Through the operator: without a forecast the reason has no seasonal term...
+    reason = model(loop)["status"]["autoscaling"]["lastDecision"]["reason"]
+    assert "same time last period" not in reason
+    # ...with one, the history it reads from Prometheus gives it one.
+    loop["cluster"].kubectl(
+        "patch",
+        "modeldeployment.gpupool.io",
+        MODEL,
+        "-n",
+        loop["namespace"],
+        "--type=merge",
+        "-p",
+        json.dumps(
+            {
+                "spec": {
+                    "autoscaling": {
+                        "predictive": True,
+                        "seasonalPeriodSeconds": 60,
+                        "predictiveHorizonSeconds": 10,
+                    }
+                }
+            }
+        ),
+    )
+    decision = wait_for(
+        "a decision with the seasonal term",
+        lambda: (
+            (d := model(loop)["status"]["autoscaling"]["lastDecision"])
+            and "same time last period" in d["reason"]
+            and d
+        ),
+        timeout=90,
+    )
+    print("decision:", decision["reason"])
+    assert decision["metricsAvailable"] is True

@@ -13,6 +13,8 @@ Around that step:
 
 - Credentials for Prometheus come from Secrets in the operator's own namespace
   (`operator_namespace()`), read at each evaluation so that a rotated password is used at once.
+- The seasonal forecast's QPS history is one coarse range query per pool, cached for minutes
+  (`seasonal_history`), not read at every evaluation.
 """
 
 from __future__ import annotations
@@ -42,10 +44,16 @@ from gpupool.catalog.types import Vendor
 from gpupool.controller import metrics
 from gpupool.controller.kube import INFERENCE_POOL, Kube
 from gpupool.controller.prometheus import (
+    Connection,
     CredentialsError,
+    HistoryPlan,
     PoolMetrics,
+    PrometheusError,
+    QpsHistory,
     SecretReader,
     connect,
+    history_plan,
+    read_history,
     read_pool,
     unavailable,
 )
@@ -73,6 +81,12 @@ class Tracked:
     pool: str
     engine: EngineType
     policy: AutoscalingPolicy
+    # The plan's load time (status.plan.loadTimeSeconds), for the forecast horizon.
+    load_time_seconds: float = 0.0
+
+    @property
+    def horizon_seconds(self) -> float:
+        return self.policy.horizon_seconds(self.load_time_seconds)
 
 
 # Models the autoscaler owns, kept current by the ModelDeployment watch.
@@ -96,10 +110,14 @@ def track(type_: str | None, namespace: str, name: str, body: Any) -> None:
     try:
         policy = AutoscalingPolicy.model_validate(raw)
         engine = EngineType((spec.get("engine") or {}).get("type", EngineType.VLLM.value))
-    except (ValidationError, ValueError):
+        plan = (body.get("status") or {}).get("plan") or {}
+        load_time = float(plan.get("loadTimeSeconds") or 0.0)
+    except (ValidationError, ValueError, TypeError):
         _tracked.pop(key, None)
         return
-    _tracked[key] = Tracked(pool=str(spec.get("pool", "")), engine=engine, policy=policy)
+    _tracked[key] = Tracked(
+        pool=str(spec.get("pool", "")), engine=engine, policy=policy, load_time_seconds=load_time
+    )
 
 
 def due_pools(now: float) -> dict[str, list[ModelKey]]:
@@ -118,6 +136,8 @@ def due_pools(now: float) -> dict[str, list[ModelKey]]:
             due[pool] = models
     for pool in set(_due) - set(by_pool):
         del _due[pool]
+    for pool in set(_histories) - set(by_pool):
+        del _histories[pool]
     return due
 
 
@@ -143,6 +163,49 @@ def _secret_reader(kube: Kube, namespace: str) -> SecretReader:
             ) from err
 
     return read
+
+
+@dataclass
+class _CachedHistory:
+    plan: HistoryPlan
+    url: str
+    history: QpsHistory | None
+    next_read: float
+
+
+# The seasonal QPS history by pool, re-read every `HistoryPlan.refresh_seconds`.
+_histories: dict[str, _CachedHistory] = {}
+
+
+def seasonal_history(conn: Connection, pool: str, models: list[Tracked], now: float) -> QpsHistory | None:
+    """The pool's QPS history for its predictive models, from the cache while it is fresh enough.
+
+    One range query per pool at most every refresh interval; a failed read keeps the last answer
+    (still usable for most of a period) and is retried at the next refresh, not at every evaluation.
+    """
+    plan = history_plan(
+        (t.policy.seasonal_period_seconds, t.horizon_seconds) for t in models if t.policy.predictive
+    )
+    cached = _histories.get(pool)
+    if plan is None:
+        _histories.pop(pool, None)
+        return None
+    same = cached is not None and cached.plan == plan and cached.url == conn.url
+    if same and cached is not None and now < cached.next_read:
+        return cached.history
+    history = cached.history if same and cached is not None else None
+    try:
+        history = read_history(conn, pool, plan, now)
+    except PrometheusError as err:
+        log.warning(
+            "autoscaler: seasonal history not read: %s",
+            err,
+            extra={"obj_kind": "InferencePool", "obj_name": pool},
+        )
+    _histories[pool] = _CachedHistory(
+        plan=plan, url=conn.url, history=history, next_read=now + plan.refresh_seconds
+    )
+    return history
 
 
 def _rfc3339(now: float) -> str:
@@ -201,6 +264,10 @@ def _read_metrics(
         readings[engine] = read_pool(
             conn, name, engine, pool.spec.vendor, now, min(MAX_RANGE_SECONDS, span + step), step
         )
+    if any(r.error is None for r in readings.values()):
+        history = seasonal_history(conn, name, list(tracked.values()), now)
+        for reading in readings.values():
+            reading.history = history.by_model if history is not None else {}
     return readings
 
 

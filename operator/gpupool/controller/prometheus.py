@@ -1,10 +1,14 @@
-"""Read a pool's engine metrics from Prometheus into one `MetricsWindow` per model.
+"""Read a pool's engine metrics from Prometheus: the signals' windows, the seasonal QPS history and
+each pod's in-flight requests.
 
 One range query per pool and signal each evaluation, grouped by `namespace` and `model_deployment`
 (the pods' `gpupool.io/model-deployment` label, relabelled onto the series), never one per model.
 Every series is placed on the range's step grid; a model without a series for a signal gets NaN
 there, which the policy reads as missing. When Prometheus cannot be queried every window is empty
 and `PoolMetrics.error` says why: the policy then holds (it never scales down on missing metrics).
+
+One more read, one query per pool whatever its engines: the coarse QPS history the seasonal
+forecast needs (`history_plan`, `read_history`; the caller caches it for minutes).
 
 `Connection` carries what reaching Prometheus takes beyond its URL: an Authorization header from a
 Secret (`spec.prometheus.basicAuth` or `bearerToken`) and the CA to trust (`spec.prometheus.tls`).
@@ -20,7 +24,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from gpupool.api.conditions import Reason
@@ -32,6 +36,27 @@ log = logging.getLogger(__name__)
 
 BY = "namespace, model_deployment"
 TIMEOUT_SECONDS = 5.0
+# Prometheus refuses a range query whose (end - start) / step exceeds 11,000
+# (web/api/v1/api.go, queryRange: "exceeded maximum resolution of 11,000 points per timeseries").
+MAX_RANGE_INTERVALS = 11_000
+# The seasonal history: about 288 points per period (5-minute steps over a day), never finer than
+# a common scrape interval nor coarser than 5 minutes unless Prometheus' limit asks for it.
+HISTORY_POINTS_PER_PERIOD = 288
+HISTORY_MIN_STEP_SECONDS = 15
+HISTORY_MAX_STEP_SECONDS = 300
+# The history only moves by a step in that time and covers a day; re-reading it every evaluation
+# (15 s) would cost Prometheus a day of samples per pool for nothing.
+HISTORY_REFRESH_SECONDS = 300
+# Rates shorter than a minute need a scrape interval below 15 s to have two samples.
+MIN_RATE_WINDOW_SECONDS = 60
+
+# Engine series counting finished requests (vLLM: every finished_reason; Triton: success and
+# failure). A pod runs one engine, so one selector covers every engine.
+FINISHED_SERIES = (
+    "vllm:request_success_total",
+    "nv_inference_request_success",
+    "nv_inference_request_failure",
+)
 
 ModelKey = tuple[str, str]
 
@@ -257,6 +282,8 @@ class PoolMetrics:
     exported: frozenset[Signal] = frozenset()
     error: str | None = None
     error_reason: Reason = Reason.PROMETHEUS_UNREACHABLE
+    # The seasonal forecast's coarse QPS history, by model: (times, QPS), finite points only.
+    history: Mapping[ModelKey, tuple[list[float], list[float]]] = field(default_factory=dict)
 
     def window(self, namespace: str, name: str) -> MetricsWindow:
         model = f"{namespace}/{name}"
@@ -269,7 +296,14 @@ class PoolMetrics:
                 continue
             by_model = self.series.get(signal, {})
             values[signal.value] = by_model.get((namespace, name)) or [math.nan] * len(self.timestamps)
-        return MetricsWindow(model=model, timestamps=list(self.timestamps), **values)
+        times, qps = self.history.get((namespace, name), ([], []))
+        return MetricsWindow(
+            model=model,
+            timestamps=list(self.timestamps),
+            qps_history_timestamps=list(times),
+            qps_history=list(qps),
+            **values,
+        )
 
     def has_series(self, namespace: str, name: str) -> bool:
         return any((namespace, name) in by_model for by_model in self.series.values())
@@ -328,3 +362,90 @@ def read_pool(
             by_model[key] = values
         result.series[signal] = by_model
     return result
+
+
+# --------------------------------------------------------------------------------------------------
+# The seasonal history
+
+
+@dataclass(frozen=True)
+class HistoryPlan:
+    """One coarse range query for a pool's QPS history, and how long its answer stays useful."""
+
+    span_seconds: int
+    step_seconds: int
+    refresh_seconds: int
+
+    @property
+    def rate_window_seconds(self) -> int:
+        return max(self.step_seconds, MIN_RATE_WINDOW_SECONDS)
+
+
+def history_plan(models: Iterable[tuple[int, float]]) -> HistoryPlan | None:
+    """The history query for models given as (seasonal period, forecast horizon) in seconds.
+
+    The range is the longest period plus one step, so that the forecast can interpolate at
+    `now - period` and at `now + horizon - period`; the step is the finest any model wants (a
+    period / 288, within [15 s, 5 min]) unless Prometheus' 11,000-intervals limit needs a coarser
+    one. A model whose horizon reaches a whole period has nothing to read from a period ago and
+    asks for nothing; None when no model asks.
+
+    The answer stays useful while `now + horizon - period` is inside it, i.e. for `period -
+    horizon` seconds: it is refreshed after at most half of that, at most every
+    HISTORY_REFRESH_SECONDS, at least one step apart.
+    """
+    wanted = [(period, horizon) for period, horizon in models if horizon < period]
+    if not wanted:
+        return None
+    longest = max(period for period, _ in wanted)
+    preferred = min(
+        max(HISTORY_MIN_STEP_SECONDS, math.ceil(period / HISTORY_POINTS_PER_PERIOD)) for period, _ in wanted
+    )
+    preferred = min(preferred, HISTORY_MAX_STEP_SECONDS)
+    # (longest + step) / step <= MAX_RANGE_INTERVALS  <=>  step >= longest / (MAX_RANGE_INTERVALS - 1)
+    step = max(preferred, math.ceil(longest / (MAX_RANGE_INTERVALS - 1)))
+    usable = min(period - horizon for period, horizon in wanted)
+    refresh = max(step, min(HISTORY_REFRESH_SECONDS, math.floor(usable / 2)))
+    return HistoryPlan(span_seconds=longest + step, step_seconds=step, refresh_seconds=refresh)
+
+
+def history_query(pool: str, rate_window_seconds: int) -> str:
+    """Requests finished per second by model, every engine of the pool in one selector."""
+    names = "|".join(FINISHED_SERIES)
+    return f'sum by ({BY}) (rate({{__name__=~"{names}", pool="{pool}"}}[{rate_window_seconds}s]))'
+
+
+@dataclass(frozen=True)
+class QpsHistory:
+    """A pool's coarse QPS history by model, as read at `read_at`."""
+
+    read_at: float
+    by_model: Mapping[ModelKey, tuple[list[float], list[float]]]
+
+
+def read_history(conn: Connection, pool: str, plan: HistoryPlan, now: float) -> QpsHistory:
+    """One range query over the plan's span for every model of the pool; raises PrometheusError."""
+    step = plan.step_seconds
+    end = math.floor(now / step) * step
+    start = end - plan.span_seconds
+    params = {
+        "query": history_query(pool, plan.rate_window_seconds),
+        "start": f"{start:.0f}",
+        "end": f"{end:.0f}",
+        "step": f"{step}",
+    }
+    data = _get(conn, "/api/v1/query_range", params)
+    by_model: dict[ModelKey, tuple[list[float], list[float]]] = {}
+    for series in _results(data):
+        labels = series.get("metric")
+        labels = labels if isinstance(labels, dict) else {}
+        key = (str(labels.get("namespace", "")), str(labels.get("model_deployment", "")))
+        raw_values = series.get("values")
+        points = [
+            (float(t), v)
+            for t, raw in (raw_values if isinstance(raw_values, list) else [])
+            if math.isfinite(v := _number(raw)) and v >= 0
+        ]
+        if key[1] and points:
+            by_model[key] = ([t for t, _ in points], [v for _, v in points])
+    return QpsHistory(read_at=now, by_model=by_model)

@@ -1,4 +1,4 @@
-"""The Prometheus reader's credentials: from Secrets, and what a refusal says.
+"""The Prometheus reader's edges: credentials, the seasonal history query and its cache.
 
 A stand-in Prometheus HTTP API on loopback answers; the real one is exercised end to end in
 tests/e2e/test_autoscaling.py.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,13 +22,19 @@ from gpupool.api.v1alpha1 import EngineType, PrometheusSpec
 from gpupool.catalog.types import Vendor
 from gpupool.controller import autoscaler
 from gpupool.controller.prometheus import (
+    MAX_RANGE_INTERVALS,
     Connection,
     CredentialsError,
+    HistoryPlan,
     connect,
+    history_plan,
+    read_history,
     read_pool,
 )
+from gpupool.scaling import AutoscalingPolicy
 
 NOW = 1_700_000_000.0
+DAY = 86_400
 
 
 class _Prometheus(BaseHTTPRequestHandler):
@@ -173,3 +180,119 @@ def test_401_is_unauthorized_and_names_the_fix(prometheus: tuple[str, type[_Prom
 def test_inconsistent_prometheus_specs_are_rejected(spec: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         PrometheusSpec.model_validate(spec)
+
+
+# --------------------------------------------------------------------------------------------------
+# the seasonal history
+
+
+def test_a_day_is_read_at_five_minute_steps() -> None:
+    plan = history_plan([(DAY, 413.0)])
+    assert plan == HistoryPlan(span_seconds=DAY + 300, step_seconds=300, refresh_seconds=300)
+    assert plan.rate_window_seconds == 300
+    assert plan.span_seconds // plan.step_seconds == 289  # 290 points, a day and one step
+
+
+def test_short_periods_are_read_finer_and_refreshed_before_they_run_out() -> None:
+    # A one-minute pattern with a 10 s horizon: 15 s steps; the answer covers `now + 10 - 60`
+    # for 50 s after it was read, so it is re-read after 25 s.
+    plan = history_plan([(60, 10.0)])
+    assert plan is not None and (plan.step_seconds, plan.refresh_seconds) == (15, 25)
+    assert plan.rate_window_seconds == 60
+
+
+def test_prometheus_point_limit_forces_a_coarser_step() -> None:
+    # A week for one model, a one-minute pattern for another: the finest step (15 s) over a week
+    # would be 40,321 points, over Prometheus' 11,000 intervals per series.
+    plan = history_plan([(7 * DAY, 900.0), (60, 10.0)])
+    assert plan is not None
+    assert plan.span_seconds // plan.step_seconds <= MAX_RANGE_INTERVALS
+    assert plan.step_seconds == math.ceil(7 * DAY / (MAX_RANGE_INTERVALS - 1)) == 55
+    for period in (60, 3_600, DAY, 7 * DAY):
+        for other in (60, 900, DAY):
+            p = history_plan([(period, 30.0), (other, 30.0)])
+            assert p is not None and p.span_seconds / p.step_seconds <= MAX_RANGE_INTERVALS
+
+
+def test_a_horizon_of_a_whole_period_needs_no_history() -> None:
+    assert history_plan([(600, 700.0)]) is None
+    assert history_plan([]) is None
+
+
+def test_the_history_query_reads_every_engine_of_the_pool_at_once(
+    prometheus: tuple[str, type[_Prometheus]],
+) -> None:
+    url, handler = prometheus
+    handler.matrix = [
+        {
+            "metric": {"namespace": "a", "model_deployment": "chat"},
+            "values": [(NOW - 600, "10"), (NOW - 300, "NaN"), (NOW, "12")],
+        },
+        {"metric": {"namespace": "a", "model_deployment": "idle"}, "values": [(NOW, "NaN")]},
+    ]
+    plan = HistoryPlan(span_seconds=DAY + 300, step_seconds=300, refresh_seconds=300)
+    history = read_history(Connection(url), "h100", plan, NOW + 17)
+    ((path, params),) = handler.seen
+    assert path == "/api/v1/query_range"
+    assert params["step"] == "300" and float(params["end"]) - float(params["start"]) == DAY + 300
+    assert float(params["end"]) % 300 == 0 and float(params["end"]) <= NOW + 17
+    query = params["query"]
+    assert "vllm:request_success_total" in query and "nv_inference_request_failure" in query
+    assert 'pool="h100"' in query and "[300s]" in query and "model_deployment" in query
+    # Gaps are left out rather than carried as NaN, which the forecast cannot interpolate.
+    assert history.by_model == {("a", "chat"): ([NOW - 600, NOW], [10.0, 12.0])}
+
+
+def tracked(period: int = 60, horizon: int = 10, predictive: bool = True) -> autoscaler.Tracked:
+    policy = AutoscalingPolicy(
+        enabled=True,
+        predictive=predictive,
+        seasonal_period_seconds=period,
+        predictive_horizon_seconds=horizon,
+    )
+    return autoscaler.Tracked(pool="h100", engine=EngineType.VLLM, policy=policy, load_time_seconds=100)
+
+
+def test_the_history_is_cached_between_evaluations(prometheus: tuple[str, type[_Prometheus]]) -> None:
+    url, handler = prometheus
+    autoscaler._histories.clear()
+    handler.matrix = [{"metric": {"namespace": "a", "model_deployment": "chat"}, "values": [(NOW, "5")]}]
+    conn = Connection(url)
+    models = [tracked()]
+    # Evaluations every 2 s for a minute: read at 0 s, then at the first evaluation 25 s (the
+    # refresh) after each read: 26 s and 52 s.
+    for second in range(0, 60, 2):
+        history = autoscaler.seasonal_history(conn, "h100", models, NOW + second)
+        assert history is not None and history.by_model
+    ends = [float(p["end"]) for _, p in handler.seen]
+    assert ends == [(NOW + s) // 15 * 15 for s in (0, 26, 52)]
+
+
+def test_a_failed_history_read_keeps_the_last_answer_until_the_next_refresh(
+    prometheus: tuple[str, type[_Prometheus]],
+) -> None:
+    url, handler = prometheus
+    autoscaler._histories.clear()
+    handler.matrix = [{"metric": {"namespace": "a", "model_deployment": "chat"}, "values": [(NOW, "5")]}]
+    first = autoscaler.seasonal_history(Connection(url), "h100", [tracked()], NOW)
+    handler.credentials = "Bearer rotated"  # every read fails from now on
+    assert autoscaler.seasonal_history(Connection(url), "h100", [tracked()], NOW + 30) == first
+    assert autoscaler.seasonal_history(Connection(url), "h100", [tracked()], NOW + 40) == first
+    assert len(handler.seen) == 2  # the failure is not retried at every evaluation
+
+
+def test_no_predictive_model_no_history_query(prometheus: tuple[str, type[_Prometheus]]) -> None:
+    url, handler = prometheus
+    autoscaler._histories.clear()
+    assert autoscaler.seasonal_history(Connection(url), "h100", [tracked(predictive=False)], NOW) is None
+    assert handler.seen == []
+
+
+def test_the_history_reaches_the_models_window(prometheus: tuple[str, type[_Prometheus]]) -> None:
+    url, handler = prometheus
+    handler.matrix = [{"metric": {"namespace": "a", "model_deployment": "chat"}, "values": [(NOW, "5")]}]
+    metrics = read_pool(Connection(url), "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 15, 5)
+    metrics.history = {("a", "chat"): ([NOW - DAY, NOW - DAY + 300], [4.0, 9.0])}
+    window = metrics.window("a", "chat")
+    assert window.qps_history_timestamps == [NOW - DAY, NOW - DAY + 300] and window.qps_history == [4.0, 9.0]
+    assert metrics.window("a", "other").qps_history == []

@@ -16,7 +16,7 @@ import yaml
 
 from gpupool.api.v1alpha1 import EngineType
 from gpupool.catalog.types import Vendor
-from gpupool.controller.prometheus import queries
+from gpupool.controller.prometheus import history_query, queries
 from gpupool.scaling import Signal
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -71,4 +71,36 @@ def test_triton_counts_failures_that_carry_a_reason(promtool: str, tmp_path: Pat
         tmp_path,
         series,
         [(exprs[Signal.QPS], model(1.5)), (exprs[Signal.ERROR_RATE], model(1 / 3))],
+    )
+
+
+def test_the_history_query_reads_every_engine(promtool: str, tmp_path: Path) -> None:
+    vllm = 'namespace="a", pod="v-1", pool="p", model_deployment="chat"'
+    series = [
+        {"series": f'vllm:request_success_total{{{vllm}, finished_reason="stop"}}', "values": "0+30x60"},
+        {"series": f'vllm:request_success_total{{{vllm}, finished_reason="abort"}}', "values": "0+15x60"},
+        {"series": f'nv_inference_request_success{{{POD}, model="m"}}', "values": "0+15x60"},
+        {
+            "series": f'nv_inference_request_failure{{{POD}, model="m", reason="REJECTED"}}',
+            "values": "0+15x60",
+        },
+        # Another pool's model is not read.
+        {
+            "series": 'vllm:request_success_total{namespace="a", pool="q", model_deployment="x"}',
+            "values": "0+15x60",
+        },
+    ]
+    evaluate(
+        promtool,
+        tmp_path,
+        series,
+        [
+            (
+                history_query("p", 300),
+                [
+                    {"labels": '{namespace="a", model_deployment="chat"}', "value": 3.0},
+                    {"labels": '{namespace="a", model_deployment="m"}', "value": 2.0},
+                ],
+            )
+        ],
     )
