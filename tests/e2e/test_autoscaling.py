@@ -2,8 +2,9 @@
 
 The pods run nowhere (kwok plays their kubelets), so this module serves their engine metrics:
 `gpupool.simulate.server` on loopback exposes one vLLM endpoint per Running and Ready pod of the
-test's ModelDeployment, from a small fluid model of the offered load the test sets (split evenly
-over the serving pods). A real Prometheus (tools/localcluster/prometheus.sh, on a port and
+test's ModelDeployment, from a small fluid model of the offered load the test sets, spread over the
+serving pods unevenly, as a session-affinity router with bounded loads spreads it
+(`gpupool.simulate.balancing`). A real Prometheus (tools/localcluster/prometheus.sh, on a port and
 in a state folder of this module's own) scrapes each pod's endpoint every second through file
 service discovery; the pods' `gpupool.io/pool` and `gpupool.io/model-deployment` labels are
 relabelled onto the series as `pool` and `model_deployment`, as the chart's PodMonitor does. The
@@ -11,9 +12,9 @@ operator reads that Prometheus through the pool's `spec.prometheus`.
 
 The tests run in order and share one model: scale up on a load step, keep the count and the
 scaling state across an operator restart, hold when Prometheus is gone, scale down only after the
-stabilisation window once the load drops, hold while Prometheus refuses the operator's
-credentials and resume with the right Secret (basic auth, then https with the CA from a Secret),
-and feed the seasonal forecast from Prometheus' history.
+stabilisation window once the load drops, remove the least busy pods on a scale-down, hold while
+Prometheus refuses the operator's credentials and resume with the right Secret (basic auth, then
+https with the CA from a Secret), and feed the seasonal forecast from Prometheus' history.
 """
 
 from __future__ import annotations
@@ -33,15 +34,18 @@ import bcrypt
 import pytest
 import yaml
 from cluster import Cluster, h100_pool_spec
-from operator_process import OperatorProcess, free_port, wait_for
+from operator_process import OperatorProcess, audit_writes, free_port, wait_for
 from test_observability import Prometheus
 
 from gpupool.controller.prometheus import (
     Connection,
     history_plan,
     history_query,
+    in_flight_query,
     read_history,
 )
+from gpupool.scaling.deletion import POD_DELETION_COST
+from gpupool.simulate.balancing import session_shares
 from gpupool.simulate.metrics import EngineKind, PodMetrics, VendorKind
 from gpupool.simulate.server import serve_in_background
 
@@ -64,6 +68,8 @@ POLICY = {
 }
 QPS = 'sum by (namespace, model_deployment) (rate(vllm:request_success_total{pool="%s"}[1m]))'
 WAITING = 'sum by (namespace, model_deployment) (vllm:num_requests_waiting{pool="%s"})'
+# Seconds a request spends in the running batch: a chat answer of ~200 tokens at ~35 tokens/s.
+IN_BATCH_SECONDS = 6.0
 
 pytestmark = pytest.mark.e2e
 
@@ -159,22 +165,33 @@ class SimulatedPods:
         tmp.write_text(json.dumps(groups))
         tmp.replace(self.sd_file)
 
+    def shares(self) -> dict[str, float]:
+        """Each serving pod's share of the load: session affinity with bounded loads."""
+        return session_shares(sorted(self._pods))
+
+    def in_flight(self) -> dict[str, float]:
+        """Requests running or queued on each serving pod now, as its engine reports them."""
+        with self._lock:
+            self._advance()
+            return {name: pod.running + pod.waiting for name, pod in self._pods.items()}
+
     def _advance(self) -> None:
         """Move every pod's counters and gauges to now (fluid: no randomness)."""
         now = time.monotonic()
         dt, self._last = now - self._last, now
         if not self._pods:
             return
-        per_pod = self.load_qps / len(self._pods)
         saturation = self.capacity * 1.1
-        served = min(per_pod, saturation)
-        for pod in self._pods.values():
+        shares = self.shares()
+        for name, pod in self._pods.items():
+            offered = self.load_qps * shares[name]
+            served = min(offered, saturation)
             done = served * dt
             pod.finished_stop += done
             pod.prompt_tokens += done * 1024
             pod.generation_tokens += done * 128
-            pod.running = served * 2.0
-            pod.waiting = max(0.0, per_pod - saturation) * 5
+            pod.running = served * IN_BATCH_SECONDS
+            pod.waiting = max(0.0, offered - saturation) * 5
             pod.kv_cache_usage = min(0.95, 0.6 * served / self.capacity)
             pod.accelerator_utilization = 1 - math.exp(-pod.running)
             # Every first token within 100 ms: the latency signal stays quiet; load drives the count.
@@ -424,6 +441,167 @@ def test_drop_scales_down_only_after_the_stabilisation_window(loop: dict[str, An
     wait_for("back to one instance", lambda: deployment_replicas(loop) == 1, timeout=60)
     decision = model(loop)["status"]["autoscaling"]["lastDecision"]
     assert decision["direction"] in ("Down", "Hold") and decision["metricsAvailable"] is True
+
+
+# --------------------------------------------------------------------------------------------------
+# Safe scale-down: the least busy pods go
+
+
+class PodWatch:
+    """Every change to the model's pods in the API server's order (`kubectl get --watch`)."""
+
+    def __init__(self, cluster: Cluster, namespace: str) -> None:
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        self.process = subprocess.Popen(
+            [
+                str(cluster.kubectl_path),
+                "--kubeconfig",
+                str(cluster.kubeconfig),
+                "get",
+                "pods",
+                "-n",
+                namespace,
+                "-l",
+                f"gpupool.io/model-deployment={MODEL}",
+                "--watch",
+                "--output-watch-events",
+                "-o",
+                "json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, name="pod-watch", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        decoder = json.JSONDecoder()
+        buffer = ""
+        for line in self.process.stdout:
+            buffer += line
+            while True:
+                buffer = buffer.lstrip()
+                try:
+                    event, end = decoder.raw_decode(buffer)
+                except json.JSONDecodeError:
+                    break
+                buffer = buffer[end:]
+                with self._lock:
+                    self.events.append((event["type"], event["object"]))
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+    def removed(self) -> set[str]:
+        """Pods the ReplicaSet deleted (a deletionTimestamp, or gone)."""
+        with self._lock:
+            return {
+                obj["metadata"]["name"]
+                for type_, obj in self.events
+                if type_ == "DELETED" or obj["metadata"].get("deletionTimestamp")
+            }
+
+    def removals(self) -> list[tuple[str, dict[str, int | None]]]:
+        """Each pod marked for deletion, in order, with the deletion costs of the pods still live
+        just before (the marked one included): what the ReplicaSet controller chose from."""
+        live: dict[str, int | None] = {}
+        marked: list[tuple[str, dict[str, int | None]]] = []
+        with self._lock:
+            for type_, obj in self.events:
+                name = obj["metadata"]["name"]
+                if any(name == m for m, _ in marked):
+                    continue
+                if type_ == "DELETED" or obj["metadata"].get("deletionTimestamp"):
+                    marked.append((name, dict(live)))
+                    live.pop(name, None)
+                    continue
+                cost = (obj["metadata"].get("annotations") or {}).get(POD_DELETION_COST)
+                live[name] = int(cost) if cost is not None else None
+        return marked
+
+    def cost_writes(self) -> list[tuple[str, str | None, frozenset[str]]]:
+        """(pod, new cost, pods live then) for every change of a deletion cost the watch saw."""
+        seen: dict[str, str | None] = {}
+        marked: set[str] = set()
+        writes = []
+        with self._lock:
+            for type_, obj in self.events:
+                name = obj["metadata"]["name"]
+                if type_ == "DELETED" or obj["metadata"].get("deletionTimestamp"):
+                    marked.add(name)
+                    continue
+                cost = (obj["metadata"].get("annotations") or {}).get(POD_DELETION_COST)
+                if type_ == "MODIFIED" and name in seen and seen[name] != cost:
+                    writes.append((name, cost, frozenset(seen) - marked))
+                seen[name] = cost
+        return writes
+
+
+def in_flight_by_pod(state: dict[str, Any]) -> dict[str, float]:
+    """The in-flight requests of the model's pods as Prometheus has them now (the operator's query)."""
+    answer = state["prometheus"].query(in_flight_query(POOL))
+    return {
+        r["metric"]["pod"]: float(r["value"][1])
+        for r in answer.get("data", {}).get("result", [])
+        if r["metric"].get("namespace") == state["namespace"]
+    }
+
+
+def test_scale_down_removes_the_least_busy_pods(loop: dict[str, Any]) -> None:
+    pods: SimulatedPods = loop["pods"]
+    cluster: Cluster = loop["cluster"]
+    pods.load_qps = 3.0 * pods.capacity  # 3.75 instances' worth at 80%: four
+    wait_for(
+        "four instances serving",
+        lambda: deployment_replicas(loop) == 4 and len(pods.snapshot()) == 4,
+        timeout=150,
+    )
+    four = set(pods.in_flight())
+    wait_for("Prometheus scraping the four pods", lambda: set(in_flight_by_pod(loop)) == four, timeout=30)
+    watch = PodWatch(cluster, loop["namespace"])
+    offset = cluster.audit_offset()
+    try:
+        # One instance's worth: the policy asks for two (in one step, or in two while the
+        # one-minute rate comes down). The router keeps spreading it unevenly.
+        pods.load_qps = 1.0 * pods.capacity
+        wait_for("scale down to two", lambda: deployment_replicas(loop) == 2, timeout=120)
+        wait_for("two pods removed", lambda: len(watch.removed() & four) == 2, timeout=60)
+        # Evaluations holding at two (15 QPS is 48% of two instances) write no pod at all.
+        time.sleep(5 * INTERVAL)
+    finally:
+        watch.stop()
+    removals = [(pod, live) for pod, live in watch.removals() if pod in four]
+    assert len(removals) == 2, removals
+    # Each cost written is the pod's in-flight requests: what the simulated engines report for this
+    # load spread over the pods live at that moment...
+    writes = watch.cost_writes()
+    for pod, cost, live in writes:
+        expected = pods.load_qps * session_shares(sorted(live))[pod] * IN_BATCH_SECONDS
+        print(f"cost of {pod}: {cost}, in flight {expected:.1f} over {len(live)} pods")
+        assert cost is not None and abs(int(cost) - expected) <= 1.5, (pod, cost, expected)
+    for pod, live in removals:
+        print(f"removed {pod}: costs {live}")
+        # ...every live pod carried one when the ReplicaSet chose...
+        assert all(cost is not None for cost in live.values()), live
+        costs = {p: int(c or 0) for p, c in live.items()}
+        # ...and it removed the least busy: any pod cheaper than this one went too (two pods
+        # removed in one step are marked one after the other, in no particular order).
+        cheaper = {p for p, c in costs.items() if c < costs[pod]}
+        assert cheaper <= {p for p, _ in removals}, (pod, costs)
+    first = {p: int(c or 0) for p, c in removals[0][1].items()}
+    assert len(set(first.values())) >= 3, first  # uneven load: the choice matters
+    # One merge patch per cost that changed, none on the passes that followed.
+    patched = [
+        w["objectRef"]
+        for w in audit_writes(cluster.audit_log, offset)
+        if w["objectRef"]["resource"] == "pods"
+    ]
+    assert sorted(r["name"] for r in patched) == sorted(p for p, _, _ in writes), patched
+    assert patched and {r.get("subresource") for r in patched} == {None}
 
 
 # --------------------------------------------------------------------------------------------------

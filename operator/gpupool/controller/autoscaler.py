@@ -15,6 +15,9 @@ Around that step:
   (`operator_namespace()`), read at each evaluation so that a rotated password is used at once.
 - The seasonal forecast's QPS history is one coarse range query per pool, cached for minutes
   (`seasonal_history`), not read at every evaluation.
+- Before a model's count goes down, each of its pods gets its in-flight requests as
+  `controller.kubernetes.io/pod-deletion-cost` (one instant query per pool, only when some model of
+  the pool scales down), so the ReplicaSet controller removes the least busy instance.
 """
 
 from __future__ import annotations
@@ -42,11 +45,12 @@ from gpupool.api.v1alpha1 import (
 )
 from gpupool.catalog.types import Vendor
 from gpupool.controller import metrics
-from gpupool.controller.kube import INFERENCE_POOL, Kube
+from gpupool.controller.kube import INFERENCE_POOL, POD, Kube
 from gpupool.controller.prometheus import (
     Connection,
     CredentialsError,
     HistoryPlan,
+    PodKey,
     PoolMetrics,
     PrometheusError,
     QpsHistory,
@@ -54,11 +58,14 @@ from gpupool.controller.prometheus import (
     connect,
     history_plan,
     read_history,
+    read_in_flight,
     read_pool,
     unavailable,
 )
 from gpupool.controller.reconciler import reconcile_model
+from gpupool.render.labels import SELECTOR_LABEL, label_value
 from gpupool.scaling import AutoscalingPolicy, ScalerState, ScalingDecision, decide_replicas
+from gpupool.scaling.deletion import POD_DELETION_COST, cost_changes
 from gpupool.services.modeldeployment import WorkloadObservation, autoscaled
 
 log = logging.getLogger(__name__)
@@ -208,6 +215,67 @@ def seasonal_history(conn: Connection, pool: str, models: list[Tracked], now: fl
     return history
 
 
+class PodLoads:
+    """In-flight requests per pod of one pool: one instant query, made the first time a model of the
+    pool scales down in an evaluation, and never when none does."""
+
+    def __init__(self, conn: Connection | None, pool: str, now: float) -> None:
+        self.conn, self.pool, self.now = conn, pool, now
+        self._loads: dict[PodKey, float] | None = None
+        self._error: str | None = None
+
+    def get(self) -> dict[PodKey, float]:
+        """Raises PrometheusError when Prometheus cannot say (every later call too)."""
+        if self._error is not None:
+            raise PrometheusError(self._error)
+        if self._loads is None:
+            if self.conn is None:
+                self._error = "no Prometheus to read"
+                raise PrometheusError(self._error)
+            try:
+                self._loads = read_in_flight(self.conn, self.pool, self.now)
+            except PrometheusError as err:
+                self._error = str(err)
+                raise
+        return self._loads
+
+
+def mark_least_busy(kube: Kube, namespace: str, name: str, loads: PodLoads) -> int:
+    """Give each pod of the model its in-flight requests as deletion cost; returns the writes made.
+
+    Only pods whose annotation differs are patched. Without a sample the scale-down still goes
+    ahead (the pods drain either way); it just cannot pick the least busy one.
+    """
+    extra = {"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name}
+    try:
+        in_flight = loads.get()
+    except PrometheusError as err:
+        log.warning("scale-down without in-flight requests per pod: %s", err, extra=extra)
+        return 0
+    pods = {
+        pod["metadata"]["name"]: (pod["metadata"].get("annotations") or {}).get(POD_DELETION_COST)
+        for pod in kube.list(POD, namespace, label_selector=f"{SELECTOR_LABEL}={label_value(name)}")
+        if not pod["metadata"].get("deletionTimestamp")
+        and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    }
+    changes = cost_changes(pods, {pod: value for (ns, pod), value in in_flight.items() if ns == namespace})
+    writes = 0
+    for pod, cost in changes.items():
+        try:
+            kube.annotate(POD, namespace, pod, {POD_DELETION_COST: cost})
+            writes += 1
+        except ApiException as err:
+            if err.status != 404:  # a pod that is already gone needs no cost
+                log.warning("pod %s: deletion cost not set: %s %s", pod, err.status, err.reason, extra=extra)
+    if changes:
+        log.info(
+            "deletion costs before scale-down: %s",
+            ", ".join(f"{pod}={cost}" for pod, cost in changes.items()),
+            extra=extra,
+        )
+    return writes
+
+
 def _rfc3339(now: float) -> str:
     return datetime.fromtimestamp(now, UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
 
@@ -224,11 +292,14 @@ def evaluate_pool(kube: Kube, pool_name: str, models: list[ModelKey]) -> None:
             pool = None
     current = _tracked.copy()
     tracked = {key: current[key] for key in models if key in current}
-    readings = _read_metrics(kube, pool, tracked, now)
+    readings, conn = _read_metrics(kube, pool, tracked, now)
+    loads = PodLoads(conn, pool_name, now)
     for (namespace, name), entry in tracked.items():
         pool_metrics = readings.get(entry.engine)
         try:
-            reconcile_model(kube, namespace, name, adjust=functools.partial(_adjust, pool_metrics, pool))
+            reconcile_model(
+                kube, namespace, name, adjust=functools.partial(_adjust, kube, pool_metrics, pool, loads)
+            )
         except Exception:
             metrics.RECONCILE_ERRORS.labels("ModelDeployment").inc()
             log.exception(
@@ -241,10 +312,10 @@ def evaluate_pool(kube: Kube, pool_name: str, models: list[ModelKey]) -> None:
 
 def _read_metrics(
     kube: Kube, pool: InferencePool | None, tracked: dict[ModelKey, Tracked], now: float
-) -> dict[EngineType, PoolMetrics]:
-    """The pool's metrics by engine (empty without spec.prometheus)."""
+) -> tuple[dict[EngineType, PoolMetrics], Connection | None]:
+    """The pool's metrics by engine (empty without spec.prometheus), with the connection used."""
     if pool is None or pool.spec.prometheus is None:
-        return {}
+        return {}, None
     name = pool.metadata["name"]
     engines = sorted({t.engine for t in tracked.values()})
     namespace = operator_namespace()
@@ -252,7 +323,9 @@ def _read_metrics(
         conn = connect(pool.spec.prometheus, namespace, _secret_reader(kube, namespace))
     except CredentialsError as err:
         log.warning("autoscaler: %s", err, extra={"obj_kind": "InferencePool", "obj_name": name})
-        return {engine: unavailable(engine, pool.spec.vendor, str(err), err.reason) for engine in engines}
+        return {
+            engine: unavailable(engine, pool.spec.vendor, str(err), err.reason) for engine in engines
+        }, None
     readings: dict[EngineType, PoolMetrics] = {}
     for engine in engines:
         policies = [t.policy for t in tracked.values() if t.engine is engine]
@@ -268,16 +341,31 @@ def _read_metrics(
         history = seasonal_history(conn, name, list(tracked.values()), now)
         for reading in readings.values():
             reading.history = history.by_model if history is not None else {}
-    return readings
+    return readings, conn
 
 
 def _adjust(
+    kube: Kube,
     pool_metrics: PoolMetrics | None,
     pool: InferencePool | None,
+    loads: PodLoads,
     md: ModelDeployment,
     workload: WorkloadObservation | None,
 ) -> ModelDeployment:
-    return autoscale(md, workload, pool_metrics, pool, time.time())
+    adjusted = autoscale(md, workload, pool_metrics, pool, time.time())
+    if scales_down(md, adjusted):
+        # Before the Deployment is rendered with fewer replicas: the ReplicaSet controller reads the
+        # costs when it picks the pods to delete.
+        mark_least_busy(kube, md.metadata["namespace"], md.metadata["name"], loads)
+    return adjusted
+
+
+def scales_down(before: ModelDeployment, after: ModelDeployment) -> bool:
+    """The autoscaler's decision lowers the count the Deployment runs now."""
+    if before.status is None or after.status is None or after.status.autoscaling is None:
+        return False
+    decision = after.status.autoscaling.last_decision
+    return decision is not None and decision.to_replicas < before.status.replicas
 
 
 def _availability(

@@ -266,6 +266,18 @@ class Kube:
         )
         return True
 
+    def annotate(
+        self, resource: Resource, namespace: str | None, name: str, annotations: dict[str, str | None]
+    ) -> None:
+        """Set (or, with None, remove) annotations with a JSON merge patch: no field ownership is
+        taken, and nothing else of the object is sent."""
+        self._call(
+            "PATCH",
+            resource.path(namespace, name),
+            body={"metadata": {"annotations": annotations}},
+            content_type="application/merge-patch+json",
+        )
+
     def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
         """A Secret's data, decoded as UTF-8 text; None when it does not exist."""
         body = self.get(SECRET, namespace, name)

@@ -7,8 +7,9 @@ Every series is placed on the range's step grid; a model without a series for a 
 there, which the policy reads as missing. When Prometheus cannot be queried every window is empty
 and `PoolMetrics.error` says why: the policy then holds (it never scales down on missing metrics).
 
-One more read, one query per pool whatever its engines: the coarse QPS history the seasonal
-forecast needs (`history_plan`, `read_history`; the caller caches it for minutes).
+Two more reads, each one query per pool whatever its engines: the coarse QPS history the seasonal
+forecast needs (`history_plan`, `read_history`; the caller caches it for minutes), and, only before
+a scale-down, the in-flight requests of every pod (`read_in_flight`).
 
 `Connection` carries what reaching Prometheus takes beyond its URL: an Authorization header from a
 Secret (`spec.prometheus.basicAuth` or `bearerToken`) and the CA to trust (`spec.prometheus.tls`).
@@ -51,14 +52,21 @@ HISTORY_REFRESH_SECONDS = 300
 MIN_RATE_WINDOW_SECONDS = 60
 
 # Engine series counting finished requests (vLLM: every finished_reason; Triton: success and
-# failure). A pod runs one engine, so one selector covers every engine.
+# failure), and those counting requests in flight on a pod (vLLM: in the batch and queued; Triton:
+# queued, its only in-flight gauge). A pod runs one engine, so one selector covers every engine.
 FINISHED_SERIES = (
     "vllm:request_success_total",
     "nv_inference_request_success",
     "nv_inference_request_failure",
 )
+IN_FLIGHT_SERIES = (
+    "vllm:num_requests_running",
+    "vllm:num_requests_waiting",
+    "nv_inference_pending_request_count",
+)
 
 ModelKey = tuple[str, str]
+PodKey = tuple[str, str]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -449,3 +457,34 @@ def read_history(conn: Connection, pool: str, plan: HistoryPlan, now: float) -> 
         if key[1] and points:
             by_model[key] = ([t for t, _ in points], [v for _, v in points])
     return QpsHistory(read_at=now, by_model=by_model)
+
+
+# --------------------------------------------------------------------------------------------------
+# In-flight requests per pod
+
+
+def in_flight_query(pool: str) -> str:
+    """Requests in flight on each pod of the pool (running plus queued), every engine at once."""
+    names = "|".join(IN_FLIGHT_SERIES)
+    return f'sum by (namespace, pod) ({{__name__=~"{names}", pool="{pool}"}})'
+
+
+def in_flight_from_vector(data: object) -> dict[PodKey, float]:
+    """{(namespace, pod): requests} from an instant-query answer; unusable samples are left out."""
+    loads: dict[PodKey, float] = {}
+    for series in _results(data):
+        labels = series.get("metric")
+        labels = labels if isinstance(labels, dict) else {}
+        value = series.get("value")
+        if not isinstance(value, list) or len(value) != 2 or not labels.get("pod"):
+            continue
+        number = _number(value[1])
+        if math.isfinite(number) and number >= 0:
+            loads[(str(labels.get("namespace", "")), str(labels["pod"]))] = number
+    return loads
+
+
+def read_in_flight(conn: Connection, pool: str, now: float) -> dict[PodKey, float]:
+    """One instant query for every pod of the pool; raises PrometheusError."""
+    data = _get(conn, "/api/v1/query", {"query": in_flight_query(pool), "time": f"{now:.3f}"})
+    return in_flight_from_vector(data)

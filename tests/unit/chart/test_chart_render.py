@@ -144,6 +144,9 @@ def test_cluster_role_never_grants_secrets_deletes_or_wildcards(render: Render) 
         assert not {"delete", "deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"])
         assert "secrets" not in rule["resources"]
         assert "namespaces" not in rule["resources"]
+    # Pods: listed for accounting, patched for the deletion cost; never created or deleted.
+    pod_verbs = {v for r in role["rules"] if "pods" in r["resources"] for v in r["verbs"]}
+    assert pod_verbs == {"list", "patch"}
     binding = one(render(), "ClusterRoleBinding")
     account = one(render(), "ServiceAccount")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]

@@ -1,4 +1,5 @@
-"""The Prometheus reader's edges: credentials, the seasonal history query and its cache.
+"""The Prometheus reader's edges: credentials, the seasonal history query and its cache, in-flight
+requests per pod and the deletion costs written from them.
 
 A stand-in Prometheus HTTP API on loopback answers; the real one is exercised end to end in
 tests/e2e/test_autoscaling.py.
@@ -26,12 +27,17 @@ from gpupool.controller.prometheus import (
     Connection,
     CredentialsError,
     HistoryPlan,
+    PrometheusError,
     connect,
     history_plan,
+    in_flight_from_vector,
+    in_flight_query,
     read_history,
+    read_in_flight,
     read_pool,
 )
 from gpupool.scaling import AutoscalingPolicy
+from gpupool.scaling.deletion import POD_DELETION_COST
 
 NOW = 1_700_000_000.0
 DAY = 86_400
@@ -296,3 +302,95 @@ def test_the_history_reaches_the_models_window(prometheus: tuple[str, type[_Prom
     window = metrics.window("a", "chat")
     assert window.qps_history_timestamps == [NOW - DAY, NOW - DAY + 300] and window.qps_history == [4.0, 9.0]
     assert metrics.window("a", "other").qps_history == []
+
+
+# --------------------------------------------------------------------------------------------------
+# in-flight requests and deletion costs
+
+
+def test_in_flight_requests_come_from_one_query_per_pool(prometheus: tuple[str, type[_Prometheus]]) -> None:
+    url, handler = prometheus
+    handler.vector = [
+        {"metric": {"namespace": "a", "pod": "chat-1"}, "value": [NOW, "12"]},
+        {"metric": {"namespace": "a", "pod": "chat-2"}, "value": [NOW, "3"]},
+        {"metric": {"namespace": "b", "pod": "chat-1"}, "value": [NOW, "NaN"]},
+        {"metric": {"namespace": "a"}, "value": [NOW, "1"]},
+    ]
+    assert read_in_flight(Connection(url), "h100", NOW) == {("a", "chat-1"): 12.0, ("a", "chat-2"): 3.0}
+    ((path, params),) = handler.seen
+    assert path == "/api/v1/query" and params["query"] == in_flight_query("h100")
+    for series in (
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "nv_inference_pending_request_count",
+    ):
+        assert series in params["query"]
+    assert "sum by (namespace, pod)" in params["query"]
+    assert in_flight_from_vector(None) == {}
+
+
+class RecordingKube:
+    """Pods as the API server would list them; records the annotation patches."""
+
+    def __init__(self, pods: list[dict[str, Any]]) -> None:
+        self.pods = pods
+        self.listed: list[tuple[str | None, str | None]] = []
+        self.patches: list[tuple[str | None, str, dict[str, str | None]]] = []
+
+    def list(self, resource: Any, namespace: str | None = None, *, label_selector: str | None = None) -> Any:
+        self.listed.append((namespace, label_selector))
+        return iter(self.pods)
+
+    def annotate(
+        self, resource: Any, namespace: str | None, name: str, annotations: dict[str, str | None]
+    ) -> None:
+        self.patches.append((namespace, name, annotations))
+        for pod in self.pods:
+            if pod["metadata"]["name"] == name:
+                pod["metadata"].setdefault("annotations", {}).update(annotations)
+
+
+def pod(name: str, cost: str | None = None, **meta: Any) -> dict[str, Any]:
+    annotations = {POD_DELETION_COST: cost} if cost is not None else {}
+    return {"metadata": {"name": name, "annotations": annotations, **meta}, "status": {"phase": "Running"}}
+
+
+def test_scale_down_marks_the_least_busy_pods_once(prometheus: tuple[str, type[_Prometheus]]) -> None:
+    url, handler = prometheus
+    handler.vector = [
+        {"metric": {"namespace": "a", "pod": "chat-1"}, "value": [NOW, "28"]},
+        {"metric": {"namespace": "a", "pod": "chat-2"}, "value": [NOW, "9"]},
+        {"metric": {"namespace": "b", "pod": "chat-3"}, "value": [NOW, "50"]},  # another namespace
+    ]
+    kube = RecordingKube(
+        [
+            pod("chat-1"),
+            pod("chat-2", "4"),
+            pod("chat-3"),
+            pod("chat-4", "2", deletionTimestamp="2026-01-01T00:00:00Z"),
+        ]
+    )
+    loads = autoscaler.PodLoads(Connection(url), "h100", NOW)
+    writes = autoscaler.mark_least_busy(kube, "a", "chat", loads)  # type: ignore[arg-type]
+    assert kube.listed == [("a", "gpupool.io/model-deployment=chat")]
+    # chat-3 has no sample in namespace a: 0, as it is already; chat-4 is terminating: left alone.
+    assert kube.patches == [
+        ("a", "chat-1", {POD_DELETION_COST: "28"}),
+        ("a", "chat-2", {POD_DELETION_COST: "9"}),
+    ]
+    assert writes == 2
+    # A second scale-down in the same evaluation reuses the sample and writes nothing new.
+    assert autoscaler.mark_least_busy(kube, "a", "chat", loads) == 0  # type: ignore[arg-type]
+    assert len(handler.seen) == 1
+
+
+def test_no_in_flight_sample_no_writes_and_no_retry(prometheus: tuple[str, type[_Prometheus]]) -> None:
+    url, handler = prometheus
+    handler.credentials = "Bearer required"
+    kube = RecordingKube([pod("chat-1", "5")])
+    loads = autoscaler.PodLoads(Connection(url), "h100", NOW)
+    assert autoscaler.mark_least_busy(kube, "a", "chat", loads) == 0  # type: ignore[arg-type]
+    assert autoscaler.mark_least_busy(kube, "a", "code", loads) == 0  # type: ignore[arg-type]
+    assert kube.patches == [] and len(handler.seen) == 1
+    with pytest.raises(PrometheusError):
+        autoscaler.PodLoads(None, "h100", NOW).get()

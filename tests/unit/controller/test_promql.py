@@ -16,7 +16,7 @@ import yaml
 
 from gpupool.api.v1alpha1 import EngineType
 from gpupool.catalog.types import Vendor
-from gpupool.controller.prometheus import history_query, queries
+from gpupool.controller.prometheus import history_query, in_flight_query, queries
 from gpupool.scaling import Signal
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -100,6 +100,40 @@ def test_the_history_query_reads_every_engine(promtool: str, tmp_path: Path) -> 
                 [
                     {"labels": '{namespace="a", model_deployment="chat"}', "value": 3.0},
                     {"labels": '{namespace="a", model_deployment="m"}', "value": 2.0},
+                ],
+            )
+        ],
+    )
+
+
+def test_in_flight_adds_running_and_waiting_per_pod(promtool: str, tmp_path: Path) -> None:
+    series = [
+        {
+            "series": 'vllm:num_requests_running{namespace="a", pod="v-1", pool="p", engine="0"}',
+            "values": "12x60",
+        },
+        {
+            "series": 'vllm:num_requests_waiting{namespace="a", pod="v-1", pool="p", engine="0"}',
+            "values": "3x60",
+        },
+        {
+            "series": 'vllm:num_requests_running{namespace="a", pod="v-2", pool="p", engine="0"}',
+            "values": "4x60",
+        },
+        {"series": f'nv_inference_pending_request_count{{{POD}, model="m"}}', "values": "7x60"},
+        {"series": 'vllm:num_requests_running{namespace="a", pod="o-1", pool="q"}', "values": "9x60"},
+    ]
+    evaluate(
+        promtool,
+        tmp_path,
+        series,
+        [
+            (
+                in_flight_query("p"),
+                [
+                    {"labels": '{namespace="a", pod="v-1"}', "value": 15},
+                    {"labels": '{namespace="a", pod="v-2"}', "value": 4},
+                    {"labels": '{namespace="a", pod="m-1"}', "value": 7},
                 ],
             )
         ],
