@@ -27,10 +27,18 @@ def free_port() -> int:
 class OperatorProcess:
     """`gpupool run` in a subprocess, with its log, health and metrics endpoints on loopback."""
 
-    def __init__(self, kubeconfig: str, log_dir: Path, resync_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        kubeconfig: str,
+        log_dir: Path,
+        resync_seconds: float = 5.0,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_dir / "operator.log"
         self.resync_seconds = resync_seconds
+        # e.g. GPUPOOL_NAMESPACE: the namespace the operator reads Prometheus credentials from.
+        self.extra_env = dict(extra_env or {})
         self.health_port = free_port()
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -40,6 +48,7 @@ class OperatorProcess:
             **os.environ,
             "GPUPOOL_RESYNC_SECONDS": str(self.resync_seconds),
             "PYTHONUNBUFFERED": "1",
+            **self.extra_env,
         }
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(

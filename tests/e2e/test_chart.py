@@ -367,9 +367,23 @@ def run_operator_with_chart_token(
     assert whoami["status"]["userInfo"]["username"] == user
 
     offset = cluster.audit_offset()
-    operator = OperatorProcess(str(kubeconfig), tmp_path, resync_seconds=5)
+    # In the cluster the chart sets GPUPOOL_NAMESPACE from the pod's namespace; here, by hand.
+    operator = OperatorProcess(
+        str(kubeconfig), tmp_path, resync_seconds=5, extra_env={"GPUPOOL_NAMESPACE": namespace}
+    )
     operator.start()
     try:
+        # Prometheus credentials from a Secret of the release namespace, which the chart's Role
+        # lets the operator read (the Prometheus itself is absent: unreachable, not unauthorised).
+        cluster.kubectl(
+            "create", "secret", "generic", "prometheus-auth", "-n", namespace,
+            "--from-literal=username=autoscaler", "--from-literal=password=s3cret",
+        )  # fmt: skip
+        prometheus = {"url": "http://127.0.0.1:9", "basicAuth": {"secretName": "prometheus-auth"}}
+        cluster.kubectl(
+            "patch", "inferencepool.gpupool.io", pool, "--type=merge",
+            "-p", json.dumps({"spec": {"prometheus": prometheus}}),
+        )  # fmt: skip
         models = [
             {
                 "apiVersion": "gpupool.io/v1alpha1",
@@ -385,7 +399,19 @@ def run_operator_with_chart_token(
             }
             for name, engine in (("chat", "vllm"), ("batch", "triton"))
         ]
-        cluster.apply(models)
+        autoscaled = {
+            "apiVersion": "gpupool.io/v1alpha1",
+            "kind": "ModelDeployment",
+            "metadata": {"name": "auto", "namespace": namespace},
+            "spec": {
+                "model": {"name": "llama-3.1-8b"},
+                "pool": pool,
+                "traffic": {"peakQps": 1},
+                "scaling": {"minReplicas": 1, "maxReplicas": 2},
+                "autoscaling": {"enabled": True, "evaluationIntervalSeconds": 2},
+            },
+        }
+        cluster.apply([*models, autoscaled])
         for name in ("chat", "batch"):
             md = wait_for(
                 f"{name} Available",
@@ -401,6 +427,17 @@ def run_operator_with_chart_token(
             for kind in ("deployment", "service"):
                 child = cluster.get_json(kind, name, "-n", namespace)
                 assert child["metadata"]["ownerReferences"][0]["uid"] == md["metadata"]["uid"]
+        # The autoscaler read the Secret (a refused read would say PrometheusSecretMissing) and
+        # then found no Prometheus.
+        metrics_condition = wait_for(
+            "the autoscaled model's MetricsAvailable",
+            lambda: condition(maybe(cluster, "mdep", "auto", "-n", namespace), "MetricsAvailable"),
+            timeout=60,
+        )
+        assert (metrics_condition["status"], metrics_condition["reason"]) == (
+            "False",
+            "PrometheusUnreachable",
+        )
         configmaps = cluster.get_json("configmap", "-n", namespace, "-l", "gpupool.io/model-deployment=batch")
         assert len(configmaps["items"]) == 1
         # The resync recounts the pool once both models' pods hold their accelerators.
@@ -456,8 +493,10 @@ def run_operator_with_chart_token(
         ("patch", "modeldeployments.gpupool.io", False),
         ("delete", "deployments.apps", True),
         ("delete", "services", False),
+        ("patch", "pods", True),
         ("delete", "pods", False),
         ("create", "pods", False),
+        ("update", "pods", False),
         ("create", "statefulsets.apps", False),
         ("create", "jobs.batch", False),
         ("patch", "nodes", False),
@@ -485,6 +524,38 @@ def test_chart_service_account_can_do_only_its_job(
         check=False,
     )
     assert (result.returncode == 0) is allowed, f"{verb} {resource}: {result.stdout.strip()}"
+
+
+@pytest.mark.parametrize(
+    ("verb", "where", "allowed"),
+    [
+        ("get", "release", True),
+        ("list", "release", False),
+        ("watch", "release", False),
+        ("create", "release", False),
+        ("patch", "release", False),
+        ("delete", "release", False),
+        ("get", "default", False),
+        ("get", "kube-system", False),
+    ],
+)
+def test_chart_service_account_reads_secrets_by_name_in_its_namespace_only(
+    cluster: Cluster, rbac_release: tuple[str, str], verb: str, where: str, allowed: bool
+) -> None:
+    """Prometheus credentials live in the operator's namespace; every other namespace's Secrets,
+    and listing or watching them anywhere, stay out of reach."""
+    namespace, account = rbac_release
+    result = cluster.kubectl(
+        "auth",
+        "can-i",
+        verb,
+        "secrets",
+        "-n",
+        namespace if where == "release" else where,
+        f"--as=system:serviceaccount:{namespace}:{account}",
+        check=False,
+    )
+    assert (result.returncode == 0) is allowed, f"{verb} secrets in {where}: {result.stdout.strip()}"
 
 
 @pytest.fixture(scope="module")

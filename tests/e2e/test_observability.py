@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import ssl
 import subprocess
 import time
 import urllib.parse
@@ -57,24 +58,37 @@ def rendered_monitoring() -> list[dict[str, Any]]:
 
 
 class Prometheus:
+    """tools/localcluster/prometheus.sh in a state folder and on a port of the caller's own.
+
+    `start(config, web_config)` adds Prometheus' --web.config.file; `auth` (an Authorization
+    header value) and `cafile` are then what `api` and `query` use to reach it.
+    """
+
     def __init__(self, state_dir: Path, port: int) -> None:
         self.env = {**os.environ, "GPUPOOL_CLUSTER_DIR": str(state_dir), "GPUPOOL_PROMETHEUS_PORT": str(port)}
+        self.port = port
         self.url = f"http://127.0.0.1:{port}"
+        self.auth: str | None = None
+        self.cafile: str | None = None
 
-    def start(self, config: Path) -> None:
-        result = subprocess.run(
-            [str(PROMETHEUS_SH), "start", str(config)], env=self.env, capture_output=True, text=True
-        )
+    def start(self, config: Path, web_config: Path | None = None) -> None:
+        args = [str(PROMETHEUS_SH), "start", str(config), *([str(web_config)] if web_config else [])]
+        result = subprocess.run(args, env=self.env, capture_output=True, text=True)
         assert result.returncode == 0, result.stdout + result.stderr
+        tls = web_config is not None and "tls_server_config" in web_config.read_text()
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
 
     def stop(self) -> None:
         subprocess.run([str(PROMETHEUS_SH), "stop"], env=self.env, capture_output=True, check=False)
 
     def api(self, path: str, **params: str) -> dict[str, Any]:
         """GET an API path; an HTTP error (bad_data for a broken query) is returned, not raised."""
-        url = f"{self.url}{path}?{urllib.parse.urlencode(params)}"
+        request = urllib.request.Request(f"{self.url}{path}?{urllib.parse.urlencode(params)}")
+        if self.auth is not None:
+            request.add_header("Authorization", self.auth)
+        context = ssl.create_default_context(cafile=self.cafile) if self.url.startswith("https") else None
         try:
-            with urllib.request.urlopen(url, timeout=10) as response:
+            with urllib.request.urlopen(request, timeout=10, context=context) as response:
                 return dict(json.load(response))
         except urllib.error.HTTPError as err:
             return dict(json.load(err))

@@ -70,6 +70,10 @@ class Reason(StrEnum):
     NO_METRICS = "NoMetrics"
     # MetricsAvailable: Prometheus could not be queried.
     PROMETHEUS_UNREACHABLE = "PrometheusUnreachable"
+    # MetricsAvailable: Prometheus refused the operator's credentials (401 or 403).
+    PROMETHEUS_UNAUTHORIZED = "PrometheusUnauthorized"
+    # MetricsAvailable: a Secret or key spec.prometheus names is missing or cannot be read.
+    PROMETHEUS_SECRET_MISSING = "PrometheusSecretMissing"
     # MetricsAvailable: the pool has no spec.prometheus.url.
     PROMETHEUS_NOT_CONFIGURED = "PrometheusNotConfigured"
     # MetricsAvailable: spec.replicas is set and owns the count; the autoscaler stands aside.

@@ -8,7 +8,7 @@ object it reads through them.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Any, Self
 
 from pydantic import Field, field_validator, model_validator
 
@@ -128,11 +128,97 @@ def _accelerator_rule() -> dict[str, str]:
     )
 
 
+class PrometheusBasicAuth(ApiModel):
+    """HTTP basic authentication from a Secret in the operator's own namespace."""
+
+    secret_name: str = Field(
+        description="Secret in the operator's namespace holding the credentials (a "
+        "kubernetes.io/basic-auth Secret has the default keys).",
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+    )
+    username_key: str = Field(default="username", min_length=1, description="Key of the user name.")
+    password_key: str = Field(default="password", min_length=1, description="Key of the password.")
+
+
+class PrometheusBearerToken(ApiModel):
+    """An `Authorization: Bearer` token from a Secret in the operator's own namespace."""
+
+    secret_name: str = Field(
+        description="Secret in the operator's namespace holding the token.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+    )
+    key: str = Field(default="token", min_length=1, description="Key of the token in the Secret.")
+
+
+class PrometheusTLS(ApiModel):
+    """How the operator verifies an https:// Prometheus."""
+
+    model_config = with_rules(
+        cel(
+            "!(has(self.caSecretName) && self.insecureSkipVerify)",
+            "prometheus.tls: give caSecretName or insecureSkipVerify, not both",
+        ),
+    )
+
+    ca_secret_name: str | None = Field(
+        default=None,
+        description="Secret in the operator's namespace with the PEM CA bundle that signed "
+        "Prometheus' certificate; unset: the system's trusted CAs.",
+        pattern=DNS_SUBDOMAIN,
+        max_length=253,
+    )
+    ca_key: str = Field(default="ca.crt", min_length=1, description="Key of the CA bundle in the Secret.")
+    insecure_skip_verify: bool = Field(
+        default=False,
+        description="Accept any certificate (no verification): for tests only; anyone on the path "
+        "can then read the credentials and forge the metrics.",
+    )
+
+    @model_validator(mode="after")
+    def _one_way_to_trust(self) -> Self:
+        if self.ca_secret_name is not None and self.insecure_skip_verify:
+            raise ValueError("prometheus.tls: give caSecretName or insecureSkipVerify, not both")
+        return self
+
+
 class PrometheusSpec(ApiModel):
+    model_config = with_rules(
+        cel(
+            "!(has(self.basicAuth) && has(self.bearerToken))",
+            "prometheus: give at most one of basicAuth and bearerToken",
+        ),
+        cel(
+            "!has(self.tls) || self.url.startsWith('https://')",
+            "prometheus.tls applies to an https:// url",
+            field_path=".tls",
+        ),
+    )
+
     url: str = Field(
         description="Base URL of the Prometheus HTTP API that scrapes this pool's engines.",
         pattern=r"^https?://",
     )
+    basic_auth: PrometheusBasicAuth | None = Field(
+        default=None,
+        description="HTTP basic authentication (Prometheus' own web.config basic_auth_users, or a "
+        "proxy in front of it). At most one of basicAuth and bearerToken.",
+    )
+    bearer_token: PrometheusBearerToken | None = Field(
+        default=None,
+        description="A bearer token (an authenticating proxy, a managed Prometheus). At most one of "
+        "basicAuth and bearerToken.",
+    )
+    tls: PrometheusTLS | None = Field(default=None, description="Certificate verification for https.")
+
+    @model_validator(mode="after")
+    def _one_auth_method(self) -> Self:
+        if self.basic_auth is not None and self.bearer_token is not None:
+            raise ValueError("prometheus: give at most one of basicAuth and bearerToken")
+        if self.tls is not None and not self.url.startswith("https://"):
+            raise ValueError("prometheus.tls applies to an https:// url")
+        return self
 
 
 class InferencePoolSpec(ApiModel):

@@ -8,6 +8,16 @@ record the decision and the `MetricsAvailable` condition in its status, and let 
 the Deployment with the new count. A decision that changes nothing writes nothing, except a
 refresh of the persisted state at most every `PERSIST_SECONDS`, so a restart loses at most that
 much of the stabilisation history.
+
+Around that step:
+
+- Credentials for Prometheus come from Secrets in the operator's own namespace
+  (`operator_namespace()`), read at each evaluation so that a rotated password is used at once.
+- The seasonal forecast's QPS history is one coarse range query per pool, cached for minutes
+  (`seasonal_history`), not read at every evaluation.
+- Before a model's count goes down, each of its pods gets its in-flight requests as
+  `controller.kubernetes.io/pod-deletion-cost` (one instant query per pool, only when some model of
+  the pool scales down), so the ReplicaSet controller removes the least busy instance.
 """
 
 from __future__ import annotations
@@ -19,8 +29,10 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from gpupool.api.conditions import ConditionStatus, ConditionType, Reason, set_condition
@@ -33,10 +45,27 @@ from gpupool.api.v1alpha1 import (
 )
 from gpupool.catalog.types import Vendor
 from gpupool.controller import metrics
-from gpupool.controller.kube import INFERENCE_POOL, Kube
-from gpupool.controller.prometheus import PoolMetrics, read_pool, unavailable
+from gpupool.controller.kube import INFERENCE_POOL, POD, Kube
+from gpupool.controller.prometheus import (
+    Connection,
+    CredentialsError,
+    HistoryPlan,
+    PodKey,
+    PoolMetrics,
+    PrometheusError,
+    QpsHistory,
+    SecretReader,
+    connect,
+    history_plan,
+    read_history,
+    read_in_flight,
+    read_pool,
+    unavailable,
+)
 from gpupool.controller.reconciler import reconcile_model
+from gpupool.render.labels import SELECTOR_LABEL, label_value
 from gpupool.scaling import AutoscalingPolicy, ScalerState, ScalingDecision, decide_replicas
+from gpupool.scaling.deletion import POD_DELETION_COST, cost_changes
 from gpupool.services.modeldeployment import WorkloadObservation, autoscaled
 
 log = logging.getLogger(__name__)
@@ -46,6 +75,10 @@ PERSIST_SECONDS = float(os.environ.get("GPUPOOL_AUTOSCALER_PERSIST_SECONDS", "60
 # Range queries cover the trend window plus the queue-growth span, capped at 15 minutes.
 MAX_RANGE_SECONDS = 900
 MAX_STEP_SECONDS = 15
+# Where the operator runs when neither GPUPOOL_NAMESPACE nor a ServiceAccount says: the namespace
+# the chart's kustomize base installs into.
+DEFAULT_OPERATOR_NAMESPACE = "gpupool-system"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 ModelKey = tuple[str, str]
 
@@ -55,6 +88,12 @@ class Tracked:
     pool: str
     engine: EngineType
     policy: AutoscalingPolicy
+    # The plan's load time (status.plan.loadTimeSeconds), for the forecast horizon.
+    load_time_seconds: float = 0.0
+
+    @property
+    def horizon_seconds(self) -> float:
+        return self.policy.horizon_seconds(self.load_time_seconds)
 
 
 # Models the autoscaler owns, kept current by the ModelDeployment watch.
@@ -78,10 +117,14 @@ def track(type_: str | None, namespace: str, name: str, body: Any) -> None:
     try:
         policy = AutoscalingPolicy.model_validate(raw)
         engine = EngineType((spec.get("engine") or {}).get("type", EngineType.VLLM.value))
-    except (ValidationError, ValueError):
+        plan = (body.get("status") or {}).get("plan") or {}
+        load_time = float(plan.get("loadTimeSeconds") or 0.0)
+    except (ValidationError, ValueError, TypeError):
         _tracked.pop(key, None)
         return
-    _tracked[key] = Tracked(pool=str(spec.get("pool", "")), engine=engine, policy=policy)
+    _tracked[key] = Tracked(
+        pool=str(spec.get("pool", "")), engine=engine, policy=policy, load_time_seconds=load_time
+    )
 
 
 def due_pools(now: float) -> dict[str, list[ModelKey]]:
@@ -100,7 +143,137 @@ def due_pools(now: float) -> dict[str, list[ModelKey]]:
             due[pool] = models
     for pool in set(_due) - set(by_pool):
         del _due[pool]
+    for pool in set(_histories) - set(by_pool):
+        del _histories[pool]
     return due
+
+
+def operator_namespace() -> str:
+    """The namespace whose Secrets hold Prometheus credentials: the operator's own."""
+    configured = os.environ.get("GPUPOOL_NAMESPACE", "").strip()
+    if configured:
+        return configured
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or DEFAULT_OPERATOR_NAMESPACE
+    except OSError:
+        return DEFAULT_OPERATOR_NAMESPACE
+
+
+def _secret_reader(kube: Kube, namespace: str) -> SecretReader:
+    def read(name: str) -> dict[str, str] | None:
+        try:
+            return kube.read_secret(namespace, name)
+        except ApiException as err:
+            raise CredentialsError(
+                f"the operator cannot read Secret {namespace}/{name} ({err.status} {err.reason}): it "
+                f"needs get on secrets in its own namespace {namespace}, which the chart's Role grants"
+            ) from err
+
+    return read
+
+
+@dataclass
+class _CachedHistory:
+    plan: HistoryPlan
+    url: str
+    history: QpsHistory | None
+    next_read: float
+
+
+# The seasonal QPS history by pool, re-read every `HistoryPlan.refresh_seconds`.
+_histories: dict[str, _CachedHistory] = {}
+
+
+def seasonal_history(conn: Connection, pool: str, models: list[Tracked], now: float) -> QpsHistory | None:
+    """The pool's QPS history for its predictive models, from the cache while it is fresh enough.
+
+    One range query per pool at most every refresh interval; a failed read keeps the last answer
+    (still usable for most of a period) and is retried at the next refresh, not at every evaluation.
+    """
+    plan = history_plan(
+        (t.policy.seasonal_period_seconds, t.horizon_seconds) for t in models if t.policy.predictive
+    )
+    cached = _histories.get(pool)
+    if plan is None:
+        _histories.pop(pool, None)
+        return None
+    same = cached is not None and cached.plan == plan and cached.url == conn.url
+    if same and cached is not None and now < cached.next_read:
+        return cached.history
+    history = cached.history if same and cached is not None else None
+    try:
+        history = read_history(conn, pool, plan, now)
+    except PrometheusError as err:
+        log.warning(
+            "autoscaler: seasonal history not read: %s",
+            err,
+            extra={"obj_kind": "InferencePool", "obj_name": pool},
+        )
+    _histories[pool] = _CachedHistory(
+        plan=plan, url=conn.url, history=history, next_read=now + plan.refresh_seconds
+    )
+    return history
+
+
+class PodLoads:
+    """In-flight requests per pod of one pool: one instant query, made the first time a model of the
+    pool scales down in an evaluation, and never when none does."""
+
+    def __init__(self, conn: Connection | None, pool: str, now: float) -> None:
+        self.conn, self.pool, self.now = conn, pool, now
+        self._loads: dict[PodKey, float] | None = None
+        self._error: str | None = None
+
+    def get(self) -> dict[PodKey, float]:
+        """Raises PrometheusError when Prometheus cannot say (every later call too)."""
+        if self._error is not None:
+            raise PrometheusError(self._error)
+        if self._loads is None:
+            if self.conn is None:
+                self._error = "no Prometheus to read"
+                raise PrometheusError(self._error)
+            try:
+                self._loads = read_in_flight(self.conn, self.pool, self.now)
+            except PrometheusError as err:
+                self._error = str(err)
+                raise
+        return self._loads
+
+
+def mark_least_busy(kube: Kube, namespace: str, name: str, loads: PodLoads) -> int:
+    """Give each pod of the model its in-flight requests as deletion cost; returns the writes made.
+
+    Only pods whose annotation differs are patched. Without a sample the scale-down still goes
+    ahead (the pods drain either way); it just cannot pick the least busy one.
+    """
+    extra = {"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name}
+    try:
+        in_flight = loads.get()
+    except PrometheusError as err:
+        log.warning("scale-down without in-flight requests per pod: %s", err, extra=extra)
+        return 0
+    pods = {
+        pod["metadata"]["name"]: (pod["metadata"].get("annotations") or {}).get(POD_DELETION_COST)
+        for pod in kube.list(POD, namespace, label_selector=f"{SELECTOR_LABEL}={label_value(name)}")
+        if not pod["metadata"].get("deletionTimestamp")
+        and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+    }
+    changes = cost_changes(pods, {pod: value for (ns, pod), value in in_flight.items() if ns == namespace})
+    writes = 0
+    for pod, cost in changes.items():
+        try:
+            kube.annotate(POD, namespace, pod, {POD_DELETION_COST: cost})
+            writes += 1
+        except ApiException as err:
+            if err.status != 404:  # a pod that is already gone needs no cost
+                log.warning("pod %s: deletion cost not set: %s %s", pod, err.status, err.reason, extra=extra)
+    if changes:
+        log.info(
+            "deletion costs before scale-down: %s",
+            ", ".join(f"{pod}={cost}" for pod, cost in changes.items()),
+            extra=extra,
+        )
+    return writes
 
 
 def _rfc3339(now: float) -> str:
@@ -119,28 +292,14 @@ def evaluate_pool(kube: Kube, pool_name: str, models: list[ModelKey]) -> None:
             pool = None
     current = _tracked.copy()
     tracked = {key: current[key] for key in models if key in current}
-    readings: dict[EngineType, PoolMetrics] = {}
-    if pool is not None and pool.spec.prometheus is not None:
-        for engine in sorted({t.engine for t in tracked.values()}):
-            policies = [t.policy for t in tracked.values() if t.engine is engine]
-            step = min(MAX_STEP_SECONDS, min(p.evaluation_interval_seconds for p in policies))
-            span = max(
-                max(p.trend_window_seconds + max(60, 2 * p.evaluation_interval_seconds) for p in policies),
-                max(p.metrics_max_age_seconds for p in policies),
-            )
-            readings[engine] = read_pool(
-                pool.spec.prometheus.url,
-                pool_name,
-                engine,
-                pool.spec.vendor,
-                now,
-                min(MAX_RANGE_SECONDS, span + step),
-                step,
-            )
+    readings, conn = _read_metrics(kube, pool, tracked, now)
+    loads = PodLoads(conn, pool_name, now)
     for (namespace, name), entry in tracked.items():
         pool_metrics = readings.get(entry.engine)
         try:
-            reconcile_model(kube, namespace, name, adjust=functools.partial(_adjust, pool_metrics, pool))
+            reconcile_model(
+                kube, namespace, name, adjust=functools.partial(_adjust, kube, pool_metrics, pool, loads)
+            )
         except Exception:
             metrics.RECONCILE_ERRORS.labels("ModelDeployment").inc()
             log.exception(
@@ -151,13 +310,62 @@ def evaluate_pool(kube: Kube, pool_name: str, models: list[ModelKey]) -> None:
             )
 
 
+def _read_metrics(
+    kube: Kube, pool: InferencePool | None, tracked: dict[ModelKey, Tracked], now: float
+) -> tuple[dict[EngineType, PoolMetrics], Connection | None]:
+    """The pool's metrics by engine (empty without spec.prometheus), with the connection used."""
+    if pool is None or pool.spec.prometheus is None:
+        return {}, None
+    name = pool.metadata["name"]
+    engines = sorted({t.engine for t in tracked.values()})
+    namespace = operator_namespace()
+    try:
+        conn = connect(pool.spec.prometheus, namespace, _secret_reader(kube, namespace))
+    except CredentialsError as err:
+        log.warning("autoscaler: %s", err, extra={"obj_kind": "InferencePool", "obj_name": name})
+        return {
+            engine: unavailable(engine, pool.spec.vendor, str(err), err.reason) for engine in engines
+        }, None
+    readings: dict[EngineType, PoolMetrics] = {}
+    for engine in engines:
+        policies = [t.policy for t in tracked.values() if t.engine is engine]
+        step = min(MAX_STEP_SECONDS, min(p.evaluation_interval_seconds for p in policies))
+        span = max(
+            max(p.trend_window_seconds + max(60, 2 * p.evaluation_interval_seconds) for p in policies),
+            max(p.metrics_max_age_seconds for p in policies),
+        )
+        readings[engine] = read_pool(
+            conn, name, engine, pool.spec.vendor, now, min(MAX_RANGE_SECONDS, span + step), step
+        )
+    if any(r.error is None for r in readings.values()):
+        history = seasonal_history(conn, name, list(tracked.values()), now)
+        for reading in readings.values():
+            reading.history = history.by_model if history is not None else {}
+    return readings, conn
+
+
 def _adjust(
+    kube: Kube,
     pool_metrics: PoolMetrics | None,
     pool: InferencePool | None,
+    loads: PodLoads,
     md: ModelDeployment,
     workload: WorkloadObservation | None,
 ) -> ModelDeployment:
-    return autoscale(md, workload, pool_metrics, pool, time.time())
+    adjusted = autoscale(md, workload, pool_metrics, pool, time.time())
+    if scales_down(md, adjusted):
+        # Before the Deployment is rendered with fewer replicas: the ReplicaSet controller reads the
+        # costs when it picks the pods to delete.
+        mark_least_busy(kube, md.metadata["namespace"], md.metadata["name"], loads)
+    return adjusted
+
+
+def scales_down(before: ModelDeployment, after: ModelDeployment) -> bool:
+    """The autoscaler's decision lowers the count the Deployment runs now."""
+    if before.status is None or after.status is None or after.status.autoscaling is None:
+        return False
+    decision = after.status.autoscaling.last_decision
+    return decision is not None and decision.to_replicas < before.status.replicas
 
 
 def _availability(
@@ -171,7 +379,7 @@ def _availability(
         )
     if pool_metrics.error is not None:
         error = pool_metrics.error
-        return (ConditionStatus.FALSE, Reason.PROMETHEUS_UNREACHABLE, f"{error}; the count is held")
+        return (ConditionStatus.FALSE, pool_metrics.error_reason, f"{error}; the count is held")
     if not pool_metrics.has_series(*key):
         return (
             ConditionStatus.FALSE,

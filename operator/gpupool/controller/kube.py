@@ -7,6 +7,7 @@ server holds, status only when it differs, and events only when the caller has s
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -51,6 +52,7 @@ CONFIGMAP = Resource("v1", "ConfigMap", "configmaps", True)
 EVENT = Resource("v1", "Event", "events", True)
 NODE = Resource("v1", "Node", "nodes", False)
 POD = Resource("v1", "Pod", "pods", True)
+SECRET = Resource("v1", "Secret", "secrets", True)
 PRIORITY_CLASS = Resource("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False)
 RESOURCE_QUOTA = Resource("v1", "ResourceQuota", "resourcequotas", True)
 NAMESPACE = Resource("v1", "Namespace", "namespaces", False)
@@ -66,6 +68,7 @@ _BY_KIND = {
         EVENT,
         NODE,
         POD,
+        SECRET,
         PRIORITY_CLASS,
         RESOURCE_QUOTA,
         NAMESPACE,
@@ -289,6 +292,26 @@ class Kube:
             content_type="application/apply-patch+yaml",
         )
         return True
+
+    def annotate(
+        self, resource: Resource, namespace: str | None, name: str, annotations: dict[str, str | None]
+    ) -> None:
+        """Set (or, with None, remove) annotations with a JSON merge patch: no field ownership is
+        taken, and nothing else of the object is sent."""
+        self._call(
+            "PATCH",
+            resource.path(namespace, name),
+            body={"metadata": {"annotations": annotations}},
+            content_type="application/merge-patch+json",
+        )
+
+    def read_secret(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's data, decoded as UTF-8 text; None when it does not exist."""
+        body = self.get(SECRET, namespace, name)
+        if body is None:
+            return None
+        data = body.get("data") or {}
+        return {key: base64.b64decode(value).decode("utf-8", "replace") for key, value in data.items()}
 
     def post_event(self, involved: dict[str, Any], type_: str, reason: str, message: str, now: str) -> None:
         meta = involved["metadata"]

@@ -123,7 +123,7 @@ def test_operator_deployment_is_hardened_and_probed(render: Render) -> None:
     assert anti[0]["podAffinityTerm"]["labelSelector"]["matchLabels"] == {
         "app.kubernetes.io/managed-by": "gpupool"
     }
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     assert env["GPUPOOL_RESYNC_SECONDS"] == "60"
 
 
@@ -150,12 +150,43 @@ def test_cluster_role_never_grants_secrets_wildcards_or_stray_deletes(render: Re
             assert rule["verbs"] == ["list"]  # labels, for tenants' namespace selectors
     # Only what gpupool renders and may stop needing: a pool's Deployment, a tenant's quota.
     assert deletable == {"deployments", "resourcequotas"}
+    # Pods: listed for accounting, watched for preemption, patched for the deletion cost; never
+    # created or deleted.
+    pod_verbs = {v for r in role["rules"] if "pods" in r["resources"] for v in r["verbs"]}
+    assert pod_verbs == {"list", "watch", "patch"}
     binding = one(render(), "ClusterRoleBinding")
     account = one(render(), "ServiceAccount")
     assert binding["roleRef"]["name"] == role["metadata"]["name"]
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": account["metadata"]["name"], "namespace": "gpupool-system"}
     ]
+
+
+def test_secrets_are_readable_by_name_in_the_release_namespace_only(render: Render) -> None:
+    objects = render()
+    role = one(objects, "Role")
+    assert role["metadata"]["namespace"] == "gpupool-system"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    binding = one(objects, "RoleBinding")
+    assert binding["metadata"]["namespace"] == "gpupool-system"
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "Role",
+        "name": role["metadata"]["name"],
+    }
+    assert binding["subjects"] == [
+        {
+            "kind": "ServiceAccount",
+            "name": one(objects, "ServiceAccount")["metadata"]["name"],
+            "namespace": "gpupool-system",
+        }
+    ]
+    # The operator looks for them in its own namespace, which the pod tells it.
+    (container,) = one(objects, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert {
+        "name": "GPUPOOL_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    } in container["env"]
 
 
 def test_rbac_and_service_account_can_be_brought_by_the_user(render: Render, helm: str) -> None:
@@ -168,6 +199,7 @@ def test_rbac_and_service_account_can_be_brought_by_the_user(render: Render, hel
         "serviceAccount.name=mine",
     )
     assert not by_kind(objects, "ClusterRole") and not by_kind(objects, "ServiceAccount")
+    assert not by_kind(objects, "Role") and not by_kind(objects, "RoleBinding")
     assert one(objects, "Deployment")["spec"]["template"]["spec"]["serviceAccountName"] == "mine"
     result = run_helm(helm, "template", "x", str(CHART), "--set", "serviceAccount.create=false", check=False)
     assert "serviceAccount.name is required" in result.stderr

@@ -43,7 +43,15 @@ def test_kustomize_base_is_the_chart_rendered(helm: str, tmp_path: Path) -> None
     committed = (ROOT / "manifests" / "base" / "gpupool.yaml").read_text()
     assert committed == fresh, "manifests/base/gpupool.yaml is stale: run `make manifests`"
     kinds = [d["kind"] for d in yaml.safe_load_all(fresh) if d]
-    assert sorted(kinds) == ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]
+    assert sorted(kinds) == [
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "Deployment",
+        "Role",
+        "RoleBinding",
+        "Service",
+        "ServiceAccount",
+    ]
     assert "managed-by: Helm" not in fresh
 
 

@@ -16,7 +16,7 @@ from gpupool.api.conditions import ConditionType, find_condition
 from gpupool.api.v1alpha1 import EngineType, InferencePool, ModelDeployment
 from gpupool.catalog.types import Vendor
 from gpupool.controller import autoscaler
-from gpupool.controller.prometheus import queries, read_pool, unavailable
+from gpupool.controller.prometheus import Connection, queries, read_pool, unavailable
 from gpupool.scaling import Signal
 from gpupool.services.modeldeployment import WorkloadObservation, decide
 
@@ -67,7 +67,7 @@ def test_one_query_per_signal_for_the_whole_pool(prometheus: tuple[str, type[_An
         series("a", "chat", [(NOW - 10, "4"), (NOW - 5, "5"), (NOW, "6")]),
         series("b", "code", [(NOW, "NaN")]),
     ]
-    got = read_pool(url, "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 15, 5)
+    got = read_pool(Connection(url), "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 15, 5)
     assert got.error is None
     # One query per signal, not per model, each grouped by model.
     assert len(handler.seen) == len(queries("h100", EngineType.VLLM, Vendor.NVIDIA)) == 7
@@ -86,12 +86,16 @@ def test_triton_leaves_out_what_it_does_not_export() -> None:
     exprs = queries("p", EngineType.TRITON, Vendor.ASCEND)
     assert Signal.KV_CACHE_USAGE not in exprs and Signal.TTFT_P99_SECONDS not in exprs
     assert "pod_name" in exprs[Signal.ACCELERATOR_UTILIZATION]
+    # Failures carry a `reason` label that successes lack: `success + failure` would match nothing,
+    # so both counters go through one selector.
+    assert " + " not in exprs[Signal.QPS]
+    assert 'nv_inference_request_success|nv_inference_request_failure", pool="p"' in exprs[Signal.QPS]
     window = unavailable(EngineType.TRITON, Vendor.ASCEND, "down").window("a", "m")
     assert window.kv_cache_usage is None and window.qps == []
 
 
 def test_unreachable_prometheus_is_an_error_not_an_exception() -> None:
-    got = read_pool("http://127.0.0.1:9", "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 60, 15)
+    got = read_pool(Connection("http://127.0.0.1:9"), "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 60, 15)
     assert got.error is not None and "cannot be queried" in got.error
     assert got.window("a", "chat").qps == []
 
@@ -146,7 +150,7 @@ def test_a_decision_sets_the_count_the_next_reconcile_renders(prometheus: tuple[
     handler.answers["num_requests_waiting"] = [series("a", "chat", [(t, "0") for t in times])]
     handler.answers["kv_cache_usage_perc"] = [series("a", "chat", [(t, "0.5") for t in times])]
     handler.answers["DCGM_FI_DEV_GPU_UTIL"] = [series("a", "chat", [(t, "0.9") for t in times])]
-    metrics = read_pool(url, "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 65, 5)
+    metrics = read_pool(Connection(url), "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 65, 5)
     md = planned()
     adjusted = autoscaler.autoscale(
         md, WorkloadObservation(1, 1, 1), metrics, pool(prometheus={"url": url}), NOW
