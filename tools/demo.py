@@ -218,6 +218,54 @@ def show_pools(kubectl: Kubectl) -> None:
         print(f"    more instances that fit on free accelerators: {fits}")
 
 
+def free_accelerators(kubectl: Kubectl, pool: str) -> int:
+    status = kubectl.json("inferencepools.gpupool.io", pool).get("status", {})
+    return int(status.get("accelerators", {}).get("free", 0))
+
+
+def show_overflow(kubectl: Kubectl) -> None:
+    """A P2 model that may run on both pools asks for a little more than the H100 pool has free:
+    the H100 pool takes what it can and the rest overflows to Ascend as a Deployment of its own."""
+    h100, ascend = "nvidia-h100", "ascend-910b"
+    extra = min(2, free_accelerators(kubectl, ascend))
+    replicas = free_accelerators(kubectl, h100) + extra
+    step(
+        f"a P2 model allowed on both pools asks for {replicas} one-GPU instances, {extra} more than "
+        f"{h100} has free"
+    )
+    manifest = {
+        "apiVersion": "gpupool.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": "burst", "namespace": NAMESPACE},
+        "spec": {
+            "model": {"name": "llama-3.1-8b"},
+            "pools": [{"name": h100, "priority": 10}, {"name": ascend}],
+            "tier": "P2",
+            "replicas": replicas,
+            "traffic": {"qpsPerInstance": 5, "latencySloMs": 2000},
+        },
+    }
+    print(kubectl("apply", "-f", "-", input=json.dumps(manifest)).strip())
+    wait(
+        "burst placed and ready",
+        lambda: (
+            (kubectl.json("mdep", "burst", "-n", NAMESPACE).get("status") or {}).get("readyReplicas")
+            == replicas
+        ),
+        timeout=180,
+    )
+    md = kubectl.json("mdep", "burst", "-n", NAMESPACE)
+    for share in md["status"].get("placements", []):
+        print(
+            f"{share['pool']:<14} {share['accelerator']:<12} TP={share['tensorParallel']} "
+            f"instances {share['instances']:>3} ready {share.get('ready', 0):>3} "
+            f"cost/h {share.get('costPerHour') or 0:>7.2f}  Deployment {share.get('workload')}"
+        )
+    placed = condition(md, "Placed")
+    print(f"Placed={placed.get('status')} {placed.get('reason')}: {placed.get('message')}")
+    print(kubectl("get", "deployments", "-n", NAMESPACE, "-l", "gpupool.io/model-deployment=burst"))
+
+
 def main() -> int:
     step("bringing up the local control plane (etcd, kube-apiserver, controller-manager, scheduler, kwok)")
     subprocess.run(["bash", str(ROOT / "tools/localcluster/cluster.sh"), "up"], check=True)
@@ -292,6 +340,8 @@ def main() -> int:
                 "--sort-by=.lastTimestamp",
             )
         )
+
+    show_overflow(kubectl)
 
     step("explore")
     kubeconfig = env["KUBECONFIG"]

@@ -225,8 +225,21 @@ def pod_changed(type: str, body: kopf.Body, namespace: str | None, name: str, me
     """Engine pods: recount their pool soon, and tell a model when the scheduler preempts one."""
     labels = body.metadata.get("labels", {})
     pool = labels.get(POOL_LABEL)
-    if pool and hasattr(memo, "dirty_pools"):
+    # Only what the accounting reads: where the pod is bound, whether it still holds anything.
+    # Readiness flips, probes and annotation patches change none of it.
+    seen = (
+        (body.get("spec") or {}).get("nodeName"),
+        (body.get("status") or {}).get("phase"),
+        bool(body.metadata.get("deletionTimestamp")),
+    )
+    pods = memo.setdefault("pods", {})
+    key = (namespace, name)
+    if type == "DELETED":
+        pods.pop(key, None)
+    if pool and hasattr(memo, "dirty_pools") and (type == "DELETED" or pods.get(key) != seen):
         memo.dirty_pools.add(pool)
+    if type != "DELETED":
+        pods[key] = seen
     model = labels.get(SELECTOR_LABEL)
     if namespace is None or not model or type == "DELETED":
         return

@@ -48,7 +48,13 @@ from gpupool.controller.kube import (
 )
 from gpupool.placement import InstanceCaps, PoolState, instance_caps
 from gpupool.render import render_priority_classes, selector_labels, workload_name
-from gpupool.render.labels import COMPONENT_LABEL, MANAGED_BY, MANAGED_BY_LABEL, label_value
+from gpupool.render.labels import (
+    COMPONENT_LABEL,
+    MANAGED_BY,
+    MANAGED_BY_LABEL,
+    SELECTOR_LABEL,
+    label_value,
+)
 from gpupool.render.quota import QUOTA_COMPONENT, render_resource_quotas, tenant_quota_grants
 from gpupool.services.modeldeployment import (
     ModelOutcome,
@@ -292,6 +298,24 @@ def reconcile_model(
         return outcome
 
 
+# The snapshot last indexed, kept alive with its index so that `is` identifies it reliably.
+_indexed: tuple[Snapshot, dict[tuple[str, str], set[str]]] | None = None
+
+
+def _deployments_by_identity(snapshot: Snapshot) -> dict[tuple[str, str], set[str]]:
+    """The snapshot's Deployments by (namespace, identity label), built once per resync pass."""
+    global _indexed
+    if _indexed is not None and _indexed[0] is snapshot:
+        return _indexed[1]
+    index: dict[tuple[str, str], set[str]] = {}
+    for (kind, namespace, name), obj in snapshot.items():
+        label = (obj["metadata"].get("labels") or {}).get(SELECTOR_LABEL)
+        if kind == "Deployment" and label:
+            index.setdefault((namespace, label), set()).add(name)
+    _indexed = (snapshot, index)
+    return index
+
+
 def _prune_workloads(
     kube: Kube,
     body: dict[str, Any],
@@ -308,14 +332,8 @@ def _prune_workloads(
     wanted = {o["metadata"]["name"] for o in outcome.objects if o["kind"] == "Deployment"}
     names = {p.workload for p in (md.status.placements if md.status else []) if p.workload}
     if snapshot is not None:
-        identity = selector_labels(body["metadata"]["name"])
-        names |= {
-            k[2]
-            for k, obj in snapshot.items()
-            if k[0] == "Deployment"
-            and k[1] == namespace
-            and all(((obj["metadata"].get("labels") or {}).get(a) == b) for a, b in identity.items())
-        }
+        [identity] = selector_labels(body["metadata"]["name"]).values()
+        names |= _deployments_by_identity(snapshot).get((namespace, identity), set())
     deleted = 0
     for stale in sorted(names - wanted):
         current = (snapshot or {}).get(("Deployment", namespace, stale)) or kube.get(
@@ -492,6 +510,7 @@ def _reconcile_quotas(kube: Kube, any_tenants: bool) -> None:
 
 def resync_all(kube: Kube) -> None:
     """The level-triggered pass: every pool, then every model, from what the API server holds now."""
+    global _indexed
     started = time.perf_counter()
     try:
         reconcile_pools(kube, [pool["metadata"]["name"] for pool in kube.list(INFERENCE_POOL)])
@@ -514,4 +533,5 @@ def resync_all(kube: Kube) -> None:
                 name,
                 extra={"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name},
             )
+    _indexed = None  # the snapshot goes with the pass
     log.info("resync of %d models took %.1fs", len(models), time.perf_counter() - started)
