@@ -366,3 +366,55 @@ def test_a_cordoned_node_leaves_the_pool_and_fragmentation_follows(
         lambda: (get(cluster, "ipool", h100) or {}).get("status", {}).get("nodes") == 2,
         timeout=STEP_SECONDS,
     )
+
+
+def test_a_model_that_leaves_a_pool_loses_its_workload_there(cluster: Cluster, world: dict[str, Any]) -> None:
+    h100, ascend, other = world["h100"], world["ascend"], world["other"]
+
+    def deployments() -> set[str]:
+        items = get(cluster, "deployments", "-n", other, "-l", "gpupool.io/model-deployment=move")["items"]
+        return {d["metadata"]["name"] for d in items if not d["metadata"].get("deletionTimestamp")}
+
+    model(cluster, other, "move", "P2", 1, h100)
+    wait_for("the single-pool Deployment", lambda: deployments() == {"move"}, timeout=STEP_SECONDS)
+    # From one pool to several: one Deployment per pool, the single-pool one deleted.
+    cluster.kubectl(
+        "patch",
+        "mdep",
+        "move",
+        "-n",
+        other,
+        "--type=json",
+        "-p",
+        json.dumps(
+            [
+                {"op": "remove", "path": "/spec/pool"},
+                {
+                    "op": "add",
+                    "path": "/spec/pools",
+                    "value": [{"name": h100, "priority": 10}, {"name": ascend}],
+                },
+                {"op": "add", "path": "/spec/traffic/qpsPerInstance", "value": 5},
+                {"op": "add", "path": "/spec/traffic/latencySloMs", "value": 2000},
+            ]
+        ),
+    )
+    wait_for(
+        "one Deployment per pool",
+        lambda: deployments() == {f"move-{h100}", f"move-{ascend}"},
+        timeout=STEP_SECONDS,
+    )
+    # A pool taken off the list loses its Deployment.
+    cluster.kubectl(
+        "patch",
+        "mdep",
+        "move",
+        "-n",
+        other,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"pools": [{"name": h100}]}}),
+    )
+    wait_for("the Ascend Deployment deleted", lambda: deployments() == {f"move-{h100}"}, timeout=STEP_SECONDS)
+    md = settled(cluster, other, "move", 1, "Placed")
+    assert [p["pool"] for p in md["status"]["placements"]] == [h100]
