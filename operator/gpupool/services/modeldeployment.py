@@ -366,13 +366,7 @@ def decide(
         generation,
         now,
     )
-    settled = (
-        workload is not None
-        and observed.observed_generation_current
-        and observed.updated_replicas >= replicas
-        and observed.ready_replicas >= replicas
-        and observed.replicas == replicas
-    )
+    settled = _settled(workload, replicas)
     ready_state, progressing = _readiness(replicas, ready, settled, workload)
     conditions = set_condition(conditions, ConditionType.READY, *ready_state, generation, now)
     conditions = set_condition(conditions, ConditionType.PROGRESSING, *progressing, generation, now)
@@ -394,6 +388,17 @@ def decide(
     asks = {placements[0].pool: caps} if caps is not None else {}
     return ModelOutcome(
         objects=objects, status=status, events=_events(previous, status), apply=True, asks=asks
+    )
+
+
+def _settled(workload: WorkloadObservation | None, replicas: int) -> bool:
+    """The workload exists, runs the current template, and has exactly `replicas` ready."""
+    return (
+        workload is not None
+        and workload.observed_generation_current
+        and workload.updated_replicas >= replicas
+        and workload.ready_replicas >= replicas
+        and workload.replicas == replicas
     )
 
 
@@ -660,13 +665,7 @@ def decide_pools(
         service = service or next(o for o in rendered if o["kind"] == "Service")
         observed = workloads.get(share.pool) or WorkloadObservation()
         ready = min(observed.ready_replicas, share.instances)
-        settled = settled and (
-            workloads.get(share.pool) is not None
-            and observed.observed_generation_current
-            and observed.updated_replicas >= share.instances
-            and observed.ready_replicas >= share.instances
-            and observed.replicas == share.instances
-        )
+        settled = settled and _settled(workloads.get(share.pool), share.instances)
         ready_total += ready
         replicas_total += share.instances
         shares.append(

@@ -18,12 +18,7 @@ from gpupool.api.v1alpha1 import (
     PoolAccelerators,
     TierCapacity,
 )
-from gpupool.placement import PoolState, account_pool, pod_accelerators
-
-
-def pod_request(pod: Mapping[str, Any], resource: str) -> int:
-    """What a pod requests of a resource: the larger of its containers' sum and any init container."""
-    return pod_accelerators(pod, resource)
+from gpupool.placement import PoolState, account_pool
 
 
 def pool_state(

@@ -2,24 +2,13 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from chart_rendering import CHART, ROOT, Render, one
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    if shutil.which("promtool") is None:
-        # Debian's prometheus package ships promtool; the local cluster's installer adds it.
-        subprocess.run([str(ROOT / "tools/localcluster/install-deps.sh")], check=True, capture_output=True)
-    path = shutil.which("promtool")
-    assert path, "promtool not found after installing Debian's prometheus package"
-    return path
+from chart_rendering import CHART, Render, one
 
 
 @pytest.fixture(scope="module")

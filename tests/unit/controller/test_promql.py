@@ -6,12 +6,10 @@ nothing. promtool's `test rules` runs each expression on series laid out like th
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 
 from gpupool.api.v1alpha1 import EngineType
@@ -21,16 +19,6 @@ from gpupool.scaling import Signal
 
 ROOT = Path(__file__).resolve().parents[3]
 POD = 'namespace="a", pod="m-1", pool="p", model_deployment="m"'
-
-
-@pytest.fixture(scope="module")
-def promtool() -> str:
-    if shutil.which("promtool") is None:
-        # Debian's prometheus package ships promtool; the local cluster's installer adds it.
-        subprocess.run([str(ROOT / "tools/localcluster/install-deps.sh")], check=True, capture_output=True)
-    path = shutil.which("promtool")
-    assert path, "promtool not found after installing Debian's prometheus package"
-    return path
 
 
 def evaluate(promtool: str, tmp_path: Path, series: list[dict[str, str]], cases: list[Any]) -> None:

@@ -8,7 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from gpupool.api.v1alpha1 import InferencePool
-from gpupool.services.pool import pod_request, pool_status
+from gpupool.placement import pod_accelerators
+from gpupool.services.pool import pool_status
 
 NOW = "2026-01-01T00:00:00Z"
 
@@ -72,7 +73,7 @@ def test_a_pool_without_nodes_says_which_labels_it_looks_for() -> None:
 def test_init_containers_count_when_they_ask_for_more() -> None:
     body = pod("a", 1)
     body["spec"]["initContainers"] = [{"resources": {"limits": {"nvidia.com/gpu": "2"}}}]
-    assert pod_request(body, "nvidia.com/gpu") == 2
+    assert pod_accelerators(body, "nvidia.com/gpu") == 2
 
 
 def test_status_reports_nodes_fragmentation_tenants_and_cost() -> None:
