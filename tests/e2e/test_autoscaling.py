@@ -559,7 +559,7 @@ def test_scale_down_removes_the_least_busy_pods(loop: dict[str, Any]) -> None:
         # one-minute rate comes down). The router keeps spreading it unevenly.
         pods.load_qps = 1.0 * pods.capacity
         wait_for("scale down to two", lambda: deployment_replicas(loop) == 2, timeout=120)
-        wait_for("two pods removed", lambda: len(watch.removed() & four) == 2, timeout=60)
+        wait_for("two pods removed", lambda: len(watch.removed() & four) == 2, timeout=180)
         # Evaluations holding at two (15 QPS is 48% of two instances) write no pod at all.
         time.sleep(5 * INTERVAL)
     finally:
