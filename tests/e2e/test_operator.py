@@ -329,6 +329,45 @@ def test_spec_update_rolls_the_workload(kubectl: Kubectl, namespace: str) -> Non
     )
 
 
+def test_hand_edits_and_deletions_of_its_deployment_are_undone(kubectl: Kubectl, namespace: str) -> None:
+    """The Deployment is the operator's: a scale or a delete by hand is put back, and the model's
+    status follows the Deployment it has now."""
+    kubectl.apply(model_manifest("kept", replicas=1), namespace)
+    first = wait_for(
+        "one ready instance",
+        lambda: (
+            (kubectl.maybe("mdep", "kept", "-n", namespace) or {}).get("status", {}).get("readyReplicas") == 1
+            and kubectl.json("deployment", "kept", "-n", namespace)
+        ),
+        timeout=90,
+    )
+    kubectl("scale", "deployment", "kept", "-n", namespace, "--replicas=3")
+    wait_for(
+        "the scale put back",
+        lambda: (
+            kubectl.json("deployment", "kept", "-n", namespace)["metadata"]["generation"]
+            > first["metadata"]["generation"] + 1
+            and kubectl.json("deployment", "kept", "-n", namespace)["spec"]["replicas"] == 1
+        ),
+    )
+    kubectl("delete", "deployment", "kept", "-n", namespace, "--wait=false")
+    second = wait_for(
+        "a new Deployment",
+        lambda: (
+            (d := kubectl.maybe("deployment", "kept", "-n", namespace))
+            and d["metadata"]["uid"] != first["metadata"]["uid"]
+            and d
+        ),
+    )
+    assert second["spec"]["replicas"] == 1
+    assert contains(second["spec"]["template"], first["spec"]["template"])
+    wait_for(
+        "status follows the new Deployment",
+        lambda: kubectl.json("mdep", "kept", "-n", namespace)["status"].get("readyReplicas") == 1,
+        timeout=90,
+    )
+
+
 def test_deleting_a_model_collects_everything_it_owned(kubectl: Kubectl, namespace: str) -> None:
     kubectl.apply(model_manifest("gone", engine={"type": "triton"}), namespace)
     wait_for(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 from typing import Any
 
 import kopf
@@ -19,12 +20,14 @@ from gpupool.controller import autoscaler, metrics
 from gpupool.controller.kube import MODEL_DEPLOYMENT, Kube, load_client
 from gpupool.controller.reconciler import (
     forget_pool,
+    forget_workload,
     known_pools,
     model_for_label,
     note_preemption,
     reconcile_model,
     reconcile_pools,
     remember_pool,
+    remember_workload,
     resync_all,
 )
 from gpupool.placement.accounting import PREEMPTION_REASON
@@ -35,6 +38,29 @@ log = logging.getLogger(__name__)
 RESYNC_SECONDS = float(os.environ.get("GPUPOOL_RESYNC_SECONDS", "60"))
 WORKERS = int(os.environ.get("GPUPOOL_WORKERS", "8"))
 POOL_ACCOUNTING_SECONDS = float(os.environ.get("GPUPOOL_POOL_ACCOUNTING_SECONDS", "2"))
+STATUS_REFRESH_SECONDS = float(os.environ.get("GPUPOOL_STATUS_REFRESH_SECONDS", "0.5"))
+STATUS_WORKERS = int(os.environ.get("GPUPOOL_STATUS_WORKERS", "3"))
+
+
+class Marks:
+    """Keys that handler threads mark and one loop takes all at once, none lost in between."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: set[Any] = set()
+
+    def add(self, key: Any) -> None:
+        with self._lock:
+            self._keys.add(key)
+
+    def update(self, keys: Any) -> None:
+        with self._lock:
+            self._keys.update(keys)
+
+    def take(self) -> set[Any]:
+        with self._lock:
+            keys, self._keys = self._keys, set()
+        return keys
 
 
 @kopf.on.startup()
@@ -69,12 +95,12 @@ async def start_pool_accounting(memo: kopf.Memo, **_: Any) -> None:
     Counting walks every node and pod, so workload events only mark the pool; this loop does the
     work, which keeps the cost flat however many models change at once.
     """
-    memo.dirty_pools = set()
+    memo.dirty_pools = Marks()
 
     async def loop() -> None:
         while True:
             await asyncio.sleep(POOL_ACCOUNTING_SECONDS)
-            pools, memo.dirty_pools = memo.dirty_pools, set()
+            pools = memo.dirty_pools.take()
             if not pools:
                 continue
             models = await asyncio.to_thread(
@@ -88,6 +114,33 @@ async def start_pool_accounting(memo: kopf.Memo, **_: Any) -> None:
                 )
 
     memo.pool_task = asyncio.get_running_loop().create_task(loop())
+
+
+@kopf.on.startup()
+async def start_status_refresh(memo: kopf.Memo, **_: Any) -> None:
+    """Bring models' status up to date with their Deployments' readiness, behind the user's changes.
+
+    A Deployment's status changes several times while its pods start, for every model at once
+    after a bulk apply. Handling each change in kopf's workers made a user's new or changed model
+    wait behind that backlog; here the changes only mark their model, and this loop reconciles
+    each marked model once per round with a few threads of its own, the Deployments alone.
+    """
+    memo.stale_models = Marks()
+
+    async def refresh(batch: list[tuple[str, str]]) -> None:
+        for namespace, name in batch:
+            await asyncio.to_thread(
+                _guarded, "ModelDeployment", reconcile_model, memo.kube, namespace, name, None, None, True
+            )
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(STATUS_REFRESH_SECONDS)
+            models = sorted(memo.stale_models.take())
+            if models:
+                await asyncio.gather(*(refresh(models[i::STATUS_WORKERS]) for i in range(STATUS_WORKERS)))
+
+    memo.refresh_task = asyncio.get_running_loop().create_task(loop())
 
 
 @kopf.on.startup()
@@ -113,7 +166,7 @@ async def start_autoscaler(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.cleanup()
 async def stop_loops(memo: kopf.Memo, **_: Any) -> None:
-    for name in ("resync_task", "pool_task", "autoscaler_task"):
+    for name in ("resync_task", "pool_task", "refresh_task", "autoscaler_task"):
         task = getattr(memo, name, None)
         if task is not None:
             task.cancel()
@@ -138,8 +191,12 @@ def model_changed(type: str, namespace: str | None, name: str, body: kopf.Body, 
 
 @kopf.on.event("apps", "v1", "deployments", labels={MANAGED_BY_LABEL: "gpupool"})
 def workload_changed(
-    type: str, body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any
+    type: str, event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any
 ) -> None:
+    if type == "DELETED":
+        forget_workload(dict(event["object"]))
+    else:
+        remember_workload(dict(event["object"]))
     pool = body.metadata.get("labels", {}).get(POOL_LABEL)
     if pool and hasattr(memo, "dirty_pools"):
         memo.dirty_pools.add(pool)
@@ -160,11 +217,11 @@ def workload_changed(
     elif workloads.get(key) == seen:
         return
     workloads[key] = seen
-    if type == "ADDED":
+    if type == "ADDED" or namespace is None or not hasattr(memo, "stale_models"):
         return  # we just applied it, in the reconcile that already wrote the model's status
     for owner in body.metadata.get("ownerReferences", []) or []:
         if owner.get("kind") == "ModelDeployment" and owner.get("apiVersion", "").startswith("gpupool.io/"):
-            _guarded("ModelDeployment", reconcile_model, memo.kube, namespace, owner["name"])
+            memo.stale_models.add((namespace, owner["name"]))
 
 
 @kopf.on.event("gpupool.io", "v1alpha1", "inferencepools")
