@@ -31,12 +31,13 @@ from gpupool.controller.reconciler import (
     resync_all,
 )
 from gpupool.placement.accounting import PREEMPTION_REASON
-from gpupool.render.labels import MANAGED_BY_LABEL, POOL_LABEL, SELECTOR_LABEL
+from gpupool.render.labels import MANAGED_BY, MANAGED_BY_LABEL, POOL_LABEL, SELECTOR_LABEL
 
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = float(os.environ.get("GPUPOOL_RESYNC_SECONDS", "60"))
 WORKERS = int(os.environ.get("GPUPOOL_WORKERS", "8"))
+QUEUED_OBJECTS = int(os.environ.get("GPUPOOL_QUEUED_OBJECTS", "64"))
 POOL_ACCOUNTING_SECONDS = float(os.environ.get("GPUPOOL_POOL_ACCOUNTING_SECONDS", "2"))
 STATUS_REFRESH_SECONDS = float(os.environ.get("GPUPOOL_STATUS_REFRESH_SECONDS", "0.5"))
 STATUS_WORKERS = int(os.environ.get("GPUPOOL_STATUS_WORKERS", "3"))
@@ -65,12 +66,26 @@ class Marks:
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    tune(settings)
+    memo.kube = Kube(load_client(os.environ.get("KUBECONFIG")))
+
+
+def tune(settings: kopf.OperatorSettings) -> None:
     # Events are posted deliberately by the reconciler, only when something changed.
     settings.posting.enabled = False
     settings.execution.max_workers = WORKERS
+    # kopf starts a task per object with events and keeps it a while after its last event. A
+    # thousand models applied at once would otherwise hold a thousand parsed events in memory
+    # while the handler threads work through them; past this many the watch waits instead.
+    settings.queueing.worker_limit = QUEUED_OBJECTS
+    settings.queueing.idle_timeout = 0.5
     settings.watching.server_timeout = 300
+    # Only gpupool's Deployments and pods reach the operator: the API server filters the watches
+    # (the handlers' own label filters are applied by kopf after the events arrive).
+    managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
+    settings.watching.label_selectors["apps", "deployments"] = managed
+    settings.watching.label_selectors["pods"] = managed
     settings.networking.request_timeout = 60
-    memo.kube = Kube(load_client(os.environ.get("KUBECONFIG")))
 
 
 @kopf.on.startup()

@@ -6,9 +6,10 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+import kopf
 import pytest
 
-from gpupool.controller import reconciler
+from gpupool.controller import handlers, reconciler
 from gpupool.controller.handlers import Marks
 
 
@@ -122,3 +123,22 @@ def test_marks_from_many_threads_are_all_taken_once() -> None:
     thread.join()
     seen = [key for batch in taken for key in batch]
     assert len(seen) == len(set(seen)) == 4 * 2100
+
+
+def test_the_operator_watches_only_its_own_deployments_and_pods() -> None:
+    from kopf._cogs.structs.references import Resource
+
+    settings = kopf.OperatorSettings()
+    handlers.tune(settings)
+    managed = "app.kubernetes.io/managed-by=gpupool"
+    watched = {
+        "deployments": Resource("apps", "v1", "deployments", kind="Deployment"),
+        "pods": Resource("", "v1", "pods", kind="Pod"),
+        "nodes": Resource("", "v1", "nodes", kind="Node"),
+        "modeldeployments": Resource("gpupool.io", "v1alpha1", "modeldeployments", kind="ModelDeployment"),
+    }
+    selectors = {name: settings.watching.label_selectors.collect(r) for name, r in watched.items()}
+    assert selectors == {"deployments": [managed], "pods": [managed], "nodes": [], "modeldeployments": []}
+    # A bounded number of objects in flight, each let go soon after its last event.
+    assert settings.queueing.worker_limit == handlers.QUEUED_OBJECTS > handlers.WORKERS
+    assert settings.queueing.idle_timeout <= 1
