@@ -357,19 +357,8 @@ def decide(
         generation,
         now,
     )
-    conditions = set_condition(
-        conditions,
-        ConditionType.DEGRADED,
-        ConditionStatus.FALSE,
-        Reason.RECONCILED,
-        "",
-        generation,
-        now,
-    )
     settled = _settled(workload, replicas)
-    ready_state, progressing = _readiness(replicas, ready, settled, workload)
-    conditions = set_condition(conditions, ConditionType.READY, *ready_state, generation, now)
-    conditions = set_condition(conditions, ConditionType.PROGRESSING, *progressing, generation, now)
+    conditions = _running(conditions, replicas, ready, settled, workload, generation, now)
 
     status = ModelDeploymentStatus(
         observed_generation=generation,
@@ -400,6 +389,24 @@ def _settled(workload: WorkloadObservation | None, replicas: int) -> bool:
         and workload.ready_replicas >= replicas
         and workload.replicas == replicas
     )
+
+
+def _running(
+    conditions: list[Condition],
+    replicas: int,
+    ready: int,
+    settled: bool,
+    workload: WorkloadObservation | None,
+    generation: int | None,
+    now: str,
+) -> list[Condition]:
+    """A model whose workloads were rendered: not degraded, Ready and Progressing from the counts."""
+    conditions = set_condition(
+        conditions, ConditionType.DEGRADED, ConditionStatus.FALSE, Reason.RECONCILED, "", generation, now
+    )
+    ready_state, progressing = _readiness(replicas, ready, settled, workload)
+    conditions = set_condition(conditions, ConditionType.READY, *ready_state, generation, now)
+    return set_condition(conditions, ConditionType.PROGRESSING, *progressing, generation, now)
 
 
 def _readiness(
@@ -701,12 +708,9 @@ def decide_pools(
     conditions = set_condition(
         conditions, ConditionType.PLANNED, ConditionStatus.TRUE, Reason.PLANNED, first.reason, generation, now
     )
-    conditions = set_condition(
-        conditions, ConditionType.DEGRADED, ConditionStatus.FALSE, Reason.RECONCILED, "", generation, now
+    conditions = _running(
+        conditions, replicas_total, ready_total, settled, _total(workloads), generation, now
     )
-    ready_state, progressing = _readiness(replicas_total, ready_total, settled, _total(workloads))
-    conditions = set_condition(conditions, ConditionType.READY, *ready_state, generation, now)
-    conditions = set_condition(conditions, ConditionType.PROGRESSING, *progressing, generation, now)
     status = ModelDeploymentStatus(
         observed_generation=generation,
         model=resolved.label,
