@@ -9,6 +9,7 @@ user's objects are never written except for their status.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import threading
@@ -142,11 +143,11 @@ async def start_status_refresh(memo: kopf.Memo, **_: Any) -> None:
     """
     memo.stale_models = Marks()
 
+    refresh_one = functools.partial(reconcile_model, workloads_only=True)
+
     async def refresh(batch: list[tuple[str, str]]) -> None:
         for namespace, name in batch:
-            await asyncio.to_thread(
-                _guarded, "ModelDeployment", reconcile_model, memo.kube, namespace, name, None, None, True
-            )
+            await asyncio.to_thread(_guarded, "ModelDeployment", refresh_one, memo.kube, namespace, name)
 
     async def loop() -> None:
         while True:
@@ -208,32 +209,17 @@ def model_changed(type: str, namespace: str | None, name: str, body: kopf.Body, 
 def workload_changed(
     type: str, event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str, memo: Any, **_: Any
 ) -> None:
-    if type == "DELETED":
-        forget_workload(dict(event["object"]))
-    else:
-        remember_workload(dict(event["object"]))
     pool = body.metadata.get("labels", {}).get(POOL_LABEL)
     if pool and hasattr(memo, "dirty_pools"):
         memo.dirty_pools.add(pool)
-    # Only what the model's status reads from its workload matters; other changes (our own apply,
-    # annotations, conditions' timestamps) need no reconcile.
-    status = body.get("status") or {}
-    seen = (
-        body.metadata.get("generation"),
-        status.get("observedGeneration"),
-        status.get("replicas"),
-        status.get("readyReplicas"),
-        status.get("updatedReplicas"),
-    )
-    workloads = memo.setdefault("workloads", {})
-    key = (namespace, name)
     if type == "DELETED":
-        workloads.pop(key, None)
-    elif workloads.get(key) == seen:
+        forget_workload(dict(event["object"]))
+    elif not remember_workload(dict(event["object"])) or type == "ADDED":
+        # Nothing the model's status reads changed, or we just applied it in the reconcile that
+        # already wrote the model's status.
         return
-    workloads[key] = seen
-    if type == "ADDED" or namespace is None or not hasattr(memo, "stale_models"):
-        return  # we just applied it, in the reconcile that already wrote the model's status
+    if namespace is None or not hasattr(memo, "stale_models"):
+        return
     for owner in body.metadata.get("ownerReferences", []) or []:
         if owner.get("kind") == "ModelDeployment" and owner.get("apiVersion", "").startswith("gpupool.io/"):
             memo.stale_models.add((namespace, owner["name"]))

@@ -217,7 +217,8 @@ def _read_namespaces(kube: Kube) -> dict[str, dict[str, str]]:
 # (about 5 kB each instead of about 25 kB as a parsed object): an event-driven reconcile compares
 # with it instead of reading the Deployment again. A copy that lags our own last apply costs at
 # most one repeated apply; a drift by someone else arrives as an event that refreshes it.
-_workloads: dict[tuple[str, str], tuple[int | None, str]] = {}
+# Each copy is held with its resource version and with what the model's status reads from it.
+_workloads: dict[tuple[str, str], tuple[int | None, tuple[Any, ...], str]] = {}
 _workloads_guard = threading.Lock()
 
 
@@ -228,15 +229,32 @@ def _revision(body: dict[str, Any]) -> int | None:
         return None  # resource versions are opaque; when one is not a number, the latest wins
 
 
-def remember_workload(body: dict[str, Any]) -> None:
+def _read_by_model(body: dict[str, Any]) -> tuple[Any, ...]:
+    """What a model's status reads from its Deployment; annotations, conditions and our own applies
+    that change nothing of the spec do not move it."""
+    status = body.get("status") or {}
+    return (
+        body["metadata"].get("generation"),
+        status.get("observedGeneration"),
+        status.get("replicas"),
+        status.get("readyReplicas"),
+        status.get("updatedReplicas"),
+    )
+
+
+def remember_workload(body: dict[str, Any]) -> bool:
+    """Keep the newest copy of a Deployment; True when what its model reads from it changed."""
     meta = body["metadata"]
     key = (meta["namespace"], meta["name"])
     revision = _revision(body)
+    read = _read_by_model(body)
     compact = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
     with _workloads_guard:
         held = _workloads.get(key)
-        if held is None or held[0] is None or revision is None or revision >= held[0]:
-            _workloads[key] = (revision, json.dumps(compact, separators=(",", ":")))
+        if held is not None and held[0] is not None and revision is not None and revision < held[0]:
+            return False  # an older event than the copy held
+        _workloads[key] = (revision, read, json.dumps(compact, separators=(",", ":")))
+    return held is None or held[1] != read
 
 
 def forget_workload(body: dict[str, Any]) -> None:
@@ -253,7 +271,7 @@ def forget_workload(body: dict[str, Any]) -> None:
 def _workload(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
     held = _workloads.get((namespace, name))
     if held is not None:
-        body: dict[str, Any] = json.loads(held[1])
+        body: dict[str, Any] = json.loads(held[2])
         return body
     return kube.get(DEPLOYMENT, namespace, name)
 

@@ -91,6 +91,23 @@ def test_revisions_that_are_not_numbers_let_the_latest_win() -> None:
     assert reconciler._workload(Reads(None), "team-a", "chat") is None  # type: ignore[arg-type]
 
 
+def test_only_a_change_the_model_reads_asks_for_a_refresh() -> None:
+    first = deployment("40")
+    assert reconciler.remember_workload(first)  # new
+    annotated = deployment("41")
+    annotated["metadata"]["annotations"] = {"note": "by hand"}
+    assert not reconciler.remember_workload(annotated)  # nothing the status reads
+    ready = deployment("42")
+    ready["status"] = {"replicas": 1, "readyReplicas": 1}
+    assert reconciler.remember_workload(ready)
+    scaled = deployment("43", replicas=3)
+    scaled["metadata"]["generation"] = 2
+    scaled["status"] = ready["status"]
+    assert reconciler.remember_workload(scaled)  # someone changed the spec
+    assert not reconciler.remember_workload(deployment("39"))  # older than the copy held
+    assert held()["spec"]["replicas"] == 3
+
+
 def test_copies_are_independent_of_the_caller() -> None:
     reconciler.remember_workload(deployment("5"))
     held()["spec"]["replicas"] = 99
