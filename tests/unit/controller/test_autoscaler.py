@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from loopback import serving
 
 from gpupool.api.conditions import ConditionType, find_condition
 from gpupool.api.v1alpha1 import EngineType, InferencePool, ModelDeployment
@@ -47,14 +47,8 @@ class _Answers(BaseHTTPRequestHandler):
 @pytest.fixture
 def prometheus() -> Iterator[tuple[str, type[_Answers]]]:
     handler = type("Answers", (_Answers,), {"answers": {}, "seen": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as url:
+        yield url, handler
 
 
 def series(namespace: str, name: str, values: list[tuple[float, str]]) -> dict[str, Any]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import base64
 import json
 import math
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+from loopback import serving
 
 from gpupool.api.conditions import Reason
 from gpupool.api.v1alpha1 import EngineType, PrometheusSpec
@@ -85,14 +85,8 @@ def prometheus() -> Iterator[tuple[str, type[_Prometheus]]]:
         (_Prometheus,),
         {"credentials": None, "matrix": [], "vector": [], "seen": [], "headers_seen": []},
     )
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
+    with serving(handler) as url:
+        yield url, handler
 
 
 def basic(user: str, password: str) -> str:
