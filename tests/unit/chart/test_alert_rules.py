@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,26 +34,8 @@ def test_promtool_accepts_the_rules(promtool: str, rules: dict[str, Any], tmp_pa
     assert "SUCCESS" in result.stdout
 
 
-def run_expr_tests(promtool: str, tmp_path: Path, series: list[dict[str, str]], cases: list[Any]) -> None:
-    test = {
-        "tests": [
-            {
-                "interval": "1m",
-                "input_series": series,
-                "promql_expr_test": [
-                    {"expr": e, "eval_time": t, "exp_samples": samples} for e, t, samples in cases
-                ],
-            }
-        ]
-    }
-    path = tmp_path / "test.yml"
-    path.write_text(yaml.safe_dump(test))
-    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
-
-
 def test_utilisation_alert_crosses_at_the_threshold(
-    promtool: str, rules: dict[str, Any], tmp_path: Path
+    promql_tests: Callable[..., None], rules: dict[str, Any]
 ) -> None:
     alert = expr(rules, "GpupoolAcceleratorUtilisationHigh", metric="DCGM_FI_DEV_GPU_UTIL")
     series = [
@@ -60,11 +43,11 @@ def test_utilisation_alert_crosses_at_the_threshold(
         {"series": 'DCGM_FI_DEV_GPU_UTIL{gpu="1", Hostname="calm"}', "values": "60x30"},
     ]
     busy = [{"labels": '{gpu="0", Hostname="busy"}', "value": 95}]
-    run_expr_tests(promtool, tmp_path, series, [(alert, "20m", busy)])
+    promql_tests(series, [(alert, "20m", busy)])
 
 
 def test_latency_alert_uses_the_configured_quantile_and_threshold(
-    promtool: str, rules: dict[str, Any], tmp_path: Path
+    promql_tests: Callable[..., None], rules: dict[str, Any]
 ) -> None:
     alert = expr(rules, "GpupoolModelTimeToFirstTokenHigh")
     bucket = "vllm:time_to_first_token_seconds_bucket"
@@ -82,16 +65,14 @@ def test_latency_alert_uses_the_configured_quantile_and_threshold(
         for model, buckets in cumulative.items()
         for le, count in buckets.items()
     ]
-    run_expr_tests(
-        promtool,
-        tmp_path,
+    promql_tests(
         series,
         [(f"count by (model_name) ({alert})", "15m", [{"labels": '{model_name="slow"}', "value": 1}])],
     )
 
 
 def test_error_rate_alert_counts_triton_failures(
-    promtool: str, rules: dict[str, Any], tmp_path: Path
+    promql_tests: Callable[..., None], rules: dict[str, Any]
 ) -> None:
     alert = expr(rules, "GpupoolModelErrorRateHigh")
     series = [
@@ -100,15 +81,13 @@ def test_error_rate_alert_counts_triton_failures(
         {"series": 'nv_inference_request_success{namespace="ns", model="good"}', "values": "0+1000x20"},
         {"series": 'nv_inference_request_failure{namespace="ns", model="good"}', "values": "0+1x20"},
     ]
-    run_expr_tests(
-        promtool,
-        tmp_path,
+    promql_tests(
         series,
         [(alert, "10m", [{"labels": '{namespace="ns", model="bad"}', "value": 0.05}])],
     )
 
 
-def test_operator_alerts(promtool: str, rules: dict[str, Any], tmp_path: Path) -> None:
+def test_operator_alerts(promql_tests: Callable[..., None], rules: dict[str, Any]) -> None:
     job = 'job="gpupool-metrics"'
     series = [
         {"series": f'up{{{job}, instance="a"}}', "values": "1x5 0x10"},
@@ -122,9 +101,7 @@ def test_operator_alerts(promtool: str, rules: dict[str, Any], tmp_path: Path) -
         {"series": f'gpupool_model_desired_replicas{{{job}, namespace="ns", name="full"}}', "values": "2x15"},
         {"series": f'gpupool_model_ready_replicas{{{job}, namespace="ns", name="full"}}', "values": "2x15"},
     ]
-    run_expr_tests(
-        promtool,
-        tmp_path,
+    promql_tests(
         series,
         [
             (expr(rules, "GpupoolOperatorDown"), "3m", []),
@@ -146,9 +123,7 @@ def test_operator_alerts(promtool: str, rules: dict[str, Any], tmp_path: Path) -
         ],
     )
     # No series at all for the job: absent() makes the operator-down alert fire too.
-    run_expr_tests(
-        promtool,
-        tmp_path,
+    promql_tests(
         [{"series": 'up{job="other"}', "values": "1x5"}],
         [(expr(rules, "GpupoolOperatorDown"), "3m", [{"labels": f"{{{job}}}", "value": 1}])],
     )

@@ -6,45 +6,27 @@ nothing. promtool's `test rules` runs each expression on series laid out like th
 
 from __future__ import annotations
 
-import subprocess
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
-
-import yaml
 
 from gpupool.api.v1alpha1 import EngineType
 from gpupool.catalog.types import Vendor
 from gpupool.controller.prometheus import history_query, in_flight_query, queries
 from gpupool.scaling import Signal
 
-ROOT = Path(__file__).resolve().parents[3]
 POD = 'namespace="a", pod="m-1", pool="p", model_deployment="m"'
 
 
-def evaluate(promtool: str, tmp_path: Path, series: list[dict[str, str]], cases: list[Any]) -> None:
+def evaluate(promql_tests: Callable[..., None], series: list[dict[str, str]], cases: list[Any]) -> None:
     """Every (expr, expected samples) at 10 minutes, series sampled every 15 s."""
-    test = {
-        "tests": [
-            {
-                "interval": "15s",
-                "input_series": series,
-                "promql_expr_test": [
-                    {"expr": expr, "eval_time": "10m", "exp_samples": samples} for expr, samples in cases
-                ],
-            }
-        ]
-    }
-    path = tmp_path / "test.yml"
-    path.write_text(yaml.safe_dump(test))
-    result = subprocess.run([promtool, "test", "rules", str(path)], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+    promql_tests(series, [(e, "10m", samples) for e, samples in cases], interval="15s")
 
 
 def model(value: float) -> list[dict[str, Any]]:
     return [{"labels": '{namespace="a", model_deployment="m"}', "value": value}]
 
 
-def test_triton_counts_failures_that_carry_a_reason(promtool: str, tmp_path: Path) -> None:
+def test_triton_counts_failures_that_carry_a_reason(promql_tests: Callable[..., None]) -> None:
     # Triton: 1 success and 0.5 failure (reason="CANCELED") per second.
     series = [
         {"series": f'nv_inference_request_success{{{POD}, model="m", version="1"}}', "values": "0+15x60"},
@@ -55,14 +37,13 @@ def test_triton_counts_failures_that_carry_a_reason(promtool: str, tmp_path: Pat
     ]
     exprs = queries("p", EngineType.TRITON, Vendor.NVIDIA)
     evaluate(
-        promtool,
-        tmp_path,
+        promql_tests,
         series,
         [(exprs[Signal.QPS], model(1.5)), (exprs[Signal.ERROR_RATE], model(1 / 3))],
     )
 
 
-def test_the_history_query_reads_every_engine(promtool: str, tmp_path: Path) -> None:
+def test_the_history_query_reads_every_engine(promql_tests: Callable[..., None]) -> None:
     vllm = 'namespace="a", pod="v-1", pool="p", model_deployment="chat"'
     series = [
         {"series": f'vllm:request_success_total{{{vllm}, finished_reason="stop"}}', "values": "0+30x60"},
@@ -79,8 +60,7 @@ def test_the_history_query_reads_every_engine(promtool: str, tmp_path: Path) -> 
         },
     ]
     evaluate(
-        promtool,
-        tmp_path,
+        promql_tests,
         series,
         [
             (
@@ -94,7 +74,7 @@ def test_the_history_query_reads_every_engine(promtool: str, tmp_path: Path) -> 
     )
 
 
-def test_in_flight_adds_running_and_waiting_per_pod(promtool: str, tmp_path: Path) -> None:
+def test_in_flight_adds_running_and_waiting_per_pod(promql_tests: Callable[..., None]) -> None:
     series = [
         {
             "series": 'vllm:num_requests_running{namespace="a", pod="v-1", pool="p", engine="0"}',
@@ -112,8 +92,7 @@ def test_in_flight_adds_running_and_waiting_per_pod(promtool: str, tmp_path: Pat
         {"series": 'vllm:num_requests_running{namespace="a", pod="o-1", pool="q"}', "values": "9x60"},
     ]
     evaluate(
-        promtool,
-        tmp_path,
+        promql_tests,
         series,
         [
             (
