@@ -36,10 +36,21 @@ GB_PER_SECOND = 10**9
 NVIDIA_RESOURCE = "nvidia.com/gpu"
 NVIDIA_PRODUCT_LABEL = "nvidia.com/gpu.product"
 ASCEND_RESOURCE = "huawei.com/Ascend910"
+# Huawei Cloud CCE advertises Atlas A3 (Ascend 910C) dies as huawei.com/ascend-1980.
+ASCEND_CCE_RESOURCE = "huawei.com/ascend-1980"
+# The Ascend device plugin advertises 310P chips (Atlas 300I Duo) as huawei.com/Ascend310P.
+ASCEND_310P_RESOURCE = "huawei.com/Ascend310P"
 ASCEND_PRODUCT_LABEL = "node.kubernetes.io/npu.chip.name"
 
 _FP8_CAPABLE = (Precision.BF16, Precision.FP16, Precision.FP8, Precision.INT8, Precision.INT4)
 _NO_FP8 = (Precision.BF16, Precision.FP16, Precision.INT8, Precision.INT4)
+# FP4 tensor cores (NVFP4, MXFP4) are Blackwell's (compute capability 10.0 and 12.0).
+_FP4_CAPABLE = (*_FP8_CAPABLE, Precision.FP4)
+# Ascend A2/A3: bf16, fp16, and the ModelSlim W8A8 / W4A8 / W4A16 formats; no FP8 or FP4.
+_ASCEND = _NO_FP8
+# Ascend 310P (Atlas 300I Duo) has no bf16: vllm-ascend serves it in float16, or W8A8
+# (https://docs.vllm.ai/projects/ascend/en/latest/tutorials/single_node_300i.html).
+_ASCEND_310P = (Precision.FP16, Precision.INT8)
 
 
 class UnknownAcceleratorError(ValueError):
@@ -154,12 +165,113 @@ _CATALOG: tuple[Accelerator, ...] = (
         description="NVIDIA GeForce RTX 5090, 32 GB GDDR7, Blackwell, PCIe only.",
     ),
     Accelerator(
+        name="H800-80GB",
+        vendor=Vendor.NVIDIA,
+        # nvidia-smi: "NVIDIA H800 ... / 81559MiB": the H100 SXM5's 80 GB HBM3 with NVLink cut
+        # to 400 GB/s for export.
+        memory_bytes=81_559 * MIB,
+        # 3.35 TB/s, the H100 SXM figure; the H800 keeps the H100's memory system
+        # (https://www.nvidia.com/en-us/data-center/h100/, H100 SXM column).
+        memory_bandwidth_bytes_per_second=3_350 * GB_PER_SECOND,
+        resource_name=NVIDIA_RESOURCE,
+        product_label_key=NVIDIA_PRODUCT_LABEL,
+        product_label="NVIDIA-H800",
+        supported_precisions=_FP8_CAPABLE,
+        description="NVIDIA H800 SXM5, 80 GB HBM3, Hopper with 400 GB/s NVLink (China market).",
+    ),
+    Accelerator(
+        name="H20-96GB",
+        vendor=Vendor.NVIDIA,
+        # nvidia-smi: "NVIDIA H20 ... / 97871MiB" (96 GB HBM3).
+        memory_bytes=97_871 * MIB,
+        # 4.0 TB/s; NVIDIA publishes no H20 page, the figure is the one vendors list
+        # (https://willitrunai.com/es/gpus/h20-96gb).
+        memory_bandwidth_bytes_per_second=4_000 * GB_PER_SECOND,
+        resource_name=NVIDIA_RESOURCE,
+        product_label_key=NVIDIA_PRODUCT_LABEL,
+        product_label="NVIDIA-H20",
+        supported_precisions=_FP8_CAPABLE,
+        description="NVIDIA H20, 96 GB HBM3, Hopper with cut compute, NVLink within an HGX node.",
+    ),
+    Accelerator(
+        name="H200-NVL-141GB",
+        vendor=Vendor.NVIDIA,
+        # nvidia-smi: "NVIDIA H200 NVL ... 143771 MiB", the same capacity as the H200 SXM.
+        memory_bytes=143_771 * MIB,
+        # 4.8 TB/s, H200 NVL column of https://www.nvidia.com/en-us/data-center/h200/
+        memory_bandwidth_bytes_per_second=4_800 * GB_PER_SECOND,
+        resource_name=NVIDIA_RESOURCE,
+        product_label_key=NVIDIA_PRODUCT_LABEL,
+        product_label="NVIDIA-H200-NVL",
+        supported_precisions=_FP8_CAPABLE,
+        scale_up_domain=4,
+        description="NVIDIA H200 NVL, 141 GB HBM3e, PCIe card with 2- or 4-way NVLink bridges.",
+    ),
+    Accelerator(
+        name="B200-180GB",
+        vendor=Vendor.NVIDIA,
+        # nvidia-smi: "NVIDIA B200 ... / 183359MiB" (datasheet: 180 GB HBM3e per GPU).
+        memory_bytes=183_359 * MIB,
+        # 8 TB/s: DGX B200's 64 TB/s HBM3e bandwidth over its 8 GPUs,
+        # https://www.nvidia.com/en-us/data-center/dgx-b200/
+        memory_bandwidth_bytes_per_second=8_000 * GB_PER_SECOND,
+        resource_name=NVIDIA_RESOURCE,
+        product_label_key=NVIDIA_PRODUCT_LABEL,
+        product_label="NVIDIA-B200",
+        supported_precisions=_FP4_CAPABLE,
+        description="NVIDIA B200 SXM, 180 GB HBM3e, Blackwell (FP4), NVLink 5 within an HGX node.",
+    ),
+    Accelerator(
+        name="GB200-186GB",
+        vendor=Vendor.NVIDIA,
+        # nvidia-smi: "NVIDIA GB200 ... / 189471MiB" (GB200 NVL72: 13.4 TB HBM3e over 72 GPUs).
+        memory_bytes=189_471 * MIB,
+        # 8 TB/s: GB200 NVL72's 576 TB/s over its 72 GPUs,
+        # https://www.nvidia.com/en-us/data-center/gb200-nvl72/
+        memory_bandwidth_bytes_per_second=8_000 * GB_PER_SECOND,
+        resource_name=NVIDIA_RESOURCE,
+        product_label_key=NVIDIA_PRODUCT_LABEL,
+        product_label="NVIDIA-GB200",
+        supported_precisions=_FP4_CAPABLE,
+        # One NVLink domain of 72 GPUs across 18 compute trays of 4 (same page).
+        scale_up_domain=72,
+        description="NVIDIA GB200 (Grace Blackwell), 186 GB HBM3e, one NVLink domain of 72 GPUs.",
+    ),
+    Accelerator(
+        name="L20-48GB",
+        vendor=Vendor.NVIDIA,
+        # nvidia-smi: "NVIDIA L20 ... / 46068MiB" (48 GB GDDR6 with ECC, as the L40S).
+        memory_bytes=46_068 * MIB,
+        # 864 GB/s, https://www.nvidia.cn/data-center/products/l20/ (the L40S's memory system).
+        memory_bandwidth_bytes_per_second=864 * GB_PER_SECOND,
+        resource_name=NVIDIA_RESOURCE,
+        product_label_key=NVIDIA_PRODUCT_LABEL,
+        product_label="NVIDIA-L20",
+        supported_precisions=_FP8_CAPABLE,
+        description="NVIDIA L20, 48 GB GDDR6, Ada Lovelace, PCIe only (China market).",
+    ),
+    Accelerator(
+        name="RTXPRO6000-96GB",
+        vendor=Vendor.NVIDIA,
+        # nvidia-smi: "NVIDIA RTX PRO 6000 Blackwell Server Edition ... / 97887MiB" (96 GB GDDR7).
+        memory_bytes=97_887 * MIB,
+        # 1,792 GB/s,
+        # https://www.nvidia.com/en-us/data-center/rtx-pro-6000-blackwell-server-edition/
+        memory_bandwidth_bytes_per_second=1_792 * GB_PER_SECOND,
+        resource_name=NVIDIA_RESOURCE,
+        product_label_key=NVIDIA_PRODUCT_LABEL,
+        product_label="NVIDIA-RTX-PRO-6000-Blackwell-Server-Edition",
+        supported_precisions=_FP4_CAPABLE,
+        description="NVIDIA RTX PRO 6000 Blackwell Server Edition, 96 GB GDDR7, PCIe only.",
+    ),
+    Accelerator(
         name="Ascend910B",
         vendor=Vendor.ASCEND,
-        # 64 GB HBM2e on 910B1/B2/B3. Taken as 64 x 10^9 bytes: the exact capacity npu-smi
-        # reports could not be checked against a Huawei source, and the decimal reading is the
-        # smaller, so the plan errs towards needing more memory, not less.
-        memory_bytes=64 * GB,
+        # npu-smi reports "HBM-Usage(MB) ... / 65536" per 910B2/910B3 (64 GiB), e.g.
+        # https://github.com/vllm-project/vllm-ascend/issues/1903 and
+        # https://github.com/vllm-project/vllm-ascend/issues/4505; torch_npu's mem_get_info,
+        # which vllm-ascend's gpu_memory_utilization multiplies, reports the same capacity.
+        memory_bytes=65_536 * MIB,
         # UNVERIFIED: ~1.6 TB/s is the figure gpupool's domain brief uses; Huawei publishes no
         # datasheet bandwidth for the 910B and third-party figures disagree (0.4, 0.77, 1.6
         # TB/s). Prefer a measured qpsPerInstance on Ascend.
@@ -167,8 +279,8 @@ _CATALOG: tuple[Accelerator, ...] = (
         resource_name=ASCEND_RESOURCE,
         product_label_key=ASCEND_PRODUCT_LABEL,
         product_label="910B3",
-        product_label_aliases=("910B1", "910B2"),
-        supported_precisions=_NO_FP8,
+        product_label_aliases=("910B1", "910B2", "910B2C"),
+        supported_precisions=_ASCEND,
         description="Huawei Ascend 910B1-B3, 64 GB HBM2e, HCCS within an Atlas 800 A2 node.",
     ),
     Accelerator(
@@ -182,8 +294,40 @@ _CATALOG: tuple[Accelerator, ...] = (
         resource_name=ASCEND_RESOURCE,
         product_label_key=ASCEND_PRODUCT_LABEL,
         product_label="910B4",
-        supported_precisions=_NO_FP8,
+        supported_precisions=_ASCEND,
         description="Huawei Ascend 910B4, 32 GB HBM2e, used in Atlas 800I A2 inference servers.",
+    ),
+    Accelerator(
+        name="Ascend910C",
+        vendor=Vendor.ASCEND,
+        # An Ascend 910C package holds two dies; npu-smi and the device plugin show each die
+        # as one NPU of "HBM-Usage(MB) ... / 65536", 16 per Atlas 800 A3 node
+        # (https://github.com/vllm-project/vllm-ascend/issues/2035).
+        memory_bytes=65_536 * MIB,
+        # Huawei publishes no bandwidth for the 910C: measure qpsPerInstance.
+        memory_bandwidth_bytes_per_second=None,
+        resource_name=ASCEND_RESOURCE,
+        product_label_key=ASCEND_PRODUCT_LABEL,
+        product_label="910C",
+        supported_precisions=_ASCEND,
+        scale_up_domain=16,
+        description="Huawei Ascend 910C die (Atlas A3), 64 GB HBM, 16 dies per Atlas 800 A3 node.",
+    ),
+    Accelerator(
+        name="Atlas300IDuo-48GB",
+        vendor=Vendor.ASCEND,
+        # One Atlas 300I Duo card carries two Ascend 310P3 chips with 48 GB LPDDR4X each; npu-smi
+        # shows each chip as one NPU reporting 43,693 to 44,280 MB
+        # (https://github.com/vllm-project/vllm-ascend/issues/1141); the smallest is taken.
+        memory_bytes=43_693 * MIB,
+        # 408 GB/s per card, two chips: 204 GB/s per chip
+        # (https://www.elektronikpraxis.de/huawei-zeigt-mit-der-atlas-300i-duo-dass-der-weg-zur-unabhaengigkeit-von-nvidia-begonnen-hat-a-deb1ef4fcfe19c3dc4d27c214cd519d1).
+        memory_bandwidth_bytes_per_second=204 * GB_PER_SECOND,
+        resource_name=ASCEND_310P_RESOURCE,
+        product_label_key=ASCEND_PRODUCT_LABEL,
+        product_label="310P3",
+        supported_precisions=_ASCEND_310P,
+        description="Huawei Atlas 300I Duo chip (Ascend 310P3), 48 GB LPDDR4X, PCIe inference card.",
     ),
 )
 
@@ -210,6 +354,20 @@ _ALIASES: dict[str, str] = {
     "910b": "Ascend910B",
     "ascend-910b": "Ascend910B",
     "910b4": "Ascend910B4",
+    "h800": "H800-80GB",
+    "h20": "H20-96GB",
+    "h200-nvl": "H200-NVL-141GB",
+    "b200": "B200-180GB",
+    "gb200": "GB200-186GB",
+    "l20": "L20-48GB",
+    "rtx-pro-6000": "RTXPRO6000-96GB",
+    "rtx-pro-6000-blackwell": "RTXPRO6000-96GB",
+    "910c": "Ascend910C",
+    "ascend-910c": "Ascend910C",
+    "atlas-a3": "Ascend910C",
+    "300i-duo": "Atlas300IDuo-48GB",
+    "atlas-300i-duo": "Atlas300IDuo-48GB",
+    "310p": "Atlas300IDuo-48GB",
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from types import MappingProxyType
 
 from gpupool.catalog.types import MLA, Architecture, CatalogModel, MoE
@@ -33,6 +34,7 @@ _CATALOG: tuple[CatalogModel, ...] = (
             head_dim=128,
             max_position_embeddings=131_072,
             vocab_size=128_256,
+            intermediate_size=14_336,
         ),
         description="Meta Llama 3.1 8B Instruct: dense, GQA (8 KV heads), 128K context.",
     ),
@@ -49,6 +51,7 @@ _CATALOG: tuple[CatalogModel, ...] = (
             head_dim=128,
             max_position_embeddings=131_072,
             vocab_size=128_256,
+            intermediate_size=28_672,
         ),
         description="Meta Llama 3.1 70B Instruct: dense, GQA (8 KV heads), 128K context.",
     ),
@@ -68,6 +71,7 @@ _CATALOG: tuple[CatalogModel, ...] = (
             head_dim=128,
             max_position_embeddings=131_072,
             vocab_size=128_256,
+            intermediate_size=53_248,
         ),
         description="Meta Llama 3.1 405B Instruct: dense, GQA (8 KV heads), 128K context.",
     ),
@@ -85,6 +89,7 @@ _CATALOG: tuple[CatalogModel, ...] = (
             head_dim=128,
             max_position_embeddings=32_768,
             vocab_size=152_064,
+            intermediate_size=18_944,
         ),
         description="Qwen2.5 7B Instruct: dense, GQA (4 KV heads), 28 query heads.",
     ),
@@ -101,6 +106,7 @@ _CATALOG: tuple[CatalogModel, ...] = (
             head_dim=128,
             max_position_embeddings=32_768,
             vocab_size=152_064,
+            intermediate_size=27_648,
         ),
         description="Qwen2.5 32B Instruct: dense, GQA (8 KV heads), 40 query heads.",
     ),
@@ -117,6 +123,7 @@ _CATALOG: tuple[CatalogModel, ...] = (
             head_dim=128,
             max_position_embeddings=32_768,
             vocab_size=152_064,
+            intermediate_size=29_568,
         ),
         description="Qwen2.5 72B Instruct: dense, GQA (8 KV heads), 64 query heads.",
     ),
@@ -134,6 +141,7 @@ _CATALOG: tuple[CatalogModel, ...] = (
             head_dim=128,
             max_position_embeddings=131_072,
             vocab_size=152_064,
+            intermediate_size=27_648,
         ),
         description="DeepSeek-R1 distilled into Qwen2.5-32B: dense, reasoning, long outputs.",
     ),
@@ -151,6 +159,7 @@ _CATALOG: tuple[CatalogModel, ...] = (
             head_dim=128,
             max_position_embeddings=131_072,
             vocab_size=151_552,
+            intermediate_size=13_696,
         ),
         description="GLM-4 9B Chat: dense, 2 KV groups (multi-query), 128K context.",
     ),
@@ -167,6 +176,7 @@ _CATALOG: tuple[CatalogModel, ...] = (
             head_dim=128,
             max_position_embeddings=32_768,
             vocab_size=32_000,
+            intermediate_size=14_336,
             # 12.9B active per token (Mistral's release notes); exact count from the shapes.
             moe=MoE(experts=8, experts_per_token=2, active_params=12_879_925_248),
         ),
@@ -190,12 +200,43 @@ _CATALOG: tuple[CatalogModel, ...] = (
             head_dim=192,
             max_position_embeddings=163_840,
             vocab_size=129_280,
+            intermediate_size=18_432,
             # README_WEIGHTS.md: 36.7B activated parameters per token (the shape formula,
             # which counts the shared expert and both embeddings, gives 37.6B).
-            moe=MoE(experts=256, experts_per_token=8, active_params=36_700_000_000),
+            moe=MoE(
+                experts=256,
+                experts_per_token=8,
+                active_params=36_700_000_000,
+                expert_intermediate_size=2048,
+                shared_experts=1,
+            ),
             mla=MLA(kv_lora_rank=512, qk_rope_head_dim=64),
         ),
         description="DeepSeek-V3: MoE (256 experts, 8 per token) with latent attention, FP8.",
+    ),
+    CatalogModel(
+        name="qwen3-235b-a22b",
+        hf_id="Qwen/Qwen3-235B-A22B",
+        # https://huggingface.co/Qwen/Qwen3-235B-A22B/blob/main/config.json (Qwen3-235B-A22B-FP8
+        # has the same shapes with a block-wise FP8 quantization_config)
+        architecture=Architecture(
+            params=235_093_610_496,  # model card: 235B in total, 22B activated
+            layers=94,
+            hidden_size=4096,
+            attention_heads=64,
+            kv_heads=4,
+            head_dim=128,
+            max_position_embeddings=40_960,
+            vocab_size=151_936,
+            intermediate_size=12_288,
+            moe=MoE(
+                experts=128,
+                experts_per_token=8,
+                active_params=22_190_739_456,
+                expert_intermediate_size=1536,
+            ),
+        ),
+        description="Qwen3 235B-A22B: MoE (128 experts, 8 per token), GQA (4 KV heads), 40K context.",
     ),
 )
 
@@ -280,6 +321,80 @@ def _flag(config: Mapping[str, object], key: str) -> bool:
     return config.get(key) is True
 
 
+# DeciLM / Nemotron NAS (nvidia/Llama-3_3-Nemotron-Super-49B-v1, modeling_decilm.py,
+# _ffn_mult_to_intermediate_size): int(2 x ffn_mult x hidden / 3) rounded up to a multiple of 256.
+_NAS_FFN_MULTIPLE = 256
+
+
+def _nas_intermediate(ffn_mult: float, hidden: int) -> int:
+    width = int(2 * ffn_mult * hidden / 3)
+    return -(-width // _NAS_FFN_MULTIPLE) * _NAS_FFN_MULTIPLE
+
+
+@dataclass(frozen=True)
+class _NasLayer:
+    """One layer of a Nemotron NAS config: its attention and its MLP, either of which may be
+    missing (no_op or a null field) or a single hidden x hidden linear (replace_with_linear)."""
+
+    heads_per_kv_head: int | None
+    attention_linear: bool
+    mlp_width: int | None
+    mlp_linear: bool
+
+
+def _nas_blocks(config: Mapping[str, object], hidden: int) -> list[_NasLayer] | None:
+    """The layers of a Nemotron NAS `block_configs`, or None for a uniform model."""
+    blocks = config.get("block_configs")
+    if blocks is None:
+        return None
+    if not isinstance(blocks, list) or not blocks:
+        raise ValueError("config.json field 'block_configs' must be a non-empty list of per-layer blocks")
+    layers: list[_NasLayer] = []
+    for index, block in enumerate(blocks):
+        where = f"block_configs[{index}]"
+        if not isinstance(block, Mapping):
+            raise ValueError(f"config.json field {where!r} must be an object")
+        attention = block.get("attention") or {}
+        ffn = block.get("ffn") or {}
+        if not isinstance(attention, Mapping) or not isinstance(ffn, Mapping):
+            raise ValueError(f"config.json field {where!r} needs attention and ffn objects")
+        attention_linear = attention.get("replace_with_linear") is True
+        group = attention.get("n_heads_in_group")
+        if attention.get("no_op") is True or attention_linear:
+            group = None
+        if group is not None and (isinstance(group, bool) or not isinstance(group, int) or group < 1):
+            raise ValueError(
+                f"config.json field '{where}.attention.n_heads_in_group' must be a positive integer"
+            )
+        mlp_linear = ffn.get("replace_with_linear") is True
+        mult = ffn.get("ffn_mult")
+        if ffn.get("no_op") is True or mlp_linear:
+            mult = None
+        if mult is not None and (isinstance(mult, bool) or not isinstance(mult, int | float) or mult <= 0):
+            raise ValueError(f"config.json field '{where}.ffn.ffn_mult' must be a positive number")
+        width = None if mult is None else _nas_intermediate(float(mult), hidden)
+        layers.append(_NasLayer(group, attention_linear, width, mlp_linear))
+    return layers
+
+
+def _nas_params(config: Mapping[str, object], layers: list[_NasLayer], hidden: int, heads: int) -> int:
+    """Parameters of a NAS model: embeddings, then each layer's attention and MLP as it is."""
+    head_dim = _int(config, _HEAD_DIM_KEYS) or hidden // heads
+    vocab = _require(config, _VOCAB_KEYS, "vocabulary size")
+    total = vocab * hidden * (1 if _flag(config, "tie_word_embeddings") else 2) + hidden
+    for layer in layers:
+        if layer.heads_per_kv_head is not None:
+            kv_width = heads // layer.heads_per_kv_head * head_dim
+            total += 2 * hidden * heads * head_dim + 2 * hidden * kv_width + hidden
+        elif layer.attention_linear:
+            total += hidden * hidden + hidden
+        if layer.mlp_width is not None:
+            total += 3 * hidden * layer.mlp_width + hidden
+        elif layer.mlp_linear:
+            total += hidden * hidden + hidden
+    return total
+
+
 def estimate_params(config: Mapping[str, object]) -> tuple[int, int]:
     """Total and per-token parameter counts from the shapes in a config.json.
 
@@ -299,9 +414,13 @@ def estimate_params(config: Mapping[str, object]) -> tuple[int, int]:
     """
     config = _text_config(config)
     model_type = str(config.get("model_type", ""))
-    layers = _require(config, _LAYER_KEYS, "layer count")
     hidden = _require(config, _HIDDEN_KEYS, "hidden size")
     heads = _require(config, _HEAD_KEYS, "attention head count")
+    blocks = _nas_blocks(config, hidden)
+    if blocks is not None:
+        total = _nas_params(config, blocks, hidden, heads)
+        return total, total
+    layers = _require(config, _LAYER_KEYS, "layer count")
     kv_heads = _kv_heads(config, heads)
     head_dim = _int(config, _HEAD_DIM_KEYS) or hidden // heads
     vocab = _require(config, _VOCAB_KEYS, "vocabulary size")
@@ -367,20 +486,62 @@ def _kv_heads(config: Mapping[str, object], heads: int) -> int:
     return _int(config, _KV_HEAD_KEYS) or heads
 
 
+def _sliding_layers(config: Mapping[str, object], layers: int) -> tuple[int | None, int]:
+    """The sliding window and how many layers use it.
+
+    `layer_types` (gpt-oss, Qwen3-Next, Gemma 3) names each layer; Gemma's
+    `sliding_window_pattern` N makes every Nth layer full; Qwen2's `use_sliding_window: false`
+    turns a configured window off; otherwise (Mistral) every layer slides.
+    """
+    window = _int(config, ("sliding_window",))
+    if window is None or config.get("use_sliding_window") is False:
+        return None, 0
+    kinds = config.get("layer_types")
+    if isinstance(kinds, list):
+        return window, sum(1 for kind in kinds if kind == "sliding_attention")
+    pattern = _int(config, ("sliding_window_pattern",))
+    if pattern:
+        return window, layers - layers // pattern
+    return window, layers
+
+
 def architecture_from_hf_config(config: Mapping[str, object], params: int | None = None) -> Architecture:
     """An Architecture from a Hugging Face config.json (already parsed into a mapping).
 
-    Reads the Llama, Qwen2, Mistral, Mixtral, DeepSeek-V2/V3 and ChatGLM key names. config.json
-    does not state the parameter count: pass `params` (from the model card or the safetensors
-    index) when known, otherwise it is estimated from the shapes with `estimate_params`.
+    Reads the Llama, Qwen2/3, Mistral, Mixtral, DeepSeek-V2/V3, gpt-oss, Gemma, ChatGLM and
+    Nemotron NAS (`block_configs`) key names, and a language model nested under `text_config`.
+    config.json does not state the parameter count: pass `params` (from the model card or the
+    safetensors index) when known, otherwise it is estimated from the shapes with
+    `estimate_params`. A field gpupool cannot use raises ValueError with a one-line message
+    that names it.
     """
     config = _text_config(config)
-    layers = _require(config, _LAYER_KEYS, "layer count")
     hidden = _require(config, _HIDDEN_KEYS, "hidden size")
     heads = _require(config, _HEAD_KEYS, "attention head count")
-    kv_heads = _kv_heads(config, heads)
     context = _require(config, _CONTEXT_KEYS, "context length")
     vocab = _int(config, _VOCAB_KEYS)
+    intermediate = _int(config, _INTERMEDIATE_KEYS)
+    blocks = _nas_blocks(config, hidden)
+    if blocks is not None:
+        groups = [layer.heads_per_kv_head for layer in blocks if layer.heads_per_kv_head is not None]
+        widths = [layer.mlp_width for layer in blocks if layer.mlp_width is not None]
+        if not groups:
+            raise ValueError("config.json field 'block_configs' has no layer with attention")
+        total, _ = estimate_params(config)
+        return Architecture(
+            params=params if params is not None else total,
+            # Only layers with attention hold KV cache.
+            layers=len(groups),
+            hidden_size=hidden,
+            attention_heads=heads,
+            kv_heads=heads // min(groups),
+            head_dim=_int(config, _HEAD_DIM_KEYS) or hidden // heads,
+            max_position_embeddings=context,
+            vocab_size=vocab,
+            intermediate_size=max(widths) if widths else None,
+        )
+    layers = _require(config, _LAYER_KEYS, "layer count")
+    kv_heads = _kv_heads(config, heads)
 
     kv_lora_rank = _int(config, ("kv_lora_rank",))
     mla: MLA | None = None
@@ -397,11 +558,15 @@ def architecture_from_hf_config(config: Mapping[str, object], params: int | None
     moe: MoE | None = None
     if experts:
         per_token = _int(config, ("num_experts_per_tok", "num_experts_per_token")) or 1
+        expert_width = _int(config, ("moe_intermediate_size",))
         moe = MoE(
             experts=experts,
             experts_per_token=per_token,
             active_params=min(active, params) if params is not None else active,
+            expert_intermediate_size=expert_width if expert_width != intermediate else None,
+            shared_experts=_int(config, ("n_shared_experts",)) or 0,
         )
+    window, sliding = _sliding_layers(config, layers)
     return Architecture(
         params=params if params is not None else total,
         layers=layers,
@@ -411,6 +576,9 @@ def architecture_from_hf_config(config: Mapping[str, object], params: int | None
         head_dim=head_dim,
         max_position_embeddings=context,
         vocab_size=vocab,
+        intermediate_size=intermediate,
+        sliding_window=window if sliding else None,
+        sliding_window_layers=sliding,
         moe=moe,
         mla=mla,
     )

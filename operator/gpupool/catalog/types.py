@@ -33,6 +33,8 @@ class Precision(StrEnum):
     FP8 = "fp8"
     INT8 = "int8"
     INT4 = "int4"
+    # A 4-bit float in 16- or 32-element blocks with a shared scale: NVFP4 or MXFP4.
+    FP4 = "fp4"
 
 
 class KVCacheDtype(StrEnum):
@@ -96,6 +98,14 @@ class Accelerator(ApiModel):
         description="Weight precisions the hardware and its vLLM backend can serve.",
         min_length=1,
     )
+    scale_up_domain: int | None = Field(
+        default=None,
+        description=(
+            "Accelerators joined by one NVLink or HCCS domain when it differs from a node of 8, "
+            "e.g. 72 for GB200 NVL72 or 16 dies for an Atlas 800 A3."
+        ),
+        ge=1,
+    )
     description: str = Field(description="One line a person reads when choosing hardware.")
 
 
@@ -114,6 +124,16 @@ class MoE(ApiModel):
     experts: int = Field(description="Routed experts per MoE layer.", ge=1)
     experts_per_token: int = Field(description="Routed experts activated per token.", ge=1)
     active_params: int = Field(description="Parameters used for one token.", ge=1)
+    expert_intermediate_size: int | None = Field(
+        default=None,
+        description=(
+            "Width of one expert's MLP (moe_intermediate_size); unset means the model's intermediateSize."
+        ),
+        ge=1,
+    )
+    shared_experts: int = Field(
+        default=0, description="Experts every token uses besides the routed ones.", ge=0
+    )
 
     @model_validator(mode="after")
     def _check_routing(self) -> Self:
@@ -163,6 +183,24 @@ class Architecture(ApiModel):
         description="Longest context the model was configured for, in tokens.", ge=1
     )
     vocab_size: int | None = Field(default=None, description="Vocabulary size.", ge=1)
+    intermediate_size: int | None = Field(
+        default=None,
+        description=(
+            "Width of the dense MLP (intermediate_size), which sizes the activations of "
+            "vLLM's profiling pass; unset means 4 x hiddenSize."
+        ),
+        ge=1,
+    )
+    sliding_window: int | None = Field(
+        default=None,
+        description="Tokens a sliding-window attention layer attends to and caches.",
+        ge=1,
+    )
+    sliding_window_layers: int = Field(
+        default=0,
+        description="How many of the layers use the sliding window (the rest attend fully).",
+        ge=0,
+    )
     moe: MoE | None = Field(default=None, description="Expert layout, for MoE models.")
     mla: MLA | None = Field(default=None, description="Latent attention layout, for MLA models.")
 

@@ -1,8 +1,17 @@
-"""Where each accelerator's memory goes: weights, activations, runtime, and the KV cache.
+"""Where each accelerator's memory goes, accounted the way vLLM accounts it.
 
-The model follows vLLM: the engine may use gpu_memory_utilization of the device's memory, loads
-its weight shard, reserves the peak activations of a profiling pass and the runtime context, and
-hands the rest to KV-cache blocks.
+vLLM's worker (vllm/v1/worker/gpu_worker.py, Worker.determine_available_memory) runs one
+profiling forward pass (GPUModelRunner.profile_run: `_dummy_run(max_num_batched_tokens)` and a
+dummy sampler run over `min(max_num_seqs, max_num_batched_tokens)` requests) and gives the KV
+cache
+
+    total x gpu_memory_utilization - weights - torch peak of the pass - non-torch increase
+
+where `total` is what torch.cuda.mem_get_info reports. The cache is cut into blocks of
+`block_size` tokens (vllm/v1/core/kv_cache_utils.py). CUDA graphs are captured after the cache is
+allocated (Worker.compile_or_warm_up_model), so their memory comes out of what
+gpu_memory_utilization leaves free, not out of the KV cache. Every term is a named default with
+its source, and each can be overridden in the SizingRequest.
 """
 
 from __future__ import annotations
@@ -13,8 +22,16 @@ from fractions import Fraction
 from pydantic import Field
 
 from gpupool.api.base import ApiModel
-from gpupool.catalog.types import Accelerator, Architecture, KVCacheDtype, Precision
-from gpupool.sizing.request import SizingRequest
+from gpupool.catalog.types import Accelerator, Architecture, KVCacheDtype, Precision, Vendor
+from gpupool.sizing.request import (
+    CUDA_GRAPH_BYTES_PER_LAYER,
+    DRIVER_RESERVED_BYTES,
+    NON_TORCH_BASE_BYTES,
+    NON_TORCH_PER_PEER_BYTES,
+    SizingRequest,
+    default_max_num_batched_tokens,
+    default_max_num_seqs,
+)
 
 # int4 (AWQ/GPTQ) stores each group of 128 weights as 64 bytes of 4-bit values plus a 16-bit scale
 # and a 16-bit zero point: (64 + 2 + 2) / 128 = 0.53125 bytes per parameter, 6.25% above 0.5.
@@ -27,7 +44,25 @@ BYTES_PER_PARAM: dict[Precision, Fraction] = {
     Precision.FP8: Fraction(1),
     Precision.INT8: Fraction(1),
     Precision.INT4: Fraction(INT4_GROUP_SIZE // 2 + INT4_GROUP_OVERHEAD_BYTES, INT4_GROUP_SIZE),
+    # NVFP4: 4-bit values with one FP8 scale per 16 weights, 0.5 + 1/16 bytes per parameter.
+    Precision.FP4: Fraction(1, 2) + Fraction(1, 16),
 }
+
+# Activations of the profiling pass are in the model's 16-bit type, whatever the weight format.
+ACTIVATION_DTYPE_BYTES = 2
+# The sampler works on float32 logits (vllm/v1/sample/sampler.py: logits.to(torch.float32)).
+LOGITS_DTYPE_BYTES = 4
+# Float32 requests x vocabulary tensors the dummy sampler run holds at its peak: the float32
+# logits, the softmax probabilities and the top-k/top-p sort copy (vllm/v1/sample/sampler.py,
+# vllm/v1/sample/ops/topk_topp_sampler.py), beside the 16-bit logits of compute_logits.
+SAMPLER_VOCAB_COPIES = 3
+# vLLM's fused MoE kernel works in chunks of at most this many tokens (vllm/envs.py,
+# VLLM_FUSED_MOE_CHUNK_SIZE, default 32 x 1024).
+FUSED_MOE_CHUNK_TOKENS = 32 * 1024
+# Without intermediate_size the MLP is taken as 4 x hidden (GPT-2's ratio), above Llama's 3.5 x.
+DEFAULT_MLP_RATIO = 4
+# vLLM's KV-cache block size on CUDA (vllm/config/cache.py, CacheConfig.block_size default 16).
+KV_BLOCK_SIZE = 16
 
 
 def bytes_per_param(precision: Precision) -> Fraction:
@@ -64,26 +99,56 @@ def kv_cache_bytes_per_token(arch: Architecture, kv_dtype_bytes: int, tp: int) -
     vLLM counts one KV head per rank for MLA models ("When using MLA during decode it becomes
     MQA", ModelConfig.get_num_kv_heads), so every rank holds the whole latent cache.
     """
+    return arch.layers * _kv_bytes_per_layer(arch, kv_dtype_bytes, tp)
+
+
+def _kv_bytes_per_layer(arch: Architecture, kv_dtype_bytes: int, tp: int) -> int:
     if arch.mla is not None:
-        return arch.layers * (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim) * kv_dtype_bytes
-    return 2 * arch.layers * kv_heads_per_accelerator(arch, tp) * arch.head_dim * kv_dtype_bytes
+        return (arch.mla.kv_lora_rank + arch.mla.qk_rope_head_dim) * kv_dtype_bytes
+    return 2 * kv_heads_per_accelerator(arch, tp) * arch.head_dim * kv_dtype_bytes
+
+
+def sliding_window_bytes_per_token(arch: Architecture, kv_dtype_bytes: int, tp: int) -> int:
+    """The part of a token's KV bytes that sits in sliding-window layers (0 without them)."""
+    if arch.sliding_window is None:
+        return 0
+    return min(arch.sliding_window_layers, arch.layers) * _kv_bytes_per_layer(arch, kv_dtype_bytes, tp)
 
 
 class MemoryBreakdown(ApiModel):
     """How one accelerator's memory is spent, in bytes."""
 
-    total_bytes: int = Field(description="Memory the device reports.", ge=0)
+    total_bytes: int = Field(description="Memory the engine sees (torch.cuda.mem_get_info's total).", ge=0)
     usable_bytes: int = Field(
         description="The part the engine may use (gpuMemoryUtilization of the total).", ge=0
     )
     weights_bytes: int = Field(description="This accelerator's shard of the weights.", ge=0)
-    activations_bytes: int = Field(description="Peak activations of a forward pass.", ge=0)
-    runtime_overhead_bytes: int = Field(description="Runtime context and captured graphs.", ge=0)
+    activations_bytes: int = Field(
+        description="Torch peak of vLLM's profiling pass: the batched tokens' activations and the sampler.",
+        ge=0,
+    )
+    runtime_overhead_bytes: int = Field(
+        description="Memory outside torch's allocator: NCCL and custom all-reduce buffers, workspaces.",
+        ge=0,
+    )
+    cuda_graph_bytes: int = Field(
+        default=0,
+        description="Captured CUDA graphs, out of what gpuMemoryUtilization leaves, not the KV cache.",
+        ge=0,
+    )
     kv_cache_bytes: int = Field(description="What is left of the usable memory for KV-cache blocks.", ge=0)
     kv_cache_bytes_per_token: int = Field(
         description="KV-cache bytes one token takes on this accelerator.", ge=1
     )
-    kv_cache_tokens: int = Field(description="Tokens the KV cache holds.", ge=0)
+    kv_cache_tokens: int = Field(description="Tokens the KV cache holds, in whole blocks.", ge=0)
+    sliding_window_bytes_per_token: int = Field(
+        default=0,
+        description="The part of kvCacheBytesPerToken in sliding-window layers, which keep only the window.",
+        ge=0,
+    )
+    sliding_window: int | None = Field(
+        default=None, description="Tokens a sliding-window layer keeps for one sequence.", ge=1
+    )
     shortfall_bytes: int = Field(
         description=(
             "Bytes by which weights, activations and overhead exceed the usable memory; 0 when they fit."
@@ -96,9 +161,84 @@ class MemoryBreakdown(ApiModel):
         """Memory taken before the KV cache: weights, activations, and runtime overhead."""
         return self.weights_bytes + self.activations_bytes + self.runtime_overhead_bytes
 
+    def sequence_bytes(self, max_model_len: int) -> int:
+        """KV bytes one sequence of `max_model_len` tokens takes: every token in full-attention
+        layers, at most the window (plus the block being filled) in sliding-window layers."""
+        full = (self.kv_cache_bytes_per_token - self.sliding_window_bytes_per_token) * max_model_len
+        if self.sliding_window is None:
+            return full + self.sliding_window_bytes_per_token * max_model_len
+        kept = min(max_model_len, self.sliding_window + KV_BLOCK_SIZE)
+        return full + self.sliding_window_bytes_per_token * kept
+
     def full_length_sequences(self, max_model_len: int) -> int:
         """Sequences of `max_model_len` tokens the KV cache holds at once."""
-        return self.kv_cache_tokens // max_model_len
+        if self.sliding_window is None:
+            return self.kv_cache_tokens // max_model_len
+        return self.kv_cache_bytes // self.sequence_bytes(max_model_len)
+
+
+def device_total_bytes(accel: Accelerator, request: SizingRequest) -> int:
+    """The total vLLM multiplies by gpu_memory_utilization: torch.cuda.mem_get_info's, the
+    catalog's nvidia-smi figure less what the driver keeps (DRIVER_RESERVED_BYTES on NVIDIA)."""
+    reserved = request.device_reserved_bytes
+    if reserved is None:
+        reserved = DRIVER_RESERVED_BYTES if accel.vendor is Vendor.NVIDIA else 0
+    return max(0, accel.memory_bytes - reserved)
+
+
+def _mlp_width(arch: Architecture) -> int:
+    return arch.intermediate_size or DEFAULT_MLP_RATIO * arch.hidden_size
+
+
+def activation_peak_bytes(arch: Architecture, tp: int, max_num_batched_tokens: int, max_num_seqs: int) -> int:
+    """Torch's peak during vLLM's profiling pass on one tensor-parallel rank, in bytes.
+
+    The pass runs `max_num_batched_tokens` tokens through the model, so the widest layer per
+    rank matters, not the weights:
+      residual stream and layer input   2 x tokens x hidden
+      attention                         tokens x (2 x query + 2 x KV widths per rank)
+      dense MLP                         tokens x 3 x intermediate / tp (gate_up, then the product)
+      fused MoE, per chunk              tokens x top_k x (3 x expert_intermediate / tp + hidden),
+                                        plus the shared experts as a dense MLP
+    the wider of attention and MLP on top of the residual stream, then the sampler over
+    min(max_num_seqs, max_num_batched_tokens) requests: 16-bit logits plus SAMPLER_VOCAB_COPIES
+    float32 copies of requests x vocabulary.
+    """
+    tokens = max_num_batched_tokens
+    width = ACTIVATION_DTYPE_BYTES
+    hidden = arch.hidden_size
+    residual = 2 * tokens * hidden * width
+    q_heads = max(1, arch.attention_heads // tp)
+    kv_heads = kv_heads_per_accelerator(arch, tp)
+    attention = tokens * (2 * q_heads + 2 * kv_heads) * arch.head_dim * width
+    mlp = tokens * 3 * math.ceil(_mlp_width(arch) / tp) * width
+    if arch.moe is not None:
+        expert = arch.moe.expert_intermediate_size or _mlp_width(arch)
+        chunk = min(tokens, FUSED_MOE_CHUNK_TOKENS)
+        routed = chunk * arch.moe.experts_per_token * (3 * math.ceil(expert / tp) + hidden) * width
+        shared = tokens * 3 * math.ceil(arch.moe.shared_experts * expert / tp) * width
+        mlp = routed + shared
+    requests = min(max_num_seqs, tokens)
+    vocab = arch.vocab_size or 0
+    sampler = requests * vocab * (width + SAMPLER_VOCAB_COPIES * LOGITS_DTYPE_BYTES)
+    return residual + max(attention, mlp) + sampler
+
+
+def non_torch_bytes(tp: int) -> int:
+    """What vLLM's profile counts outside torch on each rank: NON_TORCH_BASE_BYTES, plus
+    NON_TORCH_PER_PEER_BYTES for every other rank of the tensor-parallel group (NCCL channel
+    buffers and the custom all-reduce's IPC buffers grow with the group)."""
+    return NON_TORCH_BASE_BYTES + (tp - 1) * NON_TORCH_PER_PEER_BYTES
+
+
+def cuda_graph_bytes(arch: Architecture) -> int:
+    """Memory the captured CUDA graphs keep, CUDA_GRAPH_BYTES_PER_LAYER per decoder layer."""
+    return arch.layers * CUDA_GRAPH_BYTES_PER_LAYER
+
+
+def kv_cache_tokens(kv_cache_bytes: int, per_token: int, block_size: int = KV_BLOCK_SIZE) -> int:
+    """Tokens the cache holds: whole blocks of `block_size` tokens (vLLM's num_blocks)."""
+    return (kv_cache_bytes // (per_token * block_size)) * block_size
 
 
 def memory_per_accelerator(
@@ -107,20 +247,35 @@ def memory_per_accelerator(
     """The memory of one accelerator in a tensor-parallel group of `tp` serving `arch`."""
     if tp < 1:
         raise ValueError(f"tensor parallel size must be at least 1, got {tp}")
-    usable = math.floor(accel.memory_bytes * request.gpu_memory_utilization)
+    total = device_total_bytes(accel, request)
+    usable = math.floor(total * request.gpu_memory_utilization)
     weights = math.ceil(weight_bytes(arch, request.precision) / tp)
-    activations = math.ceil(weights * request.activation_fraction)
-    reserved = weights + activations + request.runtime_overhead_bytes
+    activations = request.activation_bytes
+    if activations is None:
+        batched = request.max_num_batched_tokens or default_max_num_batched_tokens(accel)
+        seqs = request.max_num_seqs or default_max_num_seqs(accel)
+        activations = activation_peak_bytes(arch, tp, batched, seqs)
+    runtime = request.runtime_overhead_bytes
+    if runtime is None:
+        runtime = non_torch_bytes(tp)
+    graphs = request.cuda_graph_bytes
+    if graphs is None:
+        graphs = cuda_graph_bytes(arch)
+    reserved = weights + activations + runtime
     kv_cache = max(0, usable - reserved)
-    per_token = kv_cache_bytes_per_token(arch, kv_dtype_bytes(request.kv_cache_dtype), tp)
+    kv_bytes = kv_dtype_bytes(request.kv_cache_dtype)
+    per_token = kv_cache_bytes_per_token(arch, kv_bytes, tp)
     return MemoryBreakdown(
-        total_bytes=accel.memory_bytes,
+        total_bytes=total,
         usable_bytes=usable,
         weights_bytes=weights,
         activations_bytes=activations,
-        runtime_overhead_bytes=request.runtime_overhead_bytes,
+        runtime_overhead_bytes=runtime,
+        cuda_graph_bytes=graphs,
         kv_cache_bytes=kv_cache,
         kv_cache_bytes_per_token=per_token,
-        kv_cache_tokens=kv_cache // per_token,
+        kv_cache_tokens=kv_cache_tokens(kv_cache, per_token),
+        sliding_window_bytes_per_token=sliding_window_bytes_per_token(arch, kv_bytes, tp),
+        sliding_window=arch.sliding_window,
         shortfall_bytes=max(0, reserved - usable),
     )

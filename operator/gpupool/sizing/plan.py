@@ -178,7 +178,7 @@ def _advice(
     ]
     if smaller:
         advice.append(f"serve it in {_either([p.value for p in smaller])}")
-    one_sequence = request.max_model_len * memory.kv_cache_bytes_per_token
+    one_sequence = memory.sequence_bytes(request.max_model_len)
     needed = math.ceil((memory.reserved_bytes + one_sequence) / request.gpu_memory_utilization)
     advice.append(f"use accelerators with at least {_gib(needed)} of memory")
     advice.append("split it across nodes with pipeline parallelism, which gpupool does not plan")
@@ -207,7 +207,7 @@ def _does_not_fit_reason(
             f"{_gib(memory.shortfall_bytes)} short"
         )
     else:
-        one_sequence = request.max_model_len * memory.kv_cache_bytes_per_token
+        one_sequence = memory.sequence_bytes(request.max_model_len)
         problem = (
             f"at tensor parallel {tp}{ruled_out} the {_gib(memory.kv_cache_bytes)} left for KV "
             f"cache holds {memory.kv_cache_tokens:,} tokens but one sequence of "

@@ -9,9 +9,10 @@ from __future__ import annotations
 from pydantic import Field
 
 from gpupool.api.base import ApiModel
-from gpupool.catalog.types import KVCacheDtype, Precision
+from gpupool.catalog.types import Accelerator, KVCacheDtype, Precision
 
 GIB = 1024**3
+MIB = 1024**2
 
 # The weight format most open checkpoints ship in (torch_dtype of the catalog's config.json files).
 DEFAULT_PRECISION = Precision.BF16
@@ -29,11 +30,52 @@ DEFAULT_HEADROOM = 0.2
 # vLLM's --gpu-memory-utilization default.
 DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 
-# DOMAIN §2: activations take ~10-20% of the weights; the middle of that range.
-DEFAULT_ACTIVATION_FRACTION = 0.15
+# What torch.cuda.mem_get_info reports as total (vLLM's base for gpu_memory_utilization) is less
+# than nvidia-smi's memory.total by what the driver keeps: an H100 80GB HBM3 shows 81,559 MiB in
+# nvidia-smi and "total_gpu_memory (79.19GiB)" (81,091 MiB) in vLLM's profile, 468 MiB less; an
+# RTX 4090 at gpu_memory_utilization 0.98 gets 23.08 GiB, 0.98 x 23.55 GiB (24,115 MiB of its
+# 24,564 MiB, 449 MiB less; https://github.com/vllm-project/vllm/issues/13061).
+DRIVER_RESERVED_BYTES = 468 * MIB
 
-# DOMAIN §2: ~1-2 GiB per accelerator for the CUDA (or CANN) context and CUDA graphs.
-DEFAULT_RUNTIME_OVERHEAD_BYTES = 3 * GIB // 2
+# vLLM's profile counts memory allocated outside torch during the pass (non_torch_increase in
+# vllm/utils memory profiling): cuBLAS/cuDNN workspaces on one GPU, NCCL channel buffers and the
+# custom all-reduce's registered buffers with tensor parallelism. Published profiles show 0.05 to
+# 0.35 GiB on one GPU ("non_torch_memory takes 0.25GiB" at TP 2 on RTX 4090s, issue 13061;
+# "non_torch_memory=0.35GiB" on one RTX 3090, https://github.com/vllm-project/vllm/issues/10517).
+NON_TORCH_BASE_BYTES = 256 * MIB
+# NCCL allocates per-peer channel buffers (NCCL_BUFFSIZE, 4 MiB, per channel and peer) and the
+# custom all-reduce an 8 MiB buffer per peer (vllm/distributed/device_communicators/
+# custom_all_reduce.py, max_size), so the increase grows with the group.
+NON_TORCH_PER_PEER_BYTES = 128 * MIB
+
+# CUDA graphs captured for the decode batch sizes keep their memory pools: vLLM logs
+# "Graph capturing finished in 19 secs, took 0.18 GiB" for a 28-layer 1.5B model and 0.5-0.6 GiB
+# for 32-layer 7-8B models, so about 16 MiB per decoder layer.
+CUDA_GRAPH_BYTES_PER_LAYER = 16 * MIB
+
+# vLLM's scheduler defaults for `vllm serve` (vllm/engine/arg_utils.py,
+# EngineArgs.get_batch_defaults, usage context OPENAI_API_SERVER): on devices of at least
+# 70 GiB that are not A100s, 8192 batched tokens and 1024 sequences; otherwise 2048 and 256.
+VLLM_LARGE_DEVICE_BYTES = 70 * GIB
+VLLM_LARGE_MAX_NUM_BATCHED_TOKENS = 8192
+VLLM_LARGE_MAX_NUM_SEQS = 1024
+VLLM_MAX_NUM_BATCHED_TOKENS = 2048
+VLLM_MAX_NUM_SEQS = 256
+
+
+def _large_device(accel: Accelerator) -> bool:
+    return accel.memory_bytes >= VLLM_LARGE_DEVICE_BYTES and "a100" not in accel.name.lower()
+
+
+def default_max_num_batched_tokens(accel: Accelerator) -> int:
+    """vLLM's default --max-num-batched-tokens on `accel` (see VLLM_LARGE_DEVICE_BYTES)."""
+    return VLLM_LARGE_MAX_NUM_BATCHED_TOKENS if _large_device(accel) else VLLM_MAX_NUM_BATCHED_TOKENS
+
+
+def default_max_num_seqs(accel: Accelerator) -> int:
+    """vLLM's default --max-num-seqs on `accel` (see VLLM_LARGE_DEVICE_BYTES)."""
+    return VLLM_LARGE_MAX_NUM_SEQS if _large_device(accel) else VLLM_MAX_NUM_SEQS
+
 
 # A planning assumption for chat answers, longer than the 128 output tokens of vLLM's random
 # benchmark dataset; set it from your own traffic (vllm:generation_tokens_total / requests).
@@ -102,15 +144,49 @@ class SizingRequest(ApiModel):
         gt=0,
         le=1,
     )
-    activation_fraction: float = Field(
-        default=DEFAULT_ACTIVATION_FRACTION,
-        description="Peak activation memory as a fraction of the weight shard.",
-        ge=0,
-        le=1,
+    max_num_batched_tokens: int | None = Field(
+        default=None,
+        description=(
+            "vLLM's --max-num-batched-tokens: tokens of one scheduler step and of the profiling "
+            "pass; unset means vLLM's default for the accelerator (8192 on 70 GiB and larger "
+            "non-A100 devices, else 2048)."
+        ),
+        ge=1,
     )
-    runtime_overhead_bytes: int = Field(
-        default=DEFAULT_RUNTIME_OVERHEAD_BYTES,
-        description="Per-accelerator bytes for the runtime context and captured graphs.",
+    max_num_seqs: int | None = Field(
+        default=None,
+        description=(
+            "vLLM's --max-num-seqs: sequences of one step and of the sampler's profiling run; "
+            "unset means vLLM's default (1024 on 70 GiB and larger non-A100 devices, else 256)."
+        ),
+        ge=1,
+    )
+    tensor_parallel: int | None = Field(
+        default=None,
+        description="Force this tensor-parallel size instead of choosing the smallest that fits.",
+        ge=1,
+    )
+    activation_bytes: int | None = Field(
+        default=None,
+        description="Override the profiling pass's activation peak per accelerator, in bytes.",
+        ge=0,
+    )
+    runtime_overhead_bytes: int | None = Field(
+        default=None,
+        description="Override the non-torch memory per accelerator (NCCL, workspaces), in bytes.",
+        ge=0,
+    )
+    cuda_graph_bytes: int | None = Field(
+        default=None,
+        description="Override the CUDA-graph memory per accelerator, in bytes.",
+        ge=0,
+    )
+    device_reserved_bytes: int | None = Field(
+        default=None,
+        description=(
+            "Memory the driver keeps out of the engine's total; unset means "
+            "DRIVER_RESERVED_BYTES on NVIDIA and 0 on Ascend."
+        ),
         ge=0,
     )
     mean_output_tokens: int = Field(

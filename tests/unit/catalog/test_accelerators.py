@@ -25,8 +25,17 @@ def test_catalog_holds_every_accelerator_of_the_domain_brief() -> None:
         "L4-24GB",
         "RTX4090-24GB",
         "RTX5090-32GB",
+        "H800-80GB",
+        "H20-96GB",
+        "H200-NVL-141GB",
+        "B200-180GB",
+        "GB200-186GB",
+        "L20-48GB",
+        "RTXPRO6000-96GB",
         "Ascend910B",
         "Ascend910B4",
+        "Ascend910C",
+        "Atlas300IDuo-48GB",
     ]
 
 
@@ -49,6 +58,13 @@ def test_names_and_product_labels_are_unique() -> None:
         ("L4-24GB", 23_034, 300),
         ("RTX4090-24GB", 24_564, 1_008),
         ("RTX5090-32GB", 32_607, 1_792),
+        ("H800-80GB", 81_559, 3_350),
+        ("H20-96GB", 97_871, 4_000),
+        ("H200-NVL-141GB", 143_771, 4_800),
+        ("B200-180GB", 183_359, 8_000),
+        ("GB200-186GB", 189_471, 8_000),
+        ("L20-48GB", 46_068, 864),
+        ("RTXPRO6000-96GB", 97_887, 1_792),
     ],
 )
 def test_nvidia_figures(name: str, mib: int, bandwidth_gb_s: int) -> None:
@@ -82,7 +98,8 @@ def test_ascend_serves_int8_and_uses_its_own_resource_and_label() -> None:
         assert Precision.INT8 in accel.supported_precisions
         assert accel.resource_name == "huawei.com/Ascend910"
         assert accel.product_label_key == "node.kubernetes.io/npu.chip.name"
-    assert get_accelerator("Ascend910B").memory_bytes == 64 * 10**9
+    # npu-smi: "HBM-Usage(MB) ... / 65536" per 910B, 64 GiB.
+    assert get_accelerator("Ascend910B").memory_bytes == 65_536 * MIB
     assert get_accelerator("Ascend910B4").memory_bytes == 32 * 10**9
     # No published bandwidth for the 910B4: plans ask for a measured QPS instead.
     assert get_accelerator("Ascend910B4").memory_bandwidth_bytes_per_second is None
@@ -122,3 +139,27 @@ def test_unknown_name_lists_close_matches_and_every_known_name() -> None:
 def test_unknown_name_without_look_alikes_still_lists_the_catalog() -> None:
     with pytest.raises(UnknownAcceleratorError, match=r"Known accelerators: .*Ascend910B4"):
         get_accelerator("tpu-v5e")
+
+
+def test_blackwell_serves_fp4_and_hopper_does_not() -> None:
+    for name in ("B200-180GB", "GB200-186GB", "RTXPRO6000-96GB"):
+        assert Precision.FP4 in get_accelerator(name).supported_precisions
+    for name in ("H100-80GB", "H200-141GB", "H20-96GB", "L20-48GB"):
+        assert Precision.FP4 not in get_accelerator(name).supported_precisions
+
+
+def test_gb200_is_one_nvlink_domain_of_72() -> None:
+    assert get_accelerator("GB200-186GB").scale_up_domain == 72
+
+
+def test_new_ascend_devices() -> None:
+    a3 = get_accelerator("910C")
+    assert a3.name == "Ascend910C"
+    # Each 910C die is one NPU of 65,536 MB; an Atlas 800 A3 node has 16.
+    assert a3.memory_bytes == 65_536 * MIB
+    assert a3.scale_up_domain == 16
+    duo = get_accelerator("atlas-300i-duo")
+    assert duo.resource_name == "huawei.com/Ascend310P"
+    # The 310P has no bf16: vllm-ascend serves it in float16 or W8A8.
+    assert Precision.BF16 not in duo.supported_precisions
+    assert duo.supported_precisions == (Precision.FP16, Precision.INT8)

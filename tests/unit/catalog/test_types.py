@@ -109,7 +109,7 @@ class TestAccelerator:
 
 def test_enum_values_are_the_documented_strings() -> None:
     assert [v.value for v in Vendor] == ["nvidia", "ascend"]
-    assert [p.value for p in Precision] == ["bf16", "fp16", "fp8", "int8", "int4"]
+    assert [p.value for p in Precision] == ["bf16", "fp16", "fp8", "int8", "int4", "fp4"]
     assert [k.value for k in KVCacheDtype] == ["auto", "fp16", "bf16", "fp8"]
 
 

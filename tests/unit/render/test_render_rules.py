@@ -105,7 +105,8 @@ def test_rendered_resources_follow_the_rule() -> None:
     resources = container(render("qwen2.5-72b-vllm-nvidia.yaml"))["resources"]["requests"]
     assert resources == {"cpu": "40", "memory": "384Gi", "nvidia.com/gpu": "4"}
     resources = container(render("qwen2.5-7b-vllm-ascend.yaml"))["resources"]["requests"]
-    assert resources == {"cpu": "10", "memory": "76Gi", "huawei.com/Ascend910": "1"}
+    # 64 GiB of device memory (npu-smi: 65,536 MB) and 16 GiB on top.
+    assert resources == {"cpu": "10", "memory": "80Gi", "huawei.com/Ascend910": "1"}
 
 
 @pytest.mark.parametrize("file", ALL_SAMPLES)

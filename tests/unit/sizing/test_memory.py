@@ -99,34 +99,71 @@ class TestMemoryPerAccelerator:
         h100 = get_accelerator("H100-80GB")
         request = SizingRequest(max_model_len=8192, peak_qps=1)
         memory = memory_per_accelerator(get_model("llama-3.1-70b").architecture, h100, request, 4)
-        # total: 81,559 MiB = 85,520,809,984 B; usable: x 0.9, floored = 76,968,728,985 B
-        assert memory.total_bytes == 85_520_809_984
-        assert memory.usable_bytes == 76_968_728_985
+        # total: 81,559 MiB less the driver's 468 MiB = 81,091 MiB = 85,030,076,416 B;
+        # usable: x 0.9, floored = 76,527,068,774 B
+        assert memory.total_bytes == 85_030_076_416
+        assert memory.usable_bytes == 76_527_068_774
         # weights: 70,553,706,496 x 2 B / 4 = 35,276,853,248 B (32.9 GiB)
         assert memory.weights_bytes == 35_276_853_248
-        # activations: 15% of the shard = 5,291,527,987.2 -> 5,291,527,988 B (4.9 GiB)
-        assert memory.activations_bytes == 5_291_527_988
-        # runtime overhead: 1.5 GiB = 1,610,612,736 B
-        assert memory.runtime_overhead_bytes == 1_610_612_736
-        # KV cache: 76,968,728,985 - 42,178,993,972 = 34,789,735,013 B (32.4 GiB)
-        assert memory.kv_cache_bytes == 34_789_735_013
-        # per token per rank: 2 x 80 x (8 / 4) x 128 x 2 = 81,920 B -> 424,679 tokens
+        # profiling pass on an H100: 8,192 tokens, 1,024 sequences (vLLM's defaults there)
+        #   residual stream  2 x 8,192 x 8,192 x 2 B              =   268,435,456
+        #   MLP per rank     3 x 8,192 x (28,672 / 4) x 2 B       =   352,321,536
+        #   sampler          1,024 x 128,256 x (2 + 3 x 4) B      = 1,838,678,016
+        assert memory.activations_bytes == 2_459_435_008
+        # non-torch: 256 MiB + 3 peers x 128 MiB = 640 MiB
+        assert memory.runtime_overhead_bytes == 671_088_640
+        # KV: 76,527,068,774 - 38,407,376,896 = 38,119,691,878 B (35.5 GiB)
+        assert memory.kv_cache_bytes == 38_119_691_878
+        # per token per rank: 2 x 80 x (8 / 4) x 128 x 2 = 81,920 B; blocks of 16 tokens:
+        # 38,119,691,878 // (81,920 x 16) = 29,083 blocks = 465,328 tokens
         assert memory.kv_cache_bytes_per_token == 81_920
-        assert memory.kv_cache_tokens == 424_679
-        # 424,679 / 8,192 = 51.8 -> 51 full-length sequences
-        assert memory.full_length_sequences(8192) == 51
+        assert memory.kv_cache_tokens == 465_328
+        # 465,328 / 8,192 = 56.8 -> 56 full-length sequences
+        assert memory.full_length_sequences(8192) == 56
         assert memory.shortfall_bytes == 0
+        # CUDA graphs: 80 layers x 16 MiB, outside the KV budget
+        assert memory.cuda_graph_bytes == 80 * 16 * 1024**2
 
-    def test_llama_70b_bf16_on_h100_at_tp2_is_short(self) -> None:
+    def test_llama_70b_bf16_on_two_h100_leaves_two_sequences(self) -> None:
         h100 = get_accelerator("H100-80GB")
         request = SizingRequest(max_model_len=8192, peak_qps=1)
         memory = memory_per_accelerator(get_model("llama-3.1-70b").architecture, h100, request, 2)
-        # 70,553,706,496 + 10,583,055,975 + 1,610,612,736 = 82,747,375,207 B needed,
-        # 76,968,728,985 B usable: 5,778,646,222 B short, nothing left for KV
-        assert memory.reserved_bytes == 82_747_375_207
-        assert memory.shortfall_bytes == 5_778_646_222
-        assert memory.kv_cache_bytes == 0
-        assert memory.kv_cache_tokens == 0
+        # 70,553,706,496 (weights) + 2,811,756,544 (activations) + 402,653,184 (non-torch)
+        # = 73,768,116,224 B of 76,527,068,774 usable: 2,758,952,550 B of KV cache,
+        # 163,840 B a token at 4 KV heads per rank: 1,052 blocks = 16,832 tokens.
+        assert memory.reserved_bytes == 73_768_116_224
+        assert memory.shortfall_bytes == 0
+        assert memory.kv_cache_bytes == 2_758_952_550
+        assert memory.kv_cache_tokens == 16_832
+        assert memory.full_length_sequences(8192) == 2
+
+    def test_overrides_replace_the_modelled_terms(self) -> None:
+        h100 = get_accelerator("H100-80GB")
+        request = SizingRequest(
+            max_model_len=8192,
+            peak_qps=1,
+            activation_bytes=GIB,
+            runtime_overhead_bytes=GIB // 2,
+            cuda_graph_bytes=0,
+            device_reserved_bytes=0,
+        )
+        memory = memory_per_accelerator(get_model("llama-3.1-70b").architecture, h100, request, 4)
+        assert memory.total_bytes == 81_559 * 1024**2
+        assert memory.activations_bytes == GIB
+        assert memory.runtime_overhead_bytes == GIB // 2
+        assert memory.cuda_graph_bytes == 0
+
+    def test_more_batched_tokens_need_more_activation_memory(self) -> None:
+        h100 = get_accelerator("H100-80GB")
+        arch = get_model("llama-3.1-8b").architecture
+        small, large = (
+            memory_per_accelerator(
+                arch, h100, SizingRequest(max_model_len=8192, peak_qps=1, max_num_batched_tokens=n), 1
+            )
+            for n in (2048, 16384)
+        )
+        assert small.activations_bytes < large.activations_bytes
+        assert small.kv_cache_tokens > large.kv_cache_tokens
 
     def test_rejects_a_tensor_parallel_size_below_one(self) -> None:
         request = SizingRequest(max_model_len=8192, peak_qps=1)
@@ -140,20 +177,20 @@ class TestMemoryPerAccelerator:
     accel=st.sampled_from(list(ACCELERATORS.values())),
     tp=st.sampled_from((1, 2, 4, 8)),
     utilization=st.floats(min_value=0.5, max_value=1.0),
-    activation_fraction=st.floats(min_value=0.0, max_value=0.3),
+    batched=st.integers(min_value=256, max_value=32768),
 )
 def test_parts_add_up_to_usable_memory_when_they_fit(
     model: CatalogModel,
     accel: Accelerator,
     tp: int,
     utilization: float,
-    activation_fraction: float,
+    batched: int,
 ) -> None:
     request = SizingRequest(
         max_model_len=4096,
         peak_qps=1,
         gpu_memory_utilization=utilization,
-        activation_fraction=activation_fraction,
+        max_num_batched_tokens=batched,
     )
     memory = memory_per_accelerator(model.architecture, accel, request, tp)
     parts = memory.weights_bytes + memory.activations_bytes + memory.runtime_overhead_bytes

@@ -44,48 +44,49 @@ class TestFits:
         assert plan.cost_per_hour == 40.0
         assert plan.qps_per_instance == 2.5
         assert plan.qps_per_instance_source is QpsSource.MEASURED
-        assert plan.max_concurrent_sequences == 51
+        assert plan.max_concurrent_sequences == 56
         # 141.1 GB / 400 MB/s = 353 s + 60 s
         assert plan.load_time_seconds == 413
         assert "fits H100-80GB at tensor parallel 4" in plan.reason
         assert "32.9 GiB of weights" in plan.reason
-        assert "51 sequences of 8,192 tokens (target 8)" in plan.reason
+        assert "56 sequences of 8,192 tokens (target 8)" in plan.reason
         assert "5 instances of 4 accelerators on 3 nodes" in plan.reason
 
     def test_estimated_qps_is_marked(self) -> None:
         plan = _plan("llama-3.1-70b", "H100-80GB")
         assert plan.qps_per_instance_source is QpsSource.ESTIMATED
-        assert plan.qps_per_instance == pytest.approx(12.74, abs=0.01)
-        # 10 x 1.2 / 12.74 = 0.94 -> 1 instance
+        assert plan.qps_per_instance == pytest.approx(13.55, abs=0.01)
+        # 10 x 1.2 / 13.55 = 0.89 -> 1 instance
         assert plan.instances == 1
         assert "1 instance of 4 accelerators on 1 node serves" in plan.reason
         assert "estimated from memory bandwidth" in plan.reason
         assert plan.cost_per_hour is None
 
     def test_405b_fp8_on_h200_long_context_needs_tp8(self) -> None:
-        # At 131,072 tokens: TP 4 (94.5 GiB of fp8 weights per H200) leaves 16.2 GiB of KV,
-        # 134,749 tokens at 129,024 B each: one sequence, short of 8. TP 8 (47.2 GiB) leaves
-        # 70.5 GiB, 1,173,848 tokens at 64,512 B: 8 sequences.
+        # At 131,072 tokens: TP 4 (94.5 GiB of fp8 weights per H200) leaves 28.0 GiB of KV,
+        # one sequence at 129,024 B a token, short of 8. TP 8 (47.2 GiB) leaves 75.1 GiB at
+        # 64,512 B a token: 9 sequences.
         plan = _plan("llama-3.1-405b", "H200-141GB", precision="fp8", max_model_len=131_072)
         assert plan.fits
         assert plan.tensor_parallel == 8
-        assert plan.max_concurrent_sequences == 8
+        assert plan.max_concurrent_sequences == 9
         assert plan.instances_per_node == 1
 
     def test_405b_fp8_on_h200_short_context_fits_tp4(self) -> None:
-        # At 8,192 tokens the same 134,749 tokens of TP 4 hold 16 sequences >= 8.
+        # At 8,192 tokens the 28.0 GiB of KV of TP 4 hold 28 sequences >= 8.
         plan = _plan("llama-3.1-405b", "H200-141GB", precision="fp8")
         assert plan.tensor_parallel == 4
-        assert plan.max_concurrent_sequences == 16
+        assert plan.max_concurrent_sequences == 28
 
     def test_deepseek_v3_fp8_on_h200(self) -> None:
-        # 671.0e9 B / 8 = 78.1 GiB weights + 11.7 GiB activations + 1.5 GiB per H200, 35.0 GiB
-        # of latent KV at 70,272 B a token (replicated on every rank): 16 sequences of 32,768.
+        # 671.0e9 B / 8 = 78.1 GiB weights + 2.9 GiB activations + 1.1 GiB per H200 leave
+        # 43.8 GiB of latent KV at 70,272 B a token (replicated on every rank): 20 sequences
+        # of 32,768 tokens.
         plan = _plan("deepseek-v3", "H200-141GB", precision="fp8", max_model_len=32_768)
         assert plan.fits
         assert plan.tensor_parallel == 8
         assert plan.memory_per_accelerator.kv_cache_bytes_per_token == 70_272
-        assert plan.max_concurrent_sequences == 16
+        assert plan.max_concurrent_sequences == 20
 
     def test_ascend_with_measured_qps(self) -> None:
         plan = _plan("qwen2.5-7b", "Ascend910B4", precision="int8", qps_per_instance=4.0)
@@ -99,44 +100,44 @@ class TestDoesNotFit:
         assert not plan.fits
         assert (plan.instances, plan.nodes, plan.accelerators) == (0, 0, 0)
         assert plan.tensor_parallel == 8
-        # per H100 at TP 8: 811.7e9 B / 8 = 94.5 GiB weights + 14.2 GiB activations + 1.5 GiB
-        # = 110.2 GiB against 0.9 x 79.6 = 71.7 GiB usable: 38.5 GiB short
-        for figure in ("94.5 GiB", "14.2 GiB", "110.2 GiB", "71.7 GiB", "38.5 GiB short"):
+        # per H100 at TP 8: 811.7e9 B / 8 = 94.5 GiB weights + 2.5 GiB activations + 1.1 GiB
+        # non-torch = 98.1 GiB against 0.9 x 79.2 = 71.3 GiB usable: 26.9 GiB short
+        for figure in ("94.5 GiB", "2.5 GiB", "98.1 GiB", "71.3 GiB", "26.9 GiB short"):
             assert figure in plan.reason
         # fp8 (47.2 GiB a GPU) and int4 fit, so the reason says so; then bigger hardware,
         # then pipeline parallelism.
         assert "serve it in fp8, int8 or int4" in plan.reason
-        assert "at least 123.0 GiB of memory" in plan.reason
+        assert "at least 109.6 GiB of memory" in plan.reason
         assert "pipeline parallelism" in plan.reason
         assert plan.qps_per_instance is None
         assert plan.cost_per_hour is None
 
     def test_context_too_long_says_how_short_it_must_be(self) -> None:
-        # Llama-3.1-8B on one L4: 21,737,609,625 B usable (0.9 x 23,034 MiB) - 16,060,522,496
-        # weights - 2,409,078,375 activations - 1,610,612,736 overhead = 1,657,396,018 B of KV
-        # (1.5 GiB), / 131,072 B a token = 12,644 tokens; one 131,072-token sequence needs
+        # Llama-3.1-8B on one L4: 0.9 x (23,034 - 468) MiB usable, less 15.0 GiB of weights,
+        # 0.6 GiB of activations (2,048 tokens, 256 sequences) and 0.25 GiB of non-torch memory,
+        # leaves 4.0 GiB of KV: 32,784 tokens at 131,072 B; one 131,072-token sequence needs
         # 131,072 x 131,072 B = 16.0 GiB.
         plan = _plan("llama-3.1-8b", "L4-24GB", max_model_len=131_072, accelerators_per_node=1)
         assert not plan.fits
-        assert plan.memory_per_accelerator.kv_cache_tokens == 12_644
+        assert plan.memory_per_accelerator.kv_cache_tokens == 32_784
         assert "one sequence of 131,072 tokens needs 16.0 GiB" in plan.reason
-        assert "lower maxModelLen to 12,644 tokens or fewer" in plan.reason
+        assert "lower maxModelLen to 32,784 tokens or fewer" in plan.reason
         assert "(a node has only 1 accelerator)" in plan.reason
-        # Two L4s would start it: 7.5 GiB shards leave 10.1 GiB of KV, 166,201 tokens at
-        # 65,536 B per rank, one full sequence; so the smallest node that would do is named.
+        # Two L4s would start it: 7.5 GiB shards leave room for one full sequence at 65,536 B a
+        # token per rank, so the smallest node that would do is named.
         assert "use nodes of 2 accelerators (tensor parallel 2)" in plan.reason
 
     def test_fp8_kv_cache_is_suggested_when_it_helps(self) -> None:
-        # One L4, 16,384 tokens: bf16 KV holds 12,644 tokens; fp8 KV twice that, 25,289.
-        plan = _plan("llama-3.1-8b", "L4-24GB", max_model_len=16_384, accelerators_per_node=1)
+        # One L4, 65,536 tokens: bf16 KV holds 32,784 tokens; fp8 KV twice that, 65,568.
+        plan = _plan("llama-3.1-8b", "L4-24GB", max_model_len=65_536, accelerators_per_node=1)
         assert not plan.fits
         assert "use an fp8 KV cache" in plan.reason
 
     def test_head_divisibility_is_named_when_it_stops_a_wider_group(self) -> None:
-        # A 6 GiB accelerator: Qwen2.5-7B at TP 4 needs 3.5 + 0.5 + 1.5 GiB > 5.4 GiB usable,
+        # A 4 GiB accelerator: Qwen2.5-7B at TP 4 needs 3.5 + 0.6 + 0.6 GiB > 3.2 GiB usable,
         # and TP 8 is impossible because 28 heads do not divide by 8.
         small = get_accelerator("L4-24GB").model_copy(
-            update={"name": "Small-6GB", "memory_bytes": 6 * 1024**3}
+            update={"name": "Small-4GB", "memory_bytes": 4 * 1024**3}
         )
         plan = plan_deployment(
             get_model("qwen2.5-7b").architecture,
@@ -192,9 +193,10 @@ class TestCompare:
             SizingRequest(max_model_len=8192, peak_qps=10),
         )
         assert [p.accelerator for p in plans] == list(self.NAMES)
-        # H200 halves the group: TP 2 leaves 49.3 GiB of KV per GPU. L40S at TP 4 leaves
-        # 40.5 - 32.9 - 4.9 - 1.5 = 1.2 GiB, one sequence short of 8, so TP 8 (64 sequences).
-        assert [p.tensor_parallel for p in plans] == [4, 2, 4, 8]
+        # H200 halves the group: TP 2 holds 45 sequences. L40S at TP 4 leaves 6.0 GiB of KV,
+        # 9 sequences of 8,192 tokens, so TP 4 there too (NVIDIA NIM's L40S profile for
+        # Llama-3.1-70B is also TP 4).
+        assert [p.tensor_parallel for p in plans] == [4, 2, 4, 4]
         assert all(p.fits for p in plans)
 
     def test_a_request_per_accelerator(self) -> None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
+from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.types import KVCacheDtype, Precision
 from gpupool.sizing import SizingRequest
 from gpupool.sizing.request import (
-    DEFAULT_ACTIVATION_FRACTION,
     DEFAULT_GPU_MEMORY_UTILIZATION,
     DEFAULT_HEADROOM,
-    DEFAULT_RUNTIME_OVERHEAD_BYTES,
+    default_max_num_batched_tokens,
+    default_max_num_seqs,
 )
 
 
@@ -21,9 +22,12 @@ def test_defaults_are_the_named_constants() -> None:
     assert request.kv_cache_dtype is KVCacheDtype.AUTO
     assert request.headroom == DEFAULT_HEADROOM == 0.2
     assert request.gpu_memory_utilization == DEFAULT_GPU_MEMORY_UTILIZATION == 0.9
-    assert request.activation_fraction == DEFAULT_ACTIVATION_FRACTION == 0.15
-    # 1.5 GiB
-    assert request.runtime_overhead_bytes == DEFAULT_RUNTIME_OVERHEAD_BYTES == 1_610_612_736
+    # Unset engine terms mean vLLM's own defaults and gpupool's modelled memory terms.
+    assert request.max_num_batched_tokens is None
+    assert request.max_num_seqs is None
+    assert request.tensor_parallel is None
+    assert request.activation_bytes is None
+    assert request.runtime_overhead_bytes is None
     assert request.concurrency == 8
     assert request.accelerators_per_node == 8
     assert request.qps_per_instance is None
@@ -58,3 +62,21 @@ def test_rejects_out_of_range_or_unknown_fields(bad: dict[str, object]) -> None:
 def test_every_field_has_a_description() -> None:
     properties = SizingRequest.model_json_schema(by_alias=True)["properties"]
     assert [name for name, schema in properties.items() if not schema.get("description")] == []
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "batched", "seqs"),
+    [
+        # vllm/engine/arg_utils.py get_batch_defaults: >= 70 GiB and not an A100 -> 8192 / 1024.
+        ("H100-80GB", 8192, 1024),
+        ("H200-141GB", 8192, 1024),
+        ("B200-180GB", 8192, 1024),
+        ("A100-80GB", 2048, 256),
+        ("L40S-48GB", 2048, 256),
+        ("RTX4090-24GB", 2048, 256),
+    ],
+)
+def test_vllm_scheduler_defaults_follow_the_device(accelerator: str, batched: int, seqs: int) -> None:
+    accel = get_accelerator(accelerator)
+    assert default_max_num_batched_tokens(accel) == batched
+    assert default_max_num_seqs(accel) == seqs
