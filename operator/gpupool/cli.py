@@ -21,7 +21,7 @@ from gpupool.api.crd import all_crds
 from gpupool.api.v1alpha1 import DEFAULT_MAX_MODEL_LEN, InferencePool, ModelDeployment
 from gpupool.catalog.accelerators import ACCELERATORS, get_accelerator
 from gpupool.catalog.models import MODELS, architecture_from_hf_config, get_model
-from gpupool.catalog.types import Architecture, Precision
+from gpupool.catalog.types import Architecture, KVCacheDtype, Precision
 from gpupool.manifests import load_documents, parse_object
 from gpupool.render import render_model_deployment
 from gpupool.services.modeldeployment import (
@@ -33,7 +33,7 @@ from gpupool.services.modeldeployment import (
 )
 from gpupool.simulate.cli import register as register_simulate
 from gpupool.sizing import Plan, SizingRequest, plan_deployment
-from gpupool.sizing.request import DEFAULT_CONCURRENCY, DEFAULT_HEADROOM
+from gpupool.sizing.request import DEFAULT_CONCURRENCY, DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_HEADROOM
 
 EXIT_USAGE = 2
 
@@ -94,6 +94,11 @@ def plan_command(args: argparse.Namespace) -> int:
             qps_per_instance=args.qps_per_instance,
             headroom=args.headroom,
             price_per_accelerator_hour=prices.get(accelerator.name),
+            gpu_memory_utilization=args.gpu_memory_utilization,
+            kv_cache_dtype=KVCacheDtype(args.kv_cache_dtype),
+            tensor_parallel=args.tensor_parallel,
+            max_num_batched_tokens=args.max_num_batched_tokens,
+            max_num_seqs=args.max_num_seqs,
         )
         try:
             plans.append(plan_deployment(arch, accelerator, request, model_name=model_name))
@@ -340,6 +345,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="capacity above peak, as a fraction",
     )
     plan.add_argument("--accelerators-per-node", type=int, default=8)
+    plan.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=DEFAULT_GPU_MEMORY_UTILIZATION,
+        help="fraction of each accelerator's memory vLLM may use (vLLM's default 0.9)",
+    )
+    plan.add_argument("--kv-cache-dtype", default="auto", choices=[k.value for k in KVCacheDtype])
+    plan.add_argument(
+        "--tensor-parallel",
+        type=int,
+        default=None,
+        metavar="N",
+        help="force this tensor-parallel size (the plan says why when it cannot work)",
+    )
+    plan.add_argument(
+        "--max-num-batched-tokens",
+        type=int,
+        default=None,
+        help="vLLM's --max-num-batched-tokens (default: vLLM's for the accelerator)",
+    )
+    plan.add_argument(
+        "--max-num-seqs", type=int, default=None, help="vLLM's --max-num-seqs (default: vLLM's)"
+    )
     plan.add_argument("--price", action="append", default=[], metavar="ACC=PRICE", help="hourly price")
     plan.add_argument("-o", "--output", choices=["table", "json"], default="table")
     plan.set_defaults(func=plan_command)

@@ -443,6 +443,32 @@ class EngineSpec(ApiModel):
         description="Extra engine arguments, appended after the ones gpupool derives from the plan.",
         json_schema_extra=atomic_list(),
     )
+    gpu_memory_utilization: float = Field(
+        default=0.9,
+        gt=0,
+        le=1,
+        description="vLLM's --gpu-memory-utilization: the share of each accelerator's memory the "
+        "engine may use; the plan is sized with it and the engine is started with it.",
+    )
+    max_num_batched_tokens: int | None = Field(
+        default=None,
+        ge=1,
+        description="vLLM's --max-num-batched-tokens; unset means vLLM's default for the "
+        "accelerator (8192 on 70 GiB and larger devices other than A100, else 2048).",
+    )
+    max_num_seqs: int | None = Field(
+        default=None,
+        ge=1,
+        description="vLLM's --max-num-seqs; unset means vLLM's default for the accelerator "
+        "(1024 on 70 GiB and larger devices other than A100, else 256).",
+    )
+    tensor_parallel: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Force this tensor-parallel size instead of the smallest that fits; the "
+        "model's status says why when it cannot work.",
+    )
 
 
 class TrafficSpec(ApiModel):

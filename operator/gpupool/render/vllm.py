@@ -100,8 +100,17 @@ def engine_options(
     precision: Precision,
     kv: KVCacheDtype,
     vendor: Vendor,
+    max_num_batched_tokens: int | None = None,
+    max_num_seqs: int | None = None,
+    expert_parallel: bool = False,
+    data_parallel: int | None = None,
 ) -> dict[str, EngineOptionValue]:
-    """vLLM engine arguments, keyed by their engine-argument names, in a fixed order."""
+    """vLLM engine arguments, keyed by their engine-argument names, in a fixed order.
+
+    The scheduler limits are the ones the plan was sized with, so vLLM's profiling pass sees
+    the same batch the memory model assumed; expert and data parallelism appear when the plan
+    uses them (vLLM's --enable-expert-parallel and --data-parallel-size).
+    """
     options: dict[str, EngineOptionValue] = {"model": weights.model}
     if weights.revision is not None:
         # The tokenizer is read from the same repository; pin it to the same revision.
@@ -110,6 +119,14 @@ def engine_options(
     options["tensor_parallel_size"] = tensor_parallel
     options["max_model_len"] = max_model_len
     options["gpu_memory_utilization"] = gpu_memory_utilization
+    if max_num_batched_tokens is not None:
+        options["max_num_batched_tokens"] = max_num_batched_tokens
+    if max_num_seqs is not None:
+        options["max_num_seqs"] = max_num_seqs
+    if data_parallel is not None and data_parallel > 1:
+        options["data_parallel_size"] = data_parallel
+    if expert_parallel:
+        options["enable_expert_parallel"] = True
     dtype = _DTYPES.get(precision)
     if dtype is not None:
         options["dtype"] = dtype
@@ -149,7 +166,8 @@ def vllm_serve_args(
     for name, value in options.items():
         if name == "model":
             continue
-        args += [_flag(name), _text(value)]
+        # vLLM's boolean engine arguments are bare flags (argparse BooleanOptionalAction).
+        args += [_flag(name)] if value is True else [_flag(name), _text(value)]
     args += [
         "--served-model-name",
         served_name,

@@ -103,7 +103,6 @@ from gpupool.render import labels as lbl
 from gpupool.render import triton
 from gpupool.render.images import UnsupportedEngineError, check_supported, default_image
 from gpupool.render.vllm import (
-    DEFAULT_GPU_MEMORY_UTILIZATION,
     GRPC_PORT,
     HTTP_PORT,
     METRICS_PORT,
@@ -466,21 +465,19 @@ def render_model_deployment(
             **({"ownerReferences": owners} if owners else {}),
         }
 
-    # The plan carries no utilisation field; its usable bytes are floor(total x utilisation).
-    memory = plan.memory_per_accelerator
-    gpu_memory_utilization = (
-        round(memory.usable_bytes / memory.total_bytes, 3)
-        if memory.total_bytes
-        else DEFAULT_GPU_MEMORY_UTILIZATION
-    )
+    # One source for the plan and the command line: the engine settings the plan was sized with.
     options = engine_options(
         weights,
         tensor_parallel=tp,
         max_model_len=plan.max_model_len,
-        gpu_memory_utilization=gpu_memory_utilization,
+        gpu_memory_utilization=plan.gpu_memory_utilization,
         precision=plan.precision,
         kv=plan.kv_cache_dtype,
         vendor=vendor,
+        max_num_batched_tokens=plan.max_num_batched_tokens,
+        max_num_seqs=plan.max_num_seqs,
+        expert_parallel=plan.expert_parallel is not None,
+        data_parallel=plan.data_parallel,
     )
 
     config_maps: list[Obj] = []

@@ -137,6 +137,10 @@ def sizing_request(md: ModelDeployment, pool: InferencePool) -> SizingRequest:
         qps_per_instance=spec.traffic.qps_per_instance,
         headroom=spec.traffic.headroom_percent / 100,
         price_per_accelerator_hour=pool.spec.price_per_accelerator_hour,
+        gpu_memory_utilization=spec.engine.gpu_memory_utilization,
+        max_num_batched_tokens=spec.engine.max_num_batched_tokens,
+        max_num_seqs=spec.engine.max_num_seqs,
+        tensor_parallel=spec.engine.tensor_parallel,
     )
 
 

@@ -70,11 +70,13 @@ def choose_tensor_parallel(
     overhead and the KV cache of one full max_model_len sequence (vLLM refuses to start
     otherwise). Among those, the smallest that holds `request.concurrency` sequences is
     preferred; when none does, the smallest that holds one is chosen and meets_concurrency is
-    False. `chosen` is None when no size within a node qualifies.
+    False. `chosen` is None when no size within a node qualifies. A request that forces
+    `tensor_parallel` has that size as its only candidate (or none, when it cannot work).
     """
     excluded: list[tuple[int, str]] = []
     candidates: list[TensorParallelCandidate] = []
-    for tp in TENSOR_PARALLEL_SIZES:
+    sizes = TENSOR_PARALLEL_SIZES if request.tensor_parallel is None else (request.tensor_parallel,)
+    for tp in sizes:
         problem = tensor_parallel_problem(arch, request.accelerators_per_node, tp)
         if problem is not None:
             excluded.append((tp, problem))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from enum import StrEnum
+from typing import TypedDict
 
 from pydantic import Field
 
@@ -36,7 +37,13 @@ from gpupool.sizing.parallelism import (
     choose_tensor_parallel,
     tensor_parallel_problem,
 )
-from gpupool.sizing.request import GIB, SizingRequest
+from gpupool.sizing.request import (
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    GIB,
+    SizingRequest,
+    default_max_num_batched_tokens,
+    default_max_num_seqs,
+)
 from gpupool.sizing.throughput import estimate_qps_per_instance
 
 
@@ -72,6 +79,9 @@ class Plan(ApiModel):
     max_concurrent_sequences: int = Field(
         description="Full-length sequences the KV cache of one instance holds at once.", ge=0
     )
+    kv_cache_tokens: int = Field(
+        default=0, description="Tokens the KV cache of one instance holds (vLLM's GPU KV cache size).", ge=0
+    )
     memory_per_accelerator: MemoryBreakdown = Field(description="How each accelerator's memory is spent.")
     qps_per_instance: float | None = Field(
         default=None, description="Requests per second one instance serves.", ge=0
@@ -84,6 +94,35 @@ class Plan(ApiModel):
     )
     load_time_seconds: int = Field(
         description="Estimated seconds from start to serving, for sizing startup probes.", ge=0
+    )
+    gpu_memory_utilization: float = Field(
+        default=DEFAULT_GPU_MEMORY_UTILIZATION,
+        description="vLLM's --gpu-memory-utilization the plan was made for and the engine is given.",
+        gt=0,
+        le=1,
+    )
+    max_num_batched_tokens: int | None = Field(
+        default=None,
+        description="vLLM's --max-num-batched-tokens the plan was made for and the engine is given.",
+        ge=1,
+    )
+    max_num_seqs: int | None = Field(
+        default=None,
+        description="vLLM's --max-num-seqs the plan was made for and the engine is given.",
+        ge=1,
+    )
+    pipeline_parallel: int | None = Field(
+        default=None, description="Pipeline-parallel stages, when the plan uses them.", ge=1
+    )
+    expert_parallel: int | None = Field(
+        default=None,
+        description="Ranks the experts are spread over (vLLM's --enable-expert-parallel), when used.",
+        ge=1,
+    )
+    data_parallel: int | None = Field(
+        default=None,
+        description="Data-parallel attention ranks (vLLM's --data-parallel-size), when used.",
+        ge=1,
     )
 
 
@@ -254,6 +293,34 @@ def _fits_reason(
     )
 
 
+class _EngineSettings(TypedDict):
+    gpu_memory_utilization: float
+    max_num_batched_tokens: int
+    max_num_seqs: int
+
+
+def _engine_settings(accel: Accelerator, request: SizingRequest) -> _EngineSettings:
+    """The engine settings a plan carries so that the rendered command line is the one sized."""
+    return _EngineSettings(
+        gpu_memory_utilization=request.gpu_memory_utilization,
+        max_num_batched_tokens=request.max_num_batched_tokens or default_max_num_batched_tokens(accel),
+        max_num_seqs=request.max_num_seqs or default_max_num_seqs(accel),
+    )
+
+
+def _forced_size_problem(
+    model: str, arch: Architecture, accel: Accelerator, request: SizingRequest, choice: TensorParallelChoice
+) -> str:
+    (tp, why) = choice.excluded[0]
+    valid = [
+        str(size)
+        for size in TENSOR_PARALLEL_SIZES
+        if tensor_parallel_problem(arch, request.accelerators_per_node, size) is None
+    ]
+    sizes = f"; sizes that work within a node: {_either(valid)}" if valid else ""
+    return f"{model} cannot run at tensor parallel {tp} on {accel.name}: {why}{sizes}."
+
+
 def plan_deployment(
     arch: Architecture,
     accel: Accelerator,
@@ -277,9 +344,36 @@ def plan_deployment(
     )
     measured = request.qps_per_instance
     chosen = choice.chosen
+    engine = _engine_settings(accel, request)
+    if chosen is None and not choice.candidates:
+        # A forced tensor-parallel size that cannot work: say why, with the memory it would take.
+        tp = choice.excluded[0][0]
+        return Plan(
+            **engine,
+            accelerator=accel.name,
+            fits=False,
+            reason=_forced_size_problem(model_name, arch, accel, request, choice),
+            precision=request.precision,
+            kv_cache_dtype=request.kv_cache_dtype,
+            tensor_parallel=tp,
+            accelerators_per_instance=tp,
+            instances=0,
+            instances_per_node=instances_per_node(request.accelerators_per_node, tp),
+            nodes=0,
+            accelerators=0,
+            max_model_len=request.max_model_len,
+            max_concurrent_sequences=0,
+            memory_per_accelerator=memory_per_accelerator(arch, accel, request, tp),
+            kv_cache_tokens=0,
+            qps_per_instance=measured,
+            qps_per_instance_source=QpsSource.MEASURED if measured is not None else None,
+            cost_per_hour=None,
+            load_time_seconds=load_time,
+        )
     if chosen is None:
         widest = choice.largest
         return Plan(
+            **engine,
             accelerator=accel.name,
             fits=False,
             reason=_does_not_fit_reason(model_name, arch, accel, request, choice),
@@ -294,6 +388,7 @@ def plan_deployment(
             max_model_len=request.max_model_len,
             max_concurrent_sequences=0,
             memory_per_accelerator=widest.memory,
+            kv_cache_tokens=widest.memory.kv_cache_tokens,
             qps_per_instance=measured,
             qps_per_instance_source=QpsSource.MEASURED if measured is not None else None,
             cost_per_hour=None,
@@ -315,6 +410,7 @@ def plan_deployment(
     instances = plan_instances(request.peak_qps, qps, request.headroom)
     nodes = nodes_needed(instances, request.accelerators_per_node, tp)
     return Plan(
+        **engine,
         accelerator=accel.name,
         fits=True,
         reason=_fits_reason(model_name, accel, request, choice, chosen, instances, nodes, qps, source),
@@ -329,6 +425,7 @@ def plan_deployment(
         max_model_len=request.max_model_len,
         max_concurrent_sequences=chosen.max_concurrent_sequences,
         memory_per_accelerator=chosen.memory,
+        kv_cache_tokens=chosen.memory.kv_cache_tokens,
         qps_per_instance=qps,
         qps_per_instance_source=source,
         cost_per_hour=cost_per_hour(instances, tp, request.price_per_accelerator_hour),

@@ -66,6 +66,7 @@ def make_plan(
     gpu_memory_utilization: float = 0.9,
     fits: bool = True,
     price: float | None = None,
+    max_num_seqs: int | None = None,
 ) -> Plan:
     """A plan with consistent figures, built the way the sizing engine lays them out."""
     usable = int(total_bytes * gpu_memory_utilization)
@@ -103,6 +104,8 @@ def make_plan(
         qps_per_instance_source=QpsSource.MEASURED,
         cost_per_hour=None if price is None else price * instances * tensor_parallel,
         load_time_seconds=load_time_seconds,
+        gpu_memory_utilization=gpu_memory_utilization,
+        max_num_seqs=max_num_seqs,
     )
 
 
@@ -120,6 +123,8 @@ PLANS: dict[str, Plan] = {
         weights_bytes=16_060_522_496,
         kv_cache_bytes_per_token=131_072,
         instances=2,
+        # The sample's engine.maxNumSeqs.
+        max_num_seqs=128,
     ),
     "qwen2.5-72b-vllm-nvidia.yaml": make_plan(
         accelerator="H100-80GB",

@@ -250,8 +250,17 @@ def test_vllm_arguments_come_from_the_plan_then_extra_args() -> None:
     assert arg_value(args, "--gpu-memory-utilization") == "0.9"
     assert arg_value(args, "--served-model-name") == "llama-3.1-8b-instruct"
     assert arg_value(args, "--port") == "8000"
-    assert args[-2:] == ["--max-num-seqs", "128"]  # the user's extraArgs come last
+    # engine.maxNumSeqs is sized into the plan and passed from it.
+    assert arg_value(args, "--max-num-seqs") == "128"
     assert "--quantization" not in args and "--kv-cache-dtype" not in args
+
+
+def test_extra_args_come_last() -> None:
+    md, pool, plan = sample("llama-3.1-8b-vllm-nvidia.yaml")
+    engine = md.spec.engine.model_copy(update={"extra_args": ["--enable-prefix-caching"]})
+    md = md.model_copy(update={"spec": md.spec.model_copy(update={"engine": engine})})
+    args = container(render_model_deployment(md, pool, plan, 1))["args"]
+    assert args[-1] == "--enable-prefix-caching"
 
 
 def precision_args(precision: Precision, kv: KVCacheDtype, sample_file: str) -> list[str]:

@@ -127,6 +127,10 @@ def _requests(draw: st.DrawFn) -> SizingRequest:
         peak_qps=1.0,
         concurrency=draw(st.integers(min_value=1, max_value=64)),
         accelerators_per_node=draw(st.sampled_from((1, 2, 4, 8, 16))),
+        # Fixed scheduler limits: vLLM's own defaults step up at 70 GiB of device memory, which
+        # would change the profiling pass, not only the memory, when an accelerator is scaled.
+        max_num_batched_tokens=draw(st.sampled_from((2048, 8192))),
+        max_num_seqs=draw(st.sampled_from((256, 1024))),
     )
 
 
