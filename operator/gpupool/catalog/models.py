@@ -13,7 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
-from gpupool.catalog.types import MLA, Architecture, CatalogModel, MoE
+from gpupool.catalog.formats import quantization_from_config
+from gpupool.catalog.types import MLA, Architecture, CatalogModel, MoE, Quantization, QuantizationMethod
 
 
 class UnknownModelError(ValueError):
@@ -211,6 +212,8 @@ _CATALOG: tuple[CatalogModel, ...] = (
                 shared_experts=1,
             ),
             mla=MLA(kv_lora_rank=512, qk_rope_head_dim=64),
+            # config.json quantization_config: fp8, weight_block_size [128, 128].
+            quantization=Quantization(method=QuantizationMethod.FP8, weight_bits=8, block_size=128),
         ),
         description="DeepSeek-V3: MoE (256 experts, 8 per token) with latent attention, FP8.",
     ),
@@ -529,6 +532,7 @@ def architecture_from_hf_config(config: Mapping[str, object], params: int | None
             raise ValueError("config.json field 'block_configs' has no layer with attention")
         total, _ = estimate_params(config)
         return Architecture(
+            quantization=quantization_from_config(config),
             params=params if params is not None else total,
             # Only layers with attention hold KV cache.
             layers=len(groups),
@@ -568,6 +572,7 @@ def architecture_from_hf_config(config: Mapping[str, object], params: int | None
         )
     window, sliding = _sliding_layers(config, layers)
     return Architecture(
+        quantization=quantization_from_config(config),
         params=params if params is not None else total,
         layers=layers,
         hidden_size=hidden,

@@ -46,6 +46,44 @@ class KVCacheDtype(StrEnum):
     FP8 = "fp8"
 
 
+class QuantizationMethod(StrEnum):
+    """How a pre-quantised checkpoint stores its weights (its config.json quantization_config)."""
+
+    FP8 = "fp8"
+    MXFP4 = "mxfp4"
+    NVFP4 = "nvfp4"
+    AWQ = "awq"
+    GPTQ = "gptq"
+    W8A8 = "w8a8"
+    W4A8 = "w4a8"
+
+
+class Quantization(ApiModel):
+    """The weight format of a pre-quantised checkpoint, which sizes its weights."""
+
+    method: QuantizationMethod = Field(
+        description="Weight format: fp8, mxfp4, nvfp4, awq, gptq, w8a8 or w4a8."
+    )
+    weight_bits: int = Field(description="Bits of one stored weight.", ge=1, le=16)
+    group_size: int | None = Field(
+        default=None,
+        description="Weights sharing one scale (AWQ/GPTQ groups, 32 for MXFP4, 16 for NVFP4).",
+        ge=1,
+    )
+    block_size: int | None = Field(
+        default=None,
+        description=(
+            "Side of the square blocks of block-wise FP8 (weight_block_size, 128); a tensor-parallel "
+            "rank's share of an MLP must be a whole number of blocks."
+        ),
+        ge=1,
+    )
+    experts_only: bool = Field(
+        default=False,
+        description="Only the MoE experts are quantised; attention and dense layers stay 16-bit (gpt-oss).",
+    )
+
+
 class Accelerator(ApiModel):
     """One kind of GPU or NPU, as the scheduler and the sizing engine see it."""
 
@@ -200,6 +238,10 @@ class Architecture(ApiModel):
         default=0,
         description="How many of the layers use the sliding window (the rest attend fully).",
         ge=0,
+    )
+    quantization: Quantization | None = Field(
+        default=None,
+        description="Weight format of a pre-quantised checkpoint; unset means precision sizes the weights.",
     )
     moe: MoE | None = Field(default=None, description="Expert layout, for MoE models.")
     mla: MLA | None = Field(default=None, description="Latent attention layout, for MLA models.")

@@ -22,6 +22,7 @@ from fractions import Fraction
 from pydantic import Field
 
 from gpupool.api.base import ApiModel
+from gpupool.catalog.formats import bytes_per_weight
 from gpupool.catalog.types import Accelerator, Architecture, KVCacheDtype, Precision, Vendor
 from gpupool.sizing.request import (
     CUDA_GRAPH_BYTES_PER_LAYER,
@@ -70,9 +71,35 @@ def bytes_per_param(precision: Precision) -> Fraction:
     return BYTES_PER_PARAM[precision]
 
 
+def expert_params(arch: Architecture) -> int:
+    """Parameters of the routed experts (gate, up and down of each), every layer counted as MoE."""
+    if arch.moe is None:
+        return 0
+    width = (
+        arch.moe.expert_intermediate_size or arch.intermediate_size or DEFAULT_MLP_RATIO * arch.hidden_size
+    )
+    return min(arch.params, arch.layers * arch.moe.experts * 3 * arch.hidden_size * width)
+
+
+def embedding_params(arch: Architecture) -> int:
+    """Input embeddings and LM head, which stay 16-bit in every quantised format."""
+    return min(arch.params, 2 * (arch.vocab_size or 0) * arch.hidden_size)
+
+
 def weight_bytes(arch: Architecture, precision: Precision) -> int:
-    """Bytes of all weights of one instance; MoE models load every expert, so total params."""
-    return math.ceil(arch.params * bytes_per_param(precision))
+    """Bytes of all weights of one instance; MoE models load every expert, so total params.
+
+    A pre-quantised checkpoint (arch.quantization) is sized in its own format: its quantised
+    weights at that format's bytes, the rest (embeddings and LM head, and for experts-only
+    formats such as gpt-oss's MXFP4 also attention and dense layers) at 16 bits. Otherwise
+    every parameter takes `precision`.
+    """
+    quantization = arch.quantization
+    if quantization is None:
+        return math.ceil(arch.params * bytes_per_param(precision))
+    quantized = expert_params(arch) if quantization.experts_only else arch.params - embedding_params(arch)
+    rest = arch.params - quantized
+    return math.ceil(quantized * bytes_per_weight(quantization) + rest * 2)
 
 
 def kv_dtype_bytes(kv_cache_dtype: KVCacheDtype) -> int:

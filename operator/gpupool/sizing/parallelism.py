@@ -12,13 +12,26 @@ from gpupool.sizing.request import SizingRequest
 TENSOR_PARALLEL_SIZES = (1, 2, 4, 8)
 
 
-def tensor_parallel_problem(arch: Architecture, accelerators_per_node: int, tp: int) -> str | None:
+def _block_problem(what: str, width: int, tp: int, block: int) -> str | None:
+    if width % tp == 0 and (width // tp) % block == 0:
+        return None
+    return (
+        f"the {what} width {width:,} over {tp} ranks is {width / tp:g} per rank, not a multiple "
+        f"of the {block}-wide FP8 blocks (vLLM refuses to start)"
+    )
+
+
+def tensor_parallel_problem(
+    arch: Architecture, accelerators_per_node: int, tp: int, *, expert_parallel: bool = False
+) -> str | None:
     """Why `tp` cannot serve `arch` on nodes of `accelerators_per_node`, or None if it can.
 
     vLLM shards query heads evenly (num_attention_heads % tp == 0) and either splits KV heads
     evenly (kv_heads % tp == 0) or replicates them evenly (tp % kv_heads == 0), see
     QKVParallelLinear in vllm/model_executor/layers/linear.py. Latent attention keeps one latent
-    per rank, so it has no KV-head constraint.
+    per rank, so it has no KV-head constraint. Block-wise FP8 needs every rank's share of an
+    MLP to be whole blocks (gpupool.catalog.formats); with `expert_parallel` the experts are
+    placed whole on ranks instead of split, so only the dense MLP keeps that rule.
     """
     if tp > accelerators_per_node:
         unit = "accelerator" if accelerators_per_node == 1 else "accelerators"
@@ -27,6 +40,15 @@ def tensor_parallel_problem(arch: Architecture, accelerators_per_node: int, tp: 
         return f"{arch.attention_heads} attention heads do not divide by {tp}"
     if arch.mla is None and arch.kv_heads % tp != 0 and tp % arch.kv_heads != 0:
         return f"{arch.kv_heads} KV heads neither divide by {tp} nor divide it"
+    block = arch.quantization.block_size if arch.quantization is not None else None
+    if block is None or tp == 1:
+        return None
+    if arch.moe is None and arch.intermediate_size is not None:
+        return _block_problem("MLP", arch.intermediate_size, tp, block)
+    if arch.moe is not None and not expert_parallel:
+        width = arch.moe.expert_intermediate_size or arch.intermediate_size
+        if width is not None:
+            return _block_problem("expert MLP", width, tp, block)
     return None
 
 
@@ -44,6 +66,8 @@ class TensorParallelCandidate:
     tensor_parallel: int
     memory: MemoryBreakdown
     max_concurrent_sequences: int
+    # Why the experts are placed whole on ranks (vLLM's --enable-expert-parallel), or None.
+    expert_parallel_because: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +102,14 @@ def choose_tensor_parallel(
     sizes = TENSOR_PARALLEL_SIZES if request.tensor_parallel is None else (request.tensor_parallel,)
     for tp in sizes:
         problem = tensor_parallel_problem(arch, request.accelerators_per_node, tp)
+        because: str | None = None
+        # Experts that cannot be split evenly can still be spread whole over the ranks.
+        if (
+            problem is not None
+            and arch.moe is not None
+            and tensor_parallel_problem(arch, request.accelerators_per_node, tp, expert_parallel=True) is None
+        ):
+            because, problem = problem, None
         if problem is not None:
             excluded.append((tp, problem))
             continue
@@ -87,6 +119,7 @@ def choose_tensor_parallel(
                 tensor_parallel=tp,
                 memory=memory,
                 max_concurrent_sequences=memory.full_length_sequences(request.max_model_len),
+                expert_parallel_because=because,
             )
         )
     starting = [c for c in candidates if c.max_concurrent_sequences >= 1]

@@ -140,6 +140,13 @@ def _either(options: Sequence[str]) -> str:
     return f"{', '.join(options[:-1])} or {options[-1]}"
 
 
+def _weight_format(arch: Architecture, request: SizingRequest) -> str:
+    """What the weights are sized in: the checkpoint's own format, or the requested precision."""
+    if arch.quantization is not None:
+        return f"its {arch.quantization.method.value} checkpoint"
+    return request.precision.value
+
+
 def _check_request(arch: Architecture, accel: Accelerator, request: SizingRequest) -> None:
     """Reject input no plan can satisfy, as opposed to a model that merely does not fit."""
     if request.precision not in accel.supported_precisions:
@@ -209,10 +216,12 @@ def _advice(
     ]
     if wider:
         advice.append(f"use nodes of {wider[0]} accelerators (tensor parallel {wider[0]})")
+    # A pre-quantised checkpoint is sized in its own format: another precision is another checkpoint.
     smaller = [
         p
         for p in accel.supported_precisions
-        if bytes_per_param(p) < bytes_per_param(request.precision)
+        if arch.quantization is None
+        and bytes_per_param(p) < bytes_per_param(request.precision)
         and _fits_at(arch, accel, request.model_copy(update={"precision": p}), tp) is not None
     ]
     if smaller:
@@ -235,7 +244,7 @@ def _does_not_fit_reason(
     memory = widest.memory
     tp = widest.tensor_parallel
     ruled_out = _ruled_out(choice, tp, request.accelerators_per_node)
-    head = f"{model} in {request.precision.value} does not fit {accel.name}"
+    head = f"{model} in {_weight_format(arch, request)} does not fit {accel.name}"
     if memory.shortfall_bytes > 0:
         problem = (
             f"even at tensor parallel {tp}{ruled_out} each accelerator needs "
@@ -257,6 +266,7 @@ def _does_not_fit_reason(
 
 def _fits_reason(
     model: str,
+    arch: Architecture,
     accel: Accelerator,
     request: SizingRequest,
     choice: TensorParallelChoice,
@@ -278,8 +288,14 @@ def _fits_reason(
             f"{widest.max_concurrent_sequences:,}), so the smallest that starts is used"
         )
     qps_origin = "measured" if source is QpsSource.MEASURED else "estimated from memory bandwidth"
+    experts = (
+        f" with expert parallelism (vLLM's --enable-expert-parallel: experts whole on each rank) "
+        f"because {chosen.expert_parallel_because}"
+        if chosen.expert_parallel_because
+        else ""
+    )
     return (
-        f"{model} in {request.precision.value} fits {accel.name} at tensor parallel {tp}: "
+        f"{model} in {_weight_format(arch, request)} fits {accel.name} at tensor parallel {tp}{experts}: "
         f"each accelerator holds {_gib(memory.weights_bytes)} of weights, "
         f"{_gib(memory.activations_bytes)} of activations and "
         f"{_gib(memory.runtime_overhead_bytes)} of runtime overhead, leaving "
@@ -413,7 +429,7 @@ def plan_deployment(
         **engine,
         accelerator=accel.name,
         fits=True,
-        reason=_fits_reason(model_name, accel, request, choice, chosen, instances, nodes, qps, source),
+        reason=_fits_reason(model_name, arch, accel, request, choice, chosen, instances, nodes, qps, source),
         precision=request.precision,
         kv_cache_dtype=request.kv_cache_dtype,
         tensor_parallel=tp,
@@ -430,6 +446,7 @@ def plan_deployment(
         qps_per_instance_source=source,
         cost_per_hour=cost_per_hour(instances, tp, request.price_per_accelerator_hour),
         load_time_seconds=load_time,
+        expert_parallel=tp if chosen.expert_parallel_because else None,
     )
 
 
