@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from catalog.hf_configs import GPT_OSS_120B
 from gpupool.catalog.formats import bytes_per_weight, quantization_from_config
 from gpupool.catalog.models import architecture_from_hf_config
 from gpupool.catalog.types import Precision, Quantization, QuantizationMethod
@@ -76,24 +77,7 @@ def test_a_quantised_checkpoint_ignores_the_requested_precision() -> None:
 
 
 def test_mxfp4_quantises_only_the_experts() -> None:
-    arch = architecture_from_hf_config(
-        {
-            "model_type": "gpt_oss",
-            "hidden_size": 2880,
-            "intermediate_size": 2880,
-            "num_hidden_layers": 36,
-            "num_attention_heads": 64,
-            "num_key_value_heads": 8,
-            "head_dim": 64,
-            "num_local_experts": 128,
-            "num_experts_per_tok": 4,
-            "vocab_size": 201088,
-            "max_position_embeddings": 131072,
-            "sliding_window": 128,
-            "layer_types": ["sliding_attention", "full_attention"] * 18,
-            "quantization_config": {"quant_method": "mxfp4"},
-        }
-    )
+    arch = architecture_from_hf_config(GPT_OSS_120B)
     assert arch.quantization == Quantization(
         method=QuantizationMethod.MXFP4, weight_bits=4, group_size=32, experts_only=True
     )
