@@ -148,6 +148,17 @@ RUN_AS_GROUP: Final = 1000
 USER_NAME: Final = "gpupool"
 HOME: Final = "/home/gpupool"
 
+# Environment the vllm-ascend image sets only in root's ~/.bashrc, which an exec-form command run
+# as a non-root user never reads: jemalloc preloaded (vllm-ascend Dockerfile:
+# `echo "export LD_PRELOAD=/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2:$LD_PRELOAD" >> ~/.bashrc`;
+# a bare name is found by the dynamic linker on either architecture), and the NPU caching
+# allocator's expandable segments, as vllm-ascend's tutorials set them
+# (https://docs.vllm.ai/projects/ascend/en/latest/tutorials/single_npu.html).
+ASCEND_ENV: Final[tuple[tuple[str, str], ...]] = (
+    ("LD_PRELOAD", "libjemalloc.so.2"),
+    ("PYTORCH_NPU_ALLOC_CONF", "expandable_segments:True"),
+)
+
 REVISION_HISTORY_LIMIT: Final = 3
 
 # Host paths the vllm-ascend quick start mounts into its container: the driver's libraries and
@@ -341,7 +352,7 @@ def _weights(md: ModelDeployment) -> WeightsRef:
     return WeightsRef(get_model(spec.model.name).hf_id, None, served, local=False)
 
 
-def _env(md: ModelDeployment, weights: WeightsRef) -> list[Obj]:
+def _env(md: ModelDeployment, weights: WeightsRef, vendor: Vendor) -> list[Obj]:
     env: list[Obj] = [
         {"name": "HOME", "value": HOME},
         {"name": "USER", "value": USER_NAME},
@@ -351,6 +362,8 @@ def _env(md: ModelDeployment, weights: WeightsRef) -> list[Obj]:
         {"name": "VLLM_NO_USAGE_STATS", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
     ]
+    if vendor is Vendor.ASCEND:
+        env += [{"name": name, "value": value} for name, value in ASCEND_ENV]
     if weights.local:
         # Weights and tokenizer come from the volume; never reach out to the Hub.
         env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
@@ -567,7 +580,7 @@ def render_model_deployment(
         "command": command,
         "args": args,
         "workingDir": HOME,
-        "env": _env(md, weights),
+        "env": _env(md, weights, vendor),
         "ports": _ports(engine),
         "resources": instance_resources(accelerator, tp),
         "volumeMounts": mounts,

@@ -538,3 +538,11 @@ def test_priority_classes_one_per_tier() -> None:
             }
         ]
         assert c["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "gpupool"
+
+
+def test_ascend_gets_the_environment_the_image_sets_only_for_root() -> None:
+    env = {e["name"]: e.get("value") for e in container(render("qwen2.5-7b-vllm-ascend.yaml"))["env"]}
+    assert env["PYTORCH_NPU_ALLOC_CONF"] == "expandable_segments:True"
+    assert env["LD_PRELOAD"] == "libjemalloc.so.2"
+    nvidia = {e["name"] for e in container(render("llama-3.1-8b-vllm-nvidia.yaml"))["env"]}
+    assert not {"PYTORCH_NPU_ALLOC_CONF", "LD_PRELOAD"} & nvidia
