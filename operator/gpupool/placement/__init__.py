@@ -15,6 +15,14 @@ from gpupool.placement.accounting import (
     pod_accelerators,
     workload_key,
 )
+from gpupool.placement.allocation import (
+    MAX_INSTANCES_WITHOUT_NODES,
+    Allocation,
+    Demand,
+    TierShare,
+    allocate,
+    demands_of,
+)
 from gpupool.placement.caps import (
     InstanceCaps,
     capacity_cap,
@@ -46,9 +54,12 @@ from gpupool.placement.tenants import tenant_cap, tenant_of
 from gpupool.placement.tiers import TierRoom, tier_cap, tier_room
 
 __all__ = [
+    "MAX_INSTANCES_WITHOUT_NODES",
+    "Allocation",
     "Cap",
     "Claim",
     "CrossPoolPlacement",
+    "Demand",
     "Instance",
     "InstanceCaps",
     "InstanceRequest",
@@ -62,8 +73,11 @@ __all__ = [
     "TenantAccount",
     "TierAccount",
     "TierRoom",
+    "TierShare",
     "account_pool",
+    "allocate",
     "capacity_cap",
+    "demands_of",
     "fits_all",
     "fragmentation",
     "instance_caps",
