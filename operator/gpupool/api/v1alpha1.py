@@ -322,6 +322,16 @@ class TierCapacity(ApiModel):
         ge=0,
         description="Accelerators of its pods the scheduler is evicting for a higher tier.",
     )
+    granted: int | None = Field(
+        default=None,
+        ge=0,
+        description="Accelerators the pool's allocation gives the tier's models (unset before it is made).",
+    )
+    lent: int = Field(default=0, ge=0, description="Of its reserve, accelerators other tiers' models hold.")
+    reclaiming: list[str] = Field(
+        default_factory=list,
+        description="Accelerators being taken back for its reserve, and from which tier, e.g. 'P2 8'.",
+    )
 
 
 class PoolAccelerators(ApiModel):

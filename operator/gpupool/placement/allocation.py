@@ -31,10 +31,11 @@ add nodes; a billion would not).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from gpupool.api.v1alpha1 import Tier
 from gpupool.placement.accounting import PoolState
+from gpupool.placement.request import InstanceRequest
 
 # Instances a model may ask of a pool that has no schedulable node: enough pending pods for a
 # cluster autoscaler to add a few full nodes, not enough to flood the API server.
@@ -90,6 +91,7 @@ class Allocation:
     reclaims: Mapping[str, tuple[int, str]] = field(default_factory=dict)
     tenant_capped: frozenset[str] = frozenset()  # workloads whose tenant quota is used up
     bounded: bool = True  # False: no schedulable node, counts are bounded per model only
+    demands: Mapping[str, Demand] = field(default_factory=dict)  # what it was computed from
 
     def count(self, workload: str) -> int:
         return self.counts.get(workload, 0)
@@ -118,18 +120,47 @@ class _Fill:
         self.reclaims: dict[str, tuple[int, str]] = {}
         self.reclaimed: dict[str, dict[str, int]] = {}
         self.tenant_capped: set[str] = set()
+        # Pods of workloads that ask nothing here (not reconciled yet, or gone) hold what they hold.
+        self._used: dict[str, int] = {}
+        self._tenant_used: dict[str, int] = {}
+        self._held = 0
+        for claim in state.claims:
+            if claim.tier is None or claim.workload in self.demands:
+                continue
+            self._used[claim.tier] = self._used.get(claim.tier, 0) + claim.accelerators
+            if claim.tenant is not None:
+                self._tenant_used[claim.tenant] = self._tenant_used.get(claim.tenant, 0) + claim.accelerators
+            self._held += claim.accelerators
+        self._by_tier: dict[str, list[Demand]] = {}
+        for demand in demands:
+            self._by_tier.setdefault(demand.tier, []).append(demand)
 
-    # Sums
+    # Sums, kept up to date by `put`
+
+    def put(self, workload: str, count: int) -> None:
+        demand = self.demands[workload]
+        delta = (count - self.count[workload]) * demand.tensor_parallel
+        self.count[workload] = count
+        self._used[demand.tier] = self._used.get(demand.tier, 0) + delta
+        if demand.tenant is not None:
+            self._tenant_used[demand.tenant] = self._tenant_used.get(demand.tenant, 0) + delta
+        self._held += delta
+
+    def saved(self) -> tuple[dict[str, int], dict[str, int], dict[str, int], int]:
+        return dict(self.count), dict(self._used), dict(self._tenant_used), self._held
+
+    def restore(self, saved: tuple[dict[str, int], dict[str, int], dict[str, int], int]) -> None:
+        self.count, self._used, self._tenant_used, self._held = saved
 
     def used(self, tier: str) -> int:
-        return sum(self.count[w] * d.tensor_parallel for w, d in self.demands.items() if d.tier == tier)
+        return self._used.get(tier, 0)
 
     def tenant_used(self, tenant: str) -> int:
-        return sum(self.count[w] * d.tensor_parallel for w, d in self.demands.items() if d.tenant == tenant)
+        return self._tenant_used.get(tenant, 0)
 
     @property
     def free(self) -> int:
-        return self.capacity - sum(self.count[w] * d.tensor_parallel for w, d in self.demands.items())
+        return self.capacity - self._held
 
     def held_back(self, tier: str) -> int:
         """Idle reserve of other tiers that do not lend it."""
@@ -154,7 +185,7 @@ class _Fill:
         return (self.count[demand.workload] * demand.tensor_parallel, demand.workload)
 
     def models(self, tier: str) -> list[Demand]:
-        return [d for d in self.demands.values() if d.tier == tier]
+        return self._by_tier.get(tier, [])
 
     def wanting(self, tier: str, ceiling: int | None, skip: set[str]) -> Demand | None:
         """The tier's next model to grow: fewest accelerators held first, within `ceiling`."""
@@ -187,19 +218,19 @@ class _Fill:
 
     def reclaimable(self, tier: str) -> int:
         """Accelerators `tier` could take back from borrowers, whole instances only."""
-        saved = dict(self.count)
+        saved = self.saved()
         freed = 0
         while (found := self.victim(tier)) is not None:
-            self.count[found[1].workload] -= 1
+            self.put(found[1].workload, self.count[found[1].workload] - 1)
             freed += found[1].tensor_parallel
-        self.count = saved
+        self.restore(saved)
         return freed
 
     def take_back(self, tier: str) -> None:
         found = self.victim(tier)
         assert found is not None  # reclaimable() said there was enough
         borrower, demand = found
-        self.count[demand.workload] -= 1
+        self.put(demand.workload, self.count[demand.workload] - 1)
         cut, _ = self.reclaims.get(demand.workload, (0, tier))
         self.reclaims[demand.workload] = (cut + 1, tier)
         by = self.reclaimed.setdefault(tier, {})
@@ -210,19 +241,19 @@ class _Fill:
     def keep(self) -> None:
         order = sorted(self.demands.values(), key=lambda d: (-self._priority(d.tier), d.workload))
         for demand in order:
-            self.count[demand.workload] = min(demand.instances, demand.running)
+            self.put(demand.workload, min(demand.instances, demand.running))
         for tenant, limit in self.tenant_limits.items():
             while limit is not None and self.tenant_used(tenant) > limit:
                 over = max(
                     (d for d in self.demands.values() if d.tenant == tenant and self.count[d.workload]),
                     key=lambda d: (-self._priority(d.tier), self.count[d.workload], d.workload),
                 )
-                self.count[over.workload] -= 1
+                self.put(over.workload, self.count[over.workload] - 1)
                 self.tenant_capped.add(over.workload)
         for demand in order:
             room = min(demand.instances, demand.running + demand.pending) - self.count[demand.workload]
             while room > 0 and self.free >= demand.tensor_parallel and self.quota_allows(demand):
-                self.count[demand.workload] += 1
+                self.put(demand.workload, self.count[demand.workload] + 1)
                 room -= 1
 
     def floors(self) -> None:
@@ -239,7 +270,7 @@ class _Fill:
                         continue
                     while self.free < size:
                         self.take_back(tier.name)
-                self.count[demand.workload] += 1
+                self.put(demand.workload, self.count[demand.workload] + 1)
 
     def lend(self) -> None:
         for tier in self._by_priority():
@@ -250,7 +281,7 @@ class _Fill:
                 ):
                     skip.add(demand.workload)
                     continue
-                self.count[demand.workload] += 1
+                self.put(demand.workload, self.count[demand.workload] + 1)
 
     def _by_priority(self) -> list[Tier]:
         return sorted(self.state.tiers, key=lambda t: (-t.priority, t.name))
@@ -297,24 +328,19 @@ def tenant_limits(state: PoolState) -> dict[str, int | None]:
     return {t.name: t.max_accelerators_of(state.accelerator_memory_bytes) for t in state.tenants}
 
 
-def demands_of(state: PoolState, asks: Iterable[tuple[str, str, int, int, str | None]]) -> list[Demand]:
-    """Demands from (workload, tier, tensor parallel, instances, tenant), with what each model holds
-    in `state`: its bound pods are running instances, its unbound ones pending."""
-    demands = []
-    for workload, tier, tp, instances, tenant in asks:
-        claims = state.claims_by_workload.get(workload, ())
-        demands.append(
-            Demand(
-                workload=workload,
-                tier=tier,
-                tensor_parallel=tp,
-                instances=instances,
-                running=sum(1 for c in claims if not c.pending),
-                pending=sum(1 for c in claims if c.pending),
-                tenant=tenant,
-            )
-        )
-    return demands
+def demand_of(state: PoolState, request: InstanceRequest, tenant: str | None = None) -> Demand:
+    """A model's demand on the pool `state` describes: its bound pods are running instances, its
+    unbound ones pending (pods on a node that left the pool are neither)."""
+    claims = state.claims_by_workload.get(request.workload, ())
+    return Demand(
+        workload=request.workload,
+        tier=request.tier,
+        tensor_parallel=request.tensor_parallel,
+        instances=request.instances,
+        running=sum(1 for c in claims if not c.pending),
+        pending=sum(1 for c in claims if c.pending),
+        tenant=tenant,
+    )
 
 
 def allocate(state: PoolState, demands: Iterable[Demand]) -> Allocation:
@@ -344,6 +370,7 @@ def allocate(state: PoolState, demands: Iterable[Demand]) -> Allocation:
             tiers=(),
             tenant_capped=frozenset(capped),
             bounded=False,
+            demands={d.workload: d for d in usable},
         )
     fill = _Fill(state, usable, limits)
     fill.keep()
@@ -356,4 +383,26 @@ def allocate(state: PoolState, demands: Iterable[Demand]) -> Allocation:
         tiers=fill.shares(),
         reclaims=dict(fill.reclaims),
         tenant_capped=frozenset(w for w in fill.tenant_capped if fill.count[w] < fill.demands[w].instances),
+        demands=fill.demands,
     )
+
+
+def recount(state: PoolState, allocation: Allocation | None) -> Allocation | None:
+    """The allocation over the same demands, with what each model holds counted from `state`."""
+    if allocation is None:
+        return None
+    demands = []
+    for demand in allocation.demands.values():
+        claims = state.claims_by_workload.get(demand.workload, ())
+        running = sum(1 for c in claims if not c.pending)
+        demands.append(replace(demand, running=running, pending=len(claims) - running))
+    return allocate(state, demands)
+
+
+def reallocate(state: PoolState, allocation: Allocation | None, demand: Demand) -> Allocation:
+    """The allocation with `demand` in place of the model's earlier one: the same object when
+    nothing changed, so a pool's allocation is computed once per recount and read by every model."""
+    if allocation is not None and allocation.demands.get(demand.workload) == demand:
+        return allocation
+    others = [d for w, d in (allocation.demands.items() if allocation else ()) if w != demand.workload]
+    return allocate(state, [*others, demand])

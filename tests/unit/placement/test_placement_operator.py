@@ -86,21 +86,33 @@ def test_a_model_within_its_tier_is_placed_and_reports_cost() -> None:
 
 
 def test_the_tier_share_caps_the_count_and_the_condition_gives_the_numbers() -> None:
-    # 16 accelerators: P1 reserves 30% (4), may use the 2 no tier reserves and borrow P0's idle
-    # 40% (6): 12 in all. Another P1 workload already holds 8, so this one gets 4 of its 8.
+    # 16 accelerators: P1 reserves 30% (4) and may borrow whatever the others leave idle. Another
+    # P1 workload already holds 8, so this one gets the other 8 of the 12 it asks for.
     pods = [pod(f"rag-{i}", 1, node_name="n1", model="rag", tier="P1") for i in range(8)]
     ctx = context(h100(), [node("n1"), node("n2")], pods)
-    outcome = decide(model(8), ctx, None, NOW)
-    assert outcome.status.replicas == 4
-    assert outcome.status.asked_replicas == 8
+    outcome = decide(model(12), ctx, None, NOW)
+    assert outcome.status.replicas == 8
+    assert outcome.status.asked_replicas == 12
     deployment = next(o for o in outcome.objects if o["kind"] == "Deployment")
-    assert deployment["spec"]["replicas"] == 4
+    assert deployment["spec"]["replicas"] == 8
     condition = placed(outcome)
     assert (condition.status, condition.reason) == ("False", "TierCapped")
-    assert "tier P1" in condition.message and "team-a/rag 8" in condition.message
-    [limit] = outcome.status.limits
-    assert (limit.kind, limit.asked, limit.allowed) == ("Tier", 8, 4)
+    assert "tier P1 of pool h100 gets 16 of the 16 accelerators" in condition.message
+    assert "its reserve of 4" in condition.message and "12 borrowed" in condition.message
+    limit = outcome.status.limits[0]  # the pool's capacity, 8 more, binds too
+    assert (limit.kind, limit.asked, limit.allowed) == ("Tier", 12, 8)
     assert any(e.reason == "TierCapped" and e.type == "Warning" for e in outcome.events)
+
+
+def test_a_borrowing_limit_caps_the_tier() -> None:
+    tiers = [
+        {"name": "P0", "priority": 1000, "reservedPercent": 50},
+        {"name": "P1", "priority": 100, "reservedPercent": 25, "borrowingLimitPercent": 25},
+    ]
+    ctx = context(h100(tiers=tiers), [node("n1"), node("n2")], [])
+    outcome = decide(model(16), ctx, None, NOW)
+    assert outcome.status.replicas == 8  # its 4, and 4 borrowed at most
+    assert "at most 8 with borrowing" in placed(outcome).message
 
 
 def test_a_tenant_quota_caps_the_count() -> None:
