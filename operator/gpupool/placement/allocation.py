@@ -276,8 +276,10 @@ class _Fill:
         for tier in self._by_priority():
             skip: set[str] = set()
             while (demand := self.wanting(tier.name, self.limit[tier.name], skip)) is not None:
-                if self.free - self.held_back(tier.name) < demand.tensor_parallel or not self.quota_allows(
-                    demand
+                # The quota first: when both stop the model, its tenant's quota is what it can act on.
+                if (
+                    not self.quota_allows(demand)
+                    or self.free - self.held_back(tier.name) < demand.tensor_parallel
                 ):
                     skip.add(demand.workload)
                     continue

@@ -34,7 +34,6 @@ from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.models import UnknownModelError, get_model
 from gpupool.catalog.types import Architecture
 from gpupool.placement import (
-    MAX_INSTANCES_WITHOUT_NODES,
     Allocation,
     Claim,
     CrossPoolPlacement,
@@ -234,7 +233,7 @@ def place_on_pool(md: ModelDeployment, context: PoolContext, plan: Plan, asked: 
     moves nothing changes none of them.
     """
     if context.state is None:
-        return Placement(min(asked, MAX_INSTANCES_WITHOUT_NODES), None)
+        return Placement(asked, None)  # not counted (the command line): nothing to share
     state = context.state
     namespace = str(md.metadata.get("namespace", ""))
     request = InstanceRequest(

@@ -8,6 +8,7 @@ from placement_fixtures import node, pod
 
 from gpupool.api.conditions import ConditionType, find_condition
 from gpupool.api.v1alpha1 import InferencePool, ModelDeployment
+from gpupool.placement import MAX_INSTANCES_WITHOUT_NODES
 from gpupool.services.modeldeployment import (
     PoolContext,
     WorkloadObservation,
@@ -262,3 +263,13 @@ def test_a_pool_without_nodes_keeps_the_count_so_pending_pods_can_bring_nodes() 
     condition = placed(outcome)
     assert (condition.status, condition.reason) == ("False", "InsufficientCapacity")
     assert "no schedulable node" in condition.message
+
+
+def test_every_count_is_bounded_by_the_pool_or_by_a_fixed_cap_without_nodes() -> None:
+    huge = model(1_000_000_000)
+    empty = decide(huge, context(h100(), [], []), None, NOW)
+    assert empty.status.replicas == MAX_INSTANCES_WITHOUT_NODES
+    assert placed(empty).reason == "InsufficientCapacity"
+    nodes = [node("n1"), node("n2"), node("n3")]
+    counted = decide(huge, context(h100(), nodes, []), None, NOW)
+    assert counted.status.replicas == 24  # every GPU of the pool, one instance each
