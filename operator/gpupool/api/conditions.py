@@ -97,6 +97,9 @@ class Reason(StrEnum):
     PREEMPTED = "Preempted"
     # Instances evicted earlier are all back.
     RESTORED = "Restored"
+    # Instances whose node went NotReady, was cordoned or disappeared; they come back elsewhere
+    # when there is room.
+    INSTANCES_LOST = "InstancesLost"
     NODES_FOUND = "NodesFound"
     NO_NODES = "NoNodesMatch"
 

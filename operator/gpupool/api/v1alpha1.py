@@ -97,6 +97,24 @@ class Tier(ApiModel):
         description="Pods of a preemptible tier never preempt others (preemptionPolicy Never) "
         "and are the first the scheduler evicts when a higher tier needs room.",
     )
+    borrowing_limit_percent: int | None = Field(
+        default=None,
+        ge=0,
+        le=100,
+        description="Share of the pool the tier may hold beyond its reserve when others leave it "
+        "idle (Kueue's borrowingLimit). Unset: no limit, the tier may grow into all idle capacity.",
+    )
+    lendable: bool = Field(
+        default=True,
+        description="Whether other tiers may borrow the part of this tier's reserve it leaves idle. "
+        "false keeps the reserve empty until the tier's own models ask for it.",
+    )
+    reclaim: bool = Field(
+        default=True,
+        description="Whether the tier takes its reserve back from tiers holding more than their own "
+        "reserve when its models ask (gpupool scales the borrowers down, least busy instance first). "
+        "false: the tier waits until borrowers shrink on their own.",
+    )
 
 
 def default_tiers() -> list[Tier]:
@@ -303,6 +321,16 @@ class TierCapacity(ApiModel):
         default=0,
         ge=0,
         description="Accelerators of its pods the scheduler is evicting for a higher tier.",
+    )
+    granted: int | None = Field(
+        default=None,
+        ge=0,
+        description="Accelerators the pool's allocation gives the tier's models (unset before it is made).",
+    )
+    lent: int = Field(default=0, ge=0, description="Of its reserve, accelerators other tiers' models hold.")
+    reclaiming: list[str] = Field(
+        default_factory=list,
+        description="Accelerators being taken back for its reserve, and from which tier, e.g. 'P2 8'.",
     )
 
 

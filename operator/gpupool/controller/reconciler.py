@@ -47,7 +47,7 @@ from gpupool.controller.kube import (
     resource_of,
     with_applied_hash,
 )
-from gpupool.placement import InstanceCaps, PoolState, instance_caps
+from gpupool.placement import Allocation, InstanceCaps, PoolState, allocated_caps, recount
 from gpupool.render import render_priority_classes, selector_labels, workload_name
 from gpupool.render.labels import (
     COMPONENT_LABEL,
@@ -154,6 +154,9 @@ _states: dict[str, PoolState] = {}
 _namespace_labels: dict[str, dict[str, str]] = {}
 # What each model asked of its pools at its last reconcile, with what the limits allowed then.
 _asks: dict[ModelKey, dict[str, InstanceCaps]] = {}
+# Each pool's allocation over every model's demand, with the state it was computed on: made once
+# per recount, read by every model of the pool, and replaced when a model's demand changes.
+_allocations: dict[str, tuple[PoolState, Allocation]] = {}
 # Instances the scheduler evicted for a higher tier, by model, until its status says so.
 _preemptions: dict[ModelKey, dict[str, str]] = {}
 
@@ -195,7 +198,9 @@ def _context(kube: Kube, name: str, namespace: str) -> PoolContext | None:
     state = _states.get(name)
     if state is None:
         state = _account_one(kube, pool)
-    return PoolContext(pool, state, _namespace_labels.get(namespace))
+    held = _allocations.get(name)
+    allocation = held[1] if held is not None and held[0] is state else None
+    return PoolContext(pool, state, _namespace_labels.get(namespace), allocation)
 
 
 def _account_one(kube: Kube, pool: InferencePool) -> PoolState:
@@ -283,6 +288,7 @@ def reconcile_model(
     snapshot: Snapshot | None = None,
     adjust: Adjust | None = None,
     workloads_only: bool = False,
+    register_only: bool = False,
 ) -> ModelOutcome | None:
     """Converge one ModelDeployment. Returns what was decided (None when it is gone).
 
@@ -291,7 +297,8 @@ def reconcile_model(
     ModelDeployment itself is always read fresh, so its status is never compared with a stale
     copy. `workloads_only` (a Deployment's status changed) compares and applies the Deployments
     alone: the Service and ConfigMap do not depend on a workload's status, and model events and
-    the resync cover them.
+    the resync cover them. `register_only` decides without writing anything: the model's demand
+    joins its pools' allocations before any model of the pass applies a count.
     """
     started = time.perf_counter()
     key = (namespace, name)
@@ -331,6 +338,9 @@ def reconcile_model(
             if adjust is not None:
                 md = adjust(md, workload_seen)
             outcome = decide(md, contexts[spec.pool], workload_seen, now_rfc3339(), preemption=preemption)
+        if register_only:
+            _remember_asks(key, outcome, contexts)
+            return outcome
         writes = 0
         if outcome.apply:
             current_by_name = {
@@ -360,12 +370,38 @@ def reconcile_model(
         placed = find_condition(outcome.status.conditions, ConditionType.PLACED)
         if preemption is not None and placed is not None and placed.reason == Reason.PREEMPTED:
             _preemptions.pop(key, None)
-        _asks[key] = dict(outcome.asks)
+        moved = _remember_asks(key, outcome, contexts)
         now = now_rfc3339()
         for event in outcome.events:
             kube.post_event(body, event.type, event.reason, event.message, now)
         metrics.observe_model(namespace, name, outcome.status, writes, time.perf_counter() - started)
-        return outcome
+    # The model's new demand moved other models' counts: they take theirs now, not at the next
+    # recount, so the pool never holds two allocations' counts at once for long.
+    for other_namespace, other in sorted(moved):
+        reconcile_model(kube, other_namespace, other)
+    return outcome
+
+
+def _remember_asks(
+    key: ModelKey, outcome: ModelOutcome, contexts: dict[str, PoolContext | None]
+) -> set[ModelKey]:
+    """Keep what the model asked, and each pool's allocation with its demand in it. Returns the
+    other models whose count that allocation changed."""
+    _asks[key] = dict(outcome.asks)
+    moved: set[ModelKey] = set()
+    for pool, allocation in outcome.allocations.items():
+        context = contexts.get(pool)
+        if context is None or context.state is None or _states.get(pool) is not context.state:
+            continue
+        before = context.allocation
+        _allocations[pool] = (context.state, allocation)
+        if before is None or before is allocation:
+            continue
+        for other, asks in list(_asks.items()):
+            caps = asks.get(pool)
+            if other != key and caps is not None and caps.allowed != allocation.count(caps.request.workload):
+                moved.add(other)
+    return moved
 
 
 # The snapshot last indexed, kept alive with its index so that `is` identifies it reliably.
@@ -432,6 +468,7 @@ def known_pools() -> list[str]:
 def forget_pool(name: str) -> None:
     _pools.pop(name, None)
     _states.pop(name, None)
+    _allocations.pop(name, None)
 
 
 def _read_pool(kube: Kube, name: str) -> InferencePool | None:
@@ -515,25 +552,50 @@ def reconcile_pools(kube: Kube, names: list[str]) -> list[tuple[str, str]]:
             for obj in render_priority_classes(pool):
                 kube.apply_if_changed(obj)
             state = pool_state(pool, nodes, pods, _namespace_labels if pools_with_tenants else None)
+            before = _states.get(name)
             _states[name] = state
-            status = status_of(pool, state, now_rfc3339())
+            held = _allocations.get(name)
+            allocation = recount(state, held[1] if held is not None else None)
+            if allocation is not None:
+                _allocations[name] = (state, allocation)
+            status = status_of(pool, state, now_rfc3339(), allocation)
             kube.apply_status(INFERENCE_POOL, body, status.to_wire())
             metrics.observe_pool(name, status)
-            changed |= _limits_changed(name, state)
+            changed |= _limits_changed(name, state, allocation) | _lost_changed(name, before, state)
     _reconcile_quotas(kube, pools_with_tenants)
     return sorted(changed)
 
 
-def _limits_changed(pool: str, state: PoolState) -> set[ModelKey]:
-    """Models whose caps on `pool` differ under `state` from what their last reconcile saw."""
+def _limits_changed(pool: str, state: PoolState, allocation: Allocation | None) -> set[ModelKey]:
+    """Models whose count or caps on `pool` differ under `state` from what their last reconcile saw."""
     changed = set()
     for key, asks in list(_asks.items()):
         caps = asks.get(pool)
         if caps is None:
             continue
+        if allocation is None or caps.request.workload not in allocation.demands:
+            changed.add(key)
+            continue
         several = len(asks) > 1
-        again = instance_caps(state, caps.request, _namespace_labels.get(key[0]))
+        again = allocated_caps(state, allocation, caps.request, _namespace_labels.get(key[0]))
         if _verdict(again, several) != _verdict(caps, several):
+            changed.add(key)
+    return changed
+
+
+def _lost_changed(pool: str, before: PoolState | None, state: PoolState) -> set[ModelKey]:
+    """Models that lost instances with a node, or got them back, since the last recount: they
+    report it at once."""
+    was = {c.name for c, _ in before.lost} if before is not None else set()
+    if was == {c.name for c, _ in state.lost}:
+        return set()
+    changed = set()
+    for key, asks in list(_asks.items()):
+        caps = asks.get(pool)
+        if caps is None:
+            continue
+        lost = {c.name for c, _ in state.lost_by(caps.request.workload)}
+        if lost != ({c.name for c, _ in before.lost_by(caps.request.workload)} if before else set()):
             changed.add(key)
     return changed
 
@@ -591,6 +653,14 @@ def resync_all(kube: Kube) -> None:
         for obj in kube.list(resource, label_selector=managed)
     }
     models = [(m["metadata"]["namespace"], m["metadata"]["name"]) for m in kube.list(MODEL_DEPLOYMENT)]
+    # Models the pools' allocations do not know yet (all of them after a start) say what they ask
+    # first, so that no model takes a count decided without the others' demands.
+    for namespace, name in models:
+        if (namespace, name) not in _asks:
+            try:
+                reconcile_model(kube, namespace, name, snapshot, register_only=True)
+            except Exception:
+                log.exception("registering the demand of %s/%s failed", namespace, name)
     for namespace, name in models:
         try:
             reconcile_model(kube, namespace, name, snapshot)

@@ -15,8 +15,19 @@ from gpupool.placement.accounting import (
     pod_accelerators,
     workload_key,
 )
+from gpupool.placement.allocation import (
+    MAX_INSTANCES_WITHOUT_NODES,
+    Allocation,
+    Demand,
+    TierShare,
+    allocate,
+    demand_of,
+    reallocate,
+    recount,
+)
 from gpupool.placement.caps import (
     InstanceCaps,
+    allocated_caps,
     capacity_cap,
     instance_caps,
     reachable_by_node,
@@ -46,9 +57,12 @@ from gpupool.placement.tenants import tenant_cap, tenant_of
 from gpupool.placement.tiers import TierRoom, tier_cap, tier_room
 
 __all__ = [
+    "MAX_INSTANCES_WITHOUT_NODES",
+    "Allocation",
     "Cap",
     "Claim",
     "CrossPoolPlacement",
+    "Demand",
     "Instance",
     "InstanceCaps",
     "InstanceRequest",
@@ -62,8 +76,12 @@ __all__ = [
     "TenantAccount",
     "TierAccount",
     "TierRoom",
+    "TierShare",
     "account_pool",
+    "allocate",
+    "allocated_caps",
     "capacity_cap",
+    "demand_of",
     "fits_all",
     "fragmentation",
     "instance_caps",
@@ -77,6 +95,8 @@ __all__ = [
     "place_across_pools",
     "pod_accelerators",
     "reachable_by_node",
+    "reallocate",
+    "recount",
     "running_instances",
     "tenant_cap",
     "tenant_of",

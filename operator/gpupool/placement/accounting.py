@@ -6,7 +6,8 @@ is rebuilt from the world on every pass and never read back from an earlier stat
 Rules:
 - A node belongs to the pool when it carries every label of the pool's nodeSelector. A cordoned
   node (spec.unschedulable) or one whose Ready condition is not True leaves the pool's capacity,
-  together with every pod on it: nothing new can start there. A node that reports no Ready
+  together with every pod on it: nothing new can start there (the pool's own pods on it, or on a
+  node that is gone, are its lost instances: `PoolState.lost`). A node that reports no Ready
   condition at all is taken as ready (the API server always sets one; test fixtures may not).
 - A pod in phase Succeeded or Failed holds nothing.
 - A pod bound to a member node (spec.nodeName) is an allocation of that node, whoever owns it:
@@ -198,6 +199,9 @@ class PoolState:
     claims: tuple[Claim, ...]
     tiers: tuple[Tier, ...]
     tenants: tuple[Tenant, ...] = field(default=())
+    # The pool's pods bound to a member node that takes no new pods or to a node that is gone,
+    # with why: lost instances, counted nowhere else.
+    lost: tuple[tuple[Claim, str], ...] = field(default=())
 
     # Indexes, built once per state: the operator asks for the caps of every model of a pool after
     # each recount, and each question would otherwise walk every claim.
@@ -222,6 +226,10 @@ class PoolState:
         for claim in self.claims:
             grouped.setdefault(claim.tenant, []).append(claim)
         return {tenant: tuple(claims) for tenant, claims in grouped.items()}
+
+    def lost_by(self, workload: str) -> tuple[tuple[Claim, str], ...]:
+        """The workload's lost instances, with why each node lost them."""
+        return tuple((c, why) for c, why in self.lost if c.workload == workload)
 
     @cached_property
     def _tier_use(self) -> dict[str | None, int]:
@@ -397,10 +405,12 @@ def account_pool(
     resource = accelerator.resource_name
     members: dict[str, NodeAccount] = {}
     excluded: list[tuple[str, str]] = []
+    known: set[str] = set()
     for node in nodes:
+        node_name = str(node["metadata"]["name"])
+        known.add(node_name)
         if not node_selected(node, pool.spec.node_selector):
             continue
-        node_name = str(node["metadata"]["name"])
         why = node_exclusion(node)
         if why is not None:
             excluded.append((node_name, why))
@@ -411,6 +421,8 @@ def account_pool(
     tier_names = {t.name for t in pool.spec.tiers}
     requested: dict[str, int] = dict.fromkeys(members, 0)
     claims: list[Claim] = []
+    lost: list[tuple[Claim, str]] = []
+    why_excluded = dict(excluded)
     for pod in pods:
         if (pod.get("status") or {}).get("phase") in FINISHED_PHASES:
             continue
@@ -420,7 +432,8 @@ def account_pool(
         bound_to = str(spec_node) if spec_node else None
         if bound_to is None and not ours:
             continue  # pending elsewhere
-        if bound_to is not None and bound_to not in members:
+        gone = bound_to is not None and bound_to not in members
+        if gone and not (ours and (bound_to in why_excluded or bound_to not in known)):
             continue  # another pool's node, or a node that takes no new pods
         count = pod_accelerators(pod, resource)
         if count == 0:
@@ -435,18 +448,20 @@ def account_pool(
             namespace,
             dict(namespace_labels[namespace]) if namespace_labels and namespace in namespace_labels else None,
         )
-        claims.append(
-            Claim(
-                namespace=namespace,
-                name=str(metadata.get("name", "")),
-                accelerators=count,
-                node=bound_to,
-                tier=tier,
-                workload=workload,
-                tenant=owner.name if owner else None,
-                preempted=pod_preempted(pod),
-            )
+        claim = Claim(
+            namespace=namespace,
+            name=str(metadata.get("name", "")),
+            accelerators=count,
+            node=bound_to,
+            tier=tier,
+            workload=workload,
+            tenant=owner.name if owner else None,
+            preempted=pod_preempted(pod),
         )
+        if gone:
+            lost.append((claim, why_excluded.get(str(bound_to), "gone")))
+            continue
+        claims.append(claim)
         if bound_to is not None:
             requested[bound_to] += count
 
@@ -460,4 +475,5 @@ def account_pool(
         claims=tuple(sorted(claims, key=lambda c: (c.namespace, c.name))),
         tiers=tuple(pool.spec.tiers),
         tenants=tuple(tenants),
+        lost=tuple(sorted(lost, key=lambda item: (item[0].namespace, item[0].name))),
     )

@@ -14,10 +14,11 @@ what overflows to the next pool.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gpupool.api.tenancy import LimitKind
 from gpupool.placement.accounting import PoolState
+from gpupool.placement.allocation import Allocation
 from gpupool.placement.request import Cap, InstanceRequest, PlacementReason, instances_of, plural
 from gpupool.placement.tenants import tenant_cap
 from gpupool.placement.tiers import tier_cap
@@ -132,3 +133,54 @@ def instance_caps(
         tenant=tenant_cap(state, request, namespace_labels),
         capacity=capacity_cap(state, request),
     )
+
+
+def _share_message(state: PoolState, allocation: Allocation, request: InstanceRequest, count: int) -> str:
+    """The numbers of the pool's allocation behind a tier's share."""
+    share = allocation.share(request.tier)
+    if share is None:
+        return f"pool {state.pool} has no tier {request.tier}"
+    limit = "no borrowing limit" if share.limit is None else f"at most {share.limit} with borrowing"
+    parts = [f"its reserve of {share.reserve}", limit]
+    if share.borrowed:
+        parts.append(f"{share.borrowed} borrowed from idle capacity")
+    if share.lent:
+        parts.append(f"{share.lent} of its reserve lent to other tiers")
+    for borrower, taken in share.reclaimed:
+        parts.append(f"{taken} taken back from {borrower}")
+    message = (
+        f"tier {share.name} of pool {state.pool} gets {share.allocated} of the "
+        f"{plural(allocation.capacity, 'accelerator')} its tiers share ({', '.join(parts)}) for the "
+        f"{share.demand} its models ask; {plural(allocation.idle, 'accelerator')} stay idle"
+    )
+    reclaim = allocation.reclaims.get(request.workload)
+    if reclaim is not None:
+        cut, by = reclaim
+        message += (
+            f"; {plural(cut, 'running instance')} of this model go back to tier {by}'s reserve "
+            "(the least busy first)"
+        )
+    return message + f": {count} of the {instances_of(request.instances, request.tensor_parallel)} asked"
+
+
+def allocated_caps(
+    state: PoolState,
+    allocation: Allocation,
+    request: InstanceRequest,
+    namespace_labels: dict[str, str] | None = None,
+) -> InstanceCaps:
+    """The caps of `request` as the pool's allocation decided them: the tier's share or the
+    tenant's quota holds the count at the allocation's, and capacity is reported as before."""
+    count = min(request.instances, allocation.count(request.workload))
+    tenant = tenant_cap(state, request, namespace_labels)
+    by_quota = request.workload in allocation.tenant_capped
+    tier = Cap(
+        kind=LimitKind.TIER,
+        pool=state.pool,
+        asked=request.instances,
+        allowed=request.instances if by_quota else count,
+        room=count * request.tensor_parallel,
+        message=_share_message(state, allocation, request, count),
+    )
+    quota = replace(tenant, allowed=count if by_quota else request.instances)
+    return InstanceCaps(request=request, tier=tier, tenant=quota, capacity=capacity_cap(state, request))

@@ -34,16 +34,21 @@ from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.models import UnknownModelError, get_model
 from gpupool.catalog.types import Architecture
 from gpupool.placement import (
+    Allocation,
+    Claim,
     CrossPoolPlacement,
     InstanceCaps,
     InstanceRequest,
     PlacementReason,
     PoolOption,
     PoolState,
-    instance_caps,
+    allocated_caps,
+    demand_of,
     latency_floor_ms,
     place_across_pools,
+    reallocate,
     running_instances,
+    tenant_of,
     workload_key,
 )
 from gpupool.placement.pools import DEFAULT_HYSTERESIS_INSTANCES, rank_key, why_unusable
@@ -88,6 +93,8 @@ class ModelOutcome:
     # What the model asked of each pool and what the limits allowed, by pool name: the operator
     # re-evaluates the model when a pool's accounting would answer differently.
     asks: dict[str, InstanceCaps] = field(default_factory=dict)
+    # Each pool's allocation with this model's demand in it: the other models read theirs from it.
+    allocations: dict[str, Allocation] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -207,6 +214,8 @@ class PoolContext:
     state: PoolState | None = None
     # Labels of the model's namespace, for tenants chosen by a namespaceSelector (None: unknown).
     namespace_labels: dict[str, str] | None = None
+    # The pool's allocation over every model's demand at the last recount (None: not yet made).
+    allocation: Allocation | None = None
 
 
 @dataclass(frozen=True)
@@ -216,12 +225,20 @@ class Placement:
     replicas: int
     caps: InstanceCaps | None
     empty: bool = False  # the pool has no schedulable node
+    allocation: Allocation | None = None  # the pool's allocation, this model's demand included
+    lost: tuple[tuple[Claim, str], ...] = ()  # instances on nodes that left the pool, with why
 
 
 def place_on_pool(md: ModelDeployment, context: PoolContext, plan: Plan, asked: int) -> Placement:
-    """Cut the asked count to what the tier and the tenant allow (capacity is only reported)."""
+    """The count the pool's allocation gives the model (capacity is only reported).
+
+    Every model of a pool reads its count from one allocation over all their demands
+    (`gpupool.placement.allocation`), so the counts agree with one another and a recount that
+    moves nothing changes none of them.
+    """
     if context.state is None:
-        return Placement(asked, None)
+        return Placement(asked, None)  # not counted (the command line): nothing to share
+    state = context.state
     namespace = str(md.metadata.get("namespace", ""))
     request = InstanceRequest(
         workload=workload_key(namespace, str(md.metadata.get("name", ""))),
@@ -230,13 +247,29 @@ def place_on_pool(md: ModelDeployment, context: PoolContext, plan: Plan, asked: 
         tensor_parallel=plan.tensor_parallel,
         instances=asked,
     )
-    caps = instance_caps(context.state, request, context.namespace_labels)
-    if context.state.total == 0:
-        # No schedulable node: tiers' shares of nothing would say zero, and pods that never exist
-        # never make a cluster autoscaler add a node. Only the tenant's quota, an absolute
-        # number, cuts the count; the instances wait Pending and Placed says why.
-        return Placement(min(asked, caps.tenant.allowed), caps, empty=True)
-    return Placement(min(asked, caps.allowed), caps)
+    tenant = tenant_of(state, namespace, context.namespace_labels)
+    demand = demand_of(state, request, tenant.name if tenant else None)
+    allocation = reallocate(state, context.allocation, demand)
+    caps = allocated_caps(state, allocation, request, context.namespace_labels)
+    # No schedulable node: tiers' shares of nothing would say zero, and pods that never exist never
+    # make a cluster autoscaler add a node. The instances wait Pending, bounded, and Placed says why.
+    return Placement(
+        min(asked, caps.allowed),
+        caps,
+        empty=state.total == 0,
+        allocation=allocation,
+        lost=state.lost_by(request.workload),
+    )
+
+
+def lost_message(lost: tuple[tuple[Claim, str], ...]) -> str:
+    """Which instances went with their nodes, for the Placed condition and its event."""
+    shown = ", ".join(f"{claim.name} on {claim.node} ({why})" for claim, why in lost[:3])
+    more = f" and {len(lost) - 3} more" if len(lost) > 3 else ""
+    return (
+        f"{len(lost)} instance(s) lost with their node: {shown}{more}; the instances on other nodes "
+        "keep running, and the lost ones come back on another node when there is room"
+    )
 
 
 def _placed_condition(
@@ -257,6 +290,8 @@ def _placed_condition(
     before = find_condition(previous.conditions, ConditionType.PLACED)
     if preemption is not None:
         return (ConditionStatus.FALSE, Reason.PREEMPTED, preemption)
+    if placement.lost:
+        return (ConditionStatus.FALSE, Reason.INSTANCES_LOST, lost_message(placement.lost))
     if before is not None and before.reason == Reason.PREEMPTED:
         # The workload's status trails the pods by a moment: hold the condition a little while
         # even when the counts already look whole, so a stale "all ready" does not end it.
@@ -363,6 +398,7 @@ def decide(
     )
     settled = _settled(workload, replicas)
     conditions = _running(conditions, replicas, ready, settled, workload, generation, now)
+    conditions = _capped_to_zero(conditions, asked, replicas, placed, generation, now)
 
     status = ModelDeploymentStatus(
         observed_generation=generation,
@@ -378,9 +414,24 @@ def decide(
         asked_replicas=asked,
         cost_per_hour=cost,
     )
-    asks = {placements[0].pool: caps} if caps is not None else {}
+    return _applied(objects, previous, status, {placements[0].pool: placement})
+
+
+def _applied(
+    objects: list[dict[str, Any]],
+    previous: ModelDeploymentStatus,
+    status: ModelDeploymentStatus,
+    placements: Mapping[str, Placement],
+) -> ModelOutcome:
+    """The outcome of a model whose objects are applied, with what it asked of each pool and each
+    pool's allocation."""
     return ModelOutcome(
-        objects=objects, status=status, events=_events(previous, status), apply=True, asks=asks
+        objects=objects,
+        status=status,
+        events=_events(previous, status),
+        apply=True,
+        asks={pool: p.caps for pool, p in placements.items() if p.caps is not None},
+        allocations={pool: p.allocation for pool, p in placements.items() if p.allocation is not None},
     )
 
 
@@ -411,6 +462,30 @@ def _running(
     ready_state, progressing = _readiness(replicas, ready, settled, workload)
     conditions = set_condition(conditions, ConditionType.READY, *ready_state, generation, now)
     return set_condition(conditions, ConditionType.PROGRESSING, *progressing, generation, now)
+
+
+def _capped_to_zero(
+    conditions: list[Condition],
+    asked: int,
+    replicas: int,
+    placed: tuple[ConditionStatus, Reason, str] | None,
+    generation: int | None,
+    now: str,
+) -> list[Condition]:
+    """Zero instances because a limit leaves none is not ready: Ready=False with the limit's reason
+    (scaled to zero is for a model that asks for none)."""
+    if replicas > 0 or asked == 0 or placed is None or placed[0] != ConditionStatus.FALSE:
+        return conditions
+    _, reason, message = placed
+    return set_condition(
+        conditions,
+        ConditionType.READY,
+        ConditionStatus.FALSE,
+        reason,
+        f"0 instances: {message}",
+        generation,
+        now,
+    )
 
 
 def _readiness(
@@ -692,7 +767,6 @@ def decide_pools(
         nothing = SpecError(Reason.POOL_SKIPPED, split.message)
         return _failed(md, previous, conditions, nothing, generation, _total(workloads), now)
     objects.append(service)
-    asks = {pool: p.caps for pool, p in placements.items() if p.caps is not None}
 
     first = by_pool[split.ranked[0]].plan
     placed_status = (
@@ -715,6 +789,14 @@ def decide_pools(
     conditions = _running(
         conditions, replicas_total, ready_total, settled, _total(workloads), generation, now
     )
+    conditions = _capped_to_zero(
+        conditions,
+        1 if demand > 0 else 0,
+        replicas_total,
+        (placed_status, Reason(split.reason.value), split.message),
+        generation,
+        now,
+    )
     status = ModelDeploymentStatus(
         observed_generation=generation,
         model=resolved.label,
@@ -728,9 +810,7 @@ def decide_pools(
         asked_replicas=None,
         cost_per_hour=None if cost is None else round(cost, 4),
     )
-    return ModelOutcome(
-        objects=objects, status=status, events=_events(previous, status), apply=True, asks=asks
-    )
+    return _applied(objects, previous, status, placements)
 
 
 def _skip(split: CrossPoolPlacement, pool: str, why: str) -> CrossPoolPlacement:

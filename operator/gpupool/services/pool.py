@@ -18,7 +18,7 @@ from gpupool.api.v1alpha1 import (
     PoolAccelerators,
     TierCapacity,
 )
-from gpupool.placement import PoolState, account_pool
+from gpupool.placement import Allocation, PoolState, TierAccount, TierShare, account_pool
 
 
 def pool_state(
@@ -31,8 +31,11 @@ def pool_state(
     return account_pool(pool, nodes, pods, tenants=pool.spec.tenants, namespace_labels=namespace_labels)
 
 
-def status_of(pool: InferencePool, state: PoolState, now: str) -> InferencePoolStatus:
-    """The pool's status from its state: capacity per node, tier and tenant, and fragmentation."""
+def status_of(
+    pool: InferencePool, state: PoolState, now: str, allocation: Allocation | None = None
+) -> InferencePoolStatus:
+    """The pool's status from its state: capacity per node, tier and tenant, and fragmentation;
+    with the pool's allocation, what it grants each tier, lends and takes back."""
     previous = pool.status.conditions if pool.status else []
     generation = pool.metadata.get("generation")
     if state.nodes:
@@ -68,15 +71,7 @@ def status_of(pool: InferencePool, state: PoolState, now: str) -> InferencePoolS
             unmanaged=state.unmanaged,
         ),
         tiers=[
-            TierCapacity(
-                name=t.name,
-                reserved=t.reserved,
-                allocated=t.allocated,
-                pending=t.pending,
-                borrowed=max(0, t.allocated - t.reserved),
-                preempted=t.preempted,
-            )
-            for t in state.tier_accounts()
+            _tier_capacity(t, allocation.share(t.name) if allocation else None) for t in state.tier_accounts()
         ],
         node_accelerators=state.node_status(),
         excluded_nodes=[ExcludedNode(name=n, reason=why) for n, why in state.excluded_nodes],
@@ -87,6 +82,26 @@ def status_of(pool: InferencePool, state: PoolState, now: str) -> InferencePoolS
         ],
         cost_per_hour=None if price is None else round(price * held, 4),
         conditions=conditions,
+    )
+
+
+def _tier_capacity(account: TierAccount, share: TierShare | None) -> TierCapacity:
+    capacity = TierCapacity(
+        name=account.name,
+        reserved=account.reserved,
+        allocated=account.allocated,
+        pending=account.pending,
+        borrowed=max(0, account.allocated - account.reserved),
+        preempted=account.preempted,
+    )
+    if share is None:
+        return capacity
+    return capacity.model_copy(
+        update={
+            "granted": share.allocated,
+            "lent": share.lent,
+            "reclaiming": [f"{tier} {count}" for tier, count in share.reclaimed],
+        }
     )
 
 

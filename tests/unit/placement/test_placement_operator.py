@@ -8,6 +8,7 @@ from placement_fixtures import node, pod
 
 from gpupool.api.conditions import ConditionType, find_condition
 from gpupool.api.v1alpha1 import InferencePool, ModelDeployment
+from gpupool.placement import MAX_INSTANCES_WITHOUT_NODES
 from gpupool.services.modeldeployment import (
     PoolContext,
     WorkloadObservation,
@@ -86,21 +87,33 @@ def test_a_model_within_its_tier_is_placed_and_reports_cost() -> None:
 
 
 def test_the_tier_share_caps_the_count_and_the_condition_gives_the_numbers() -> None:
-    # 16 accelerators: P1 reserves 30% (4), may use the 2 no tier reserves and borrow P0's idle
-    # 40% (6): 12 in all. Another P1 workload already holds 8, so this one gets 4 of its 8.
+    # 16 accelerators: P1 reserves 30% (4) and may borrow whatever the others leave idle. Another
+    # P1 workload already holds 8, so this one gets the other 8 of the 12 it asks for.
     pods = [pod(f"rag-{i}", 1, node_name="n1", model="rag", tier="P1") for i in range(8)]
     ctx = context(h100(), [node("n1"), node("n2")], pods)
-    outcome = decide(model(8), ctx, None, NOW)
-    assert outcome.status.replicas == 4
-    assert outcome.status.asked_replicas == 8
+    outcome = decide(model(12), ctx, None, NOW)
+    assert outcome.status.replicas == 8
+    assert outcome.status.asked_replicas == 12
     deployment = next(o for o in outcome.objects if o["kind"] == "Deployment")
-    assert deployment["spec"]["replicas"] == 4
+    assert deployment["spec"]["replicas"] == 8
     condition = placed(outcome)
     assert (condition.status, condition.reason) == ("False", "TierCapped")
-    assert "tier P1" in condition.message and "team-a/rag 8" in condition.message
-    [limit] = outcome.status.limits
-    assert (limit.kind, limit.asked, limit.allowed) == ("Tier", 8, 4)
+    assert "tier P1 of pool h100 gets 16 of the 16 accelerators" in condition.message
+    assert "its reserve of 4" in condition.message and "12 borrowed" in condition.message
+    limit = outcome.status.limits[0]  # the pool's capacity, 8 more, binds too
+    assert (limit.kind, limit.asked, limit.allowed) == ("Tier", 12, 8)
     assert any(e.reason == "TierCapped" and e.type == "Warning" for e in outcome.events)
+
+
+def test_a_borrowing_limit_caps_the_tier() -> None:
+    tiers = [
+        {"name": "P0", "priority": 1000, "reservedPercent": 50},
+        {"name": "P1", "priority": 100, "reservedPercent": 25, "borrowingLimitPercent": 25},
+    ]
+    ctx = context(h100(tiers=tiers), [node("n1"), node("n2")], [])
+    outcome = decide(model(16), ctx, None, NOW)
+    assert outcome.status.replicas == 8  # its 4, and 4 borrowed at most
+    assert "at most 8 with borrowing" in placed(outcome).message
 
 
 def test_a_tenant_quota_caps_the_count() -> None:
@@ -250,3 +263,13 @@ def test_a_pool_without_nodes_keeps_the_count_so_pending_pods_can_bring_nodes() 
     condition = placed(outcome)
     assert (condition.status, condition.reason) == ("False", "InsufficientCapacity")
     assert "no schedulable node" in condition.message
+
+
+def test_every_count_is_bounded_by_the_pool_or_by_a_fixed_cap_without_nodes() -> None:
+    huge = model(1_000_000_000)
+    empty = decide(huge, context(h100(), [], []), None, NOW)
+    assert empty.status.replicas == MAX_INSTANCES_WITHOUT_NODES
+    assert placed(empty).reason == "InsufficientCapacity"
+    nodes = [node("n1"), node("n2"), node("n3")]
+    counted = decide(huge, context(h100(), nodes, []), None, NOW)
+    assert counted.status.replicas == 24  # every GPU of the pool, one instance each
