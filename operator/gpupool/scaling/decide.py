@@ -290,12 +290,14 @@ def _learned(
     now: float,
     demand: float,
     horizon: float,
+    load_time_seconds: float,
     policy: AutoscalingPolicy,
     plan_capacity: float,
     qps: float,
     ready: int,
     *,
     saturated: bool,
+    late: bool,
     overloaded: bool,
     running: float | None,
 ) -> ScalerState:
@@ -303,7 +305,8 @@ def _learned(
     learned = with_history(state, now, demand, horizon, policy.slo_attainment_target)
     update: dict[str, object] = {}
     changed = state.events[-1].time if state.events else None
-    steady = ready > 0 and (changed is None or now - changed >= _QUEUE_GROWTH_SECONDS)
+    # Instances asked for in the last change have loaded and served for a whole rate window.
+    steady = ready > 0 and (changed is None or now - changed >= load_time_seconds + _QUEUE_GROWTH_SECONDS)
     if steady:
         update["capacity_per_instance"] = measured_capacity(
             state.capacity_per_instance,
@@ -311,6 +314,7 @@ def _learned(
             qps / ready,
             saturated=saturated,
             overloaded=overloaded,
+            late=late,
         )
     if running is not None and not overloaded:
         update["batch_seconds"] = measured_batch_seconds(state.batch_seconds, running, qps)
@@ -501,7 +505,11 @@ def decide_replicas(
     if qps is not None:
         demand = max(0.0, qps + (growth or 0.0))
         sized = demand
-        live = _live_demand(window, state, now, policy, waiting, growth, horizon, floor) if queued else None
+        # The first step after a jump: once instances start, the next step waits for them.
+        first_step = queued and current <= ready
+        live = (
+            _live_demand(window, state, now, policy, waiting, growth, horizon, floor) if first_step else None
+        )
         if live is not None and live > sized and not hold:
             rules.append(f"live-demand: {live:.1f} QPS from the running and queued requests now")
             sized = live
@@ -583,28 +591,26 @@ def decide_replicas(
     else:
         recommendation = step_up
 
+    late = slow and _throughout(window, Signal.TTFT_P99_SECONDS, now, latency_slo_seconds or 0.0)
+    saturated_queue = (
+        _throughout(window, Signal.WAITING_REQUESTS, now, policy.max_waiting_requests_per_instance * ready)
+        and (growth or 0.0) > 0
+        and _delayed(ttft, latency_slo_seconds)
+    )
     if qps is not None and demand is not None:
         state = _learned(
             state,
             now,
             demand,
             horizon,
+            load_time_seconds,
             policy,
             plan_capacity,
             qps,
             ready,
-            saturated=ready == current
-            and not hold
-            and (
-                (slow and _throughout(window, Signal.TTFT_P99_SECONDS, now, latency_slo_seconds or 0.0))
-                or (
-                    _throughout(
-                        window, Signal.WAITING_REQUESTS, now, policy.max_waiting_requests_per_instance * ready
-                    )
-                    and (growth or 0.0) > 0
-                    and _delayed(ttft, latency_slo_seconds)
-                )
-            ),
+            # A queue draining a backlog makes first tokens late at any rate: no measure of capacity.
+            saturated=ready == current and not hold and not draining and (late or saturated_queue),
+            late=late,
             overloaded=bool(overload) or queued,
             running=_value(read_signal(window, Signal.RUNNING_REQUESTS, now, max_age)),
         )

@@ -105,15 +105,23 @@ def _coarse(values: Sequence[float], factor: int) -> list[float]:
 
 
 def _best_lag(values: Sequence[float], min_lag: int) -> tuple[int, float] | None:
-    """The first clear peak of the autocorrelation at lags min_lag .. len/2: its lag and value.
+    """The clearest peak of the autocorrelation at lags min_lag .. len/2: its lag and value.
 
-    Among lags at least MIN_CORRELATION, the one with the highest correlation whose multiples are
-    not beaten: a repetition every P also correlates at 2P, 3P, and the shortest one is the period.
+    A lag counts when its correlation reaches MIN_CORRELATION and rises at least
+    MIN_CORRELATION above the lowest correlation of the shorter lags: a repetition falls out of
+    step and back in, where a trend or a level shift correlates at every short lag and never dips.
+    Among those, the highest, unless a shorter one is as high (a repetition every P also correlates
+    at 2P, 3P, and the shortest one is the period).
     """
     best: tuple[int, float] | None = None
-    for lag in range(min_lag, len(values) // 2 + 1):
+    lowest = 1.0
+    for lag in range(1, len(values) // 2 + 1):
         r = _autocorrelation(values, lag)
-        if r >= MIN_CORRELATION and (best is None or r > best[1] + 0.05):
+        lowest = min(lowest, r)
+        if lag < min_lag or r < MIN_CORRELATION or r - lowest < MIN_CORRELATION:
+            continue
+        # Climb to the top of the first peak; a later peak must be clearly higher.
+        if best is None or (r > best[1] and lag < 1.5 * best[0]) or r > best[1] + 0.05:
             best = (lag, r)
     return best
 
@@ -157,11 +165,15 @@ def rise_quantile(
 
     A rise at step i is the highest demand of the next `horizon` minus the larger of the demand at i
     and, with a period, what one period before said about that span (a rise the periodic forecast
-    saw coming needs no headroom), counted from one period in. None with less than two horizons of
-    history to count.
+    saw coming needs no headroom), counted from one period in. None while the history is too short
+    for one rise to fit in the quantile's tail.
     """
     ahead = max(1, math.ceil(horizon / STEP_SECONDS))
-    if len(values) - (round(period / STEP_SECONDS) if period else 0) < 2 * ahead:
+    counted = len(values) - ahead - (round(period / STEP_SECONDS) if period else 0)
+    # A rise seen once is no pattern: one rise spans about `ahead` moments, and only once the
+    # history holds enough moments that those fit in the quantile's tail does the quantile say
+    # something about the traffic rather than about that one rise.
+    if counted <= 0 or counted * (1 - quantile) < ahead:
         return None
     lag = round(period / STEP_SECONDS) if period else 0
     rises = []

@@ -4,12 +4,13 @@
   the period of the traffic and the burst rise at the SLO's quantile (gpupool.scaling.history).
 - The real capacity of an instance: the plan's QPS per instance is an estimate from the model's
   shape and the accelerator's datasheet, and a real engine can serve 30% less or more. When the
-  instances are saturated (a queue that does not shrink, or a p99 time to first token over the
-  SLO) with every instance Ready, what they finish per instance is their capacity, less the margin
-  between saturation and the SLO; when they finish more than the estimate without any sign of
-  overload, they serve at least that. The estimate stays within `CAPACITY_RANGE` of the plan, and
-  is measured only in a steady moment: every asked instance Ready and no change of the count
-  within the last minute, whose requests the one-minute rate still counts.
+  instances are saturated (a queue over its limit that keeps growing, or a p99 time to first token
+  over the SLO, for a whole minute) with every instance Ready, what they finish per instance is
+  their capacity (less the margin between saturation and the SLO when it is the queue that shows
+  it); when they finish more than the estimate without any sign of overload, they serve at least
+  that. The estimate stays within `CAPACITY_RANGE` of the plan, and is measured only in a steady
+  moment: every asked instance Ready, loaded and serving for the whole last minute, whose requests
+  the one-minute rate counts, and no backlog draining.
 - The time a request spends running (running requests over QPS, Little's law), which turns the
   live running count into a rate that reacts at once, where a one-minute rate lags.
 """
@@ -62,16 +63,21 @@ def measured_capacity(
     *,
     saturated: bool,
     overloaded: bool,
+    late: bool = False,
 ) -> float | None:
     """The new capacity estimate from one evaluation's QPS per Ready instance, or the old one.
 
     `saturated`: a queue that keeps up or a latency over the SLO, every asked instance Ready;
-    `overloaded`: any overload signal at all (then a high QPS proves nothing).
+    `late`: it is the latency (the SLO's own edge: what they finish is their capacity within it,
+    no margin to take off); `overloaded`: any overload signal at all (then a high QPS proves
+    nothing).
     """
     current = plan if estimate is None else estimate
     low, high = CAPACITY_RANGE[0] * plan, CAPACITY_RANGE[1] * plan
-    if saturated and per_instance_qps > 0:
-        seen = per_instance_qps * SATURATION_TO_SLO
+    if saturated and per_instance_qps >= low:
+        # Below half the plan, saturation is more likely something else (a rate still warming up,
+        # an engine restarting) than an engine that slow: the measurement is left out.
+        seen = per_instance_qps * (1.0 if late else SATURATION_TO_SLO)
         if seen < current:
             return max(low, current + SMOOTHING * (seen - current))
     elif not overloaded and current < per_instance_qps <= high:
