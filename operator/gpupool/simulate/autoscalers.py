@@ -37,6 +37,11 @@ class ClusterView:
     window: MetricsWindow
     pod_utilization: Mapping[str, float | None]
     pod_qps: Mapping[str, float | None]
+    # Live values of each Ready pod, as the pod's own endpoint or a gateway reports them now:
+    # requests in flight (running and queued), queued alone, KV-cache usage (0-1).
+    pod_in_flight: Mapping[str, float] = field(default_factory=dict)
+    pod_waiting: Mapping[str, float] = field(default_factory=dict)
+    pod_kv_cache_usage: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,9 @@ class Bounds:
 
 
 class Autoscaler(Protocol):
+    """What the simulation drives. An autoscaler may also set `reads_window = False` when it never
+    reads `ClusterView.window`, which spares the simulation the range queries."""
+
     name: str
 
     @property
@@ -130,6 +138,7 @@ class HpaAutoscaler:
 class StaticAutoscaler:
     replicas: int
     name: str = "static"
+    reads_window: bool = False
 
     @property
     def interval_seconds(self) -> float:
