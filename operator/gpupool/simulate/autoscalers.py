@@ -9,6 +9,10 @@
 - `hpa-qps`: the same algorithm on requests per second per pod, target `targetUtilization` x
   qpsPerInstance - a well-tuned HPA, the stronger baseline.
 - `static`: the planned instance count for the trace's peak, never changed.
+- the peers (`peers.py`, each from its own source at its shipped defaults): `knative-kpa`,
+  `kubeai`, `keda`, `aibrix-apa`, `aibrix-kpa`, `dynamo`, `llm-d-wva`;
+- `bound`: the clairvoyant bound (`bound.py`), which knows the trace; `scenario.run_scenario`
+  builds it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from gpupool.scaling.policy import (
     GUIDE_SCALE_UP_STEP,
 )
 
-POLICY_NAMES = ("default", "guide", "hpa", "hpa-qps", "static")
+PEER_NAMES = ("knative-kpa", "kubeai", "keda", "aibrix-apa", "aibrix-kpa", "dynamo", "llm-d-wva")
+BOUND_NAME = "bound"
+POLICY_NAMES = ("default", "guide", "hpa", "hpa-qps", "static", *PEER_NAMES, BOUND_NAME)
 
 
 @dataclass(frozen=True)
@@ -182,4 +188,8 @@ def build_autoscaler(
         return HpaAutoscaler("qps", target, bounds, name="hpa-qps")
     if name == "static":
         return StaticAutoscaler(min(max(peak_replicas, bounds.min_replicas), bounds.max_replicas))
+    if name in PEER_NAMES:
+        from gpupool.simulate.peers import build_peer  # the peers build on this module's types
+
+        return build_peer(name, bounds=bounds, capacity_per_instance=capacity_per_instance)
     raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}")
