@@ -104,7 +104,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-f", "--file", required=True, help="ModelDeployment YAML (may also hold the pool)")
     parser.add_argument("--pool", help="InferencePool YAML")
     parser.add_argument(
-        "--trace", required=True, help=f"a t_seconds,qps CSV file or one of {', '.join(GENERATORS)}"
+        "--trace", required=True, help=f"a CSV file (seconds, QPS) or one of {', '.join(GENERATORS)}"
     )
     parser.add_argument("--policy", default="default", choices=POLICY_NAMES)
     parser.add_argument(

@@ -84,3 +84,11 @@ def test_the_pool_must_be_given(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["simulate", "-f", MODEL, "--trace", "step"])
     assert "pass it with --pool" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("policy", ["bound", "knative-kpa"])
+def test_peers_and_the_bound_by_name(policy: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["simulate", "-f", MODEL, "--pool", POOL, "--trace", "spike", "-o", "json", "--policy", policy]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["policy"] == policy and summary["acceleratorHours"] > 0
