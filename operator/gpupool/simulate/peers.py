@@ -239,11 +239,15 @@ class KedaQueue:
     """KEDA's Prometheus scaler on vllm:num_requests_waiting, feeding the HPA.
 
     Follows vLLM production-stack's KEDA guide (docs/source/use_cases/autoscaling-keda.rst, its
-    ScaledObject: query `vllm:num_requests_waiting` summed over the pods, threshold 5,
-    minReplicaCount 1, pollingInterval 15 s) and KEDA's metric type default, AverageValue: the HPA
+    ScaledObject: query `vllm:num_requests_waiting`, threshold 5, minReplicaCount 1,
+    pollingInterval 15 s) and KEDA's metric type default, AverageValue: the HPA
     (pkg/controller/podautoscaler, `gpupool.scaling.hpa`) scales an External metric to
     ceil(queued / 5) with its default behaviour (tolerance 10%, scale-down stabilised over 300 s)
     every 15 s. KEDA reads the value from Prometheus, so it is the latest scrape's.
+
+    The guide's bare query returns one series per pod, which KEDA's Prometheus scaler refuses
+    ("prometheus query returned multiple elements") as soon as there are two pods; the query here
+    is its sum over the pods, what a working ScaledObject has to say.
     """
 
     bounds: Bounds
