@@ -1,7 +1,12 @@
-# Autoscaling benchmark: gpupool's policy against static provisioning and the Kubernetes HPA,
-# replayed through the simulator on the built-in traces (bench/autoscale.py, docs/autoscaling.md).
+# Autoscaling benchmark: gpupool's policy against its peers (Knative, KubeAI, KEDA, AIBrix, Dynamo,
+# llm-d), the HPA, static provisioning and the clairvoyant bound, replayed through the simulator
+# on the built-in traces at three capacity errors (bench/autoscale.py, docs/autoscaling.md).
 
-.PHONY: bench-autoscale
+.PHONY: bench-autoscale bench-autoscale-quick
 
-bench-autoscale: $(STAMP) ## Autoscaling benchmark: print the tables, refresh docs/autoscaling.md, write results/
-	$(PY) bench/autoscale.py --out results/autoscale.json --docs docs/autoscaling.md
+bench-autoscale: $(STAMP) ## Autoscaling benchmark, the full grid (~70 min on 2 cores): tables, frontiers PNG, docs/autoscaling.md
+	$(PY) bench/autoscale.py --out results/autoscale.json --docs docs/autoscaling.md \
+		--plot docs/autoscaling-frontiers.png
+
+bench-autoscale-quick: $(STAMP) ## Autoscaling benchmark on five short traces (~10 min on 2 cores), prints only
+	$(PY) bench/autoscale.py --quick --out results/autoscale-quick.json --plot results/autoscale-quick.png

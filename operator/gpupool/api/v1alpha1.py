@@ -648,6 +648,11 @@ class AutoscalingDecision(ApiModel):
     limits: list[str] = Field(
         default_factory=list, description="What held the count back.", json_schema_extra=atomic_list()
     )
+    rules: list[str] = Field(
+        default_factory=list,
+        description="The named rules that shaped the decision, each 'name: why, with the numbers'.",
+        json_schema_extra=atomic_list(),
+    )
     signals: SignalValues = Field(description="The metric values behind the decision.")
 
 
@@ -657,8 +662,9 @@ class AutoscalingStatus(ApiModel):
     )
     state: ScalerState = Field(
         default_factory=ScalerState,
-        description="Recent recommendations and scale events, so that a restarted operator keeps its "
-        "stabilisation windows and rate limits.",
+        description="Recent recommendations and scale events, the demand history of the last day and "
+        "what the policy learned from it, so that a restarted operator keeps its stabilisation windows, "
+        "rate limits, period, burst headroom and measured capacity.",
     )
 
 

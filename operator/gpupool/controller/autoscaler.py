@@ -412,6 +412,7 @@ def _shape(decision: AutoscalingDecision) -> tuple[object, ...]:
         [re.sub(r" \(.*\)$", "", m) for m in decision.missing],
         decision.overload,
         decision.limits,
+        [rule.split(":")[0] for rule in decision.rules],
     )
 
 
@@ -467,6 +468,7 @@ def autoscale(
         missing=decision.missing,
         overload=decision.overload,
         limits=decision.limits,
+        rules=decision.rules,
         signals=decision.signals,
     )
     last = previous.last_decision

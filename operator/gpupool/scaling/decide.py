@@ -32,6 +32,8 @@ from pydantic import Field
 
 from gpupool.api.base import ApiModel
 from gpupool.scaling.forecast import Forecast, forecast_demand
+from gpupool.scaling.history import STEP_SECONDS, expected_wait, periodic_forecast, since_reached
+from gpupool.scaling.learning import measured_batch_seconds, measured_capacity, with_history
 from gpupool.scaling.policy import AutoscalingPolicy
 from gpupool.scaling.state import ScalerState
 from gpupool.scaling.window import (
@@ -52,6 +54,10 @@ _PER_REQUEST = frozenset({Signal.TTFT_P99_SECONDS, Signal.ERROR_RATE})
 
 # Queue growth is measured over at least this long: one scrape-to-scrape step is mostly noise.
 _QUEUE_GROWTH_SECONDS = 60.0
+# A queue that grows or shrinks by less than this share of one instance's capacity per second is
+# steady: the waiting gauge of a busy engine moves by a few requests between scrapes, and over a
+# minute that reads as a fraction of a request per second either way.
+QUEUE_GROWTH_FLOOR_SHARE = 0.05
 
 
 class Direction(StrEnum):
@@ -95,6 +101,11 @@ class ScalingDecision(ApiModel):
     missing: list[str] = Field(default_factory=list, description="The unusable signals and why.")
     overload: list[str] = Field(default_factory=list, description="Overload signals that fired.")
     limits: list[str] = Field(default_factory=list, description="What held the count back.")
+    rules: list[str] = Field(
+        default_factory=list,
+        description="The named rules that shaped the decision (hold-after-scale-down, live-demand, "
+        "period, burst-headroom, ski-rental, learned-capacity), each with its numbers.",
+    )
     signals: SignalValues = Field(description="The metric values behind the decision.")
     state: ScalerState = Field(description="State for the next evaluation.")
 
@@ -154,6 +165,160 @@ def _demand_points(
         growth = _queue_growth(waiting, times, time, span) if waiting else None
         points.append((time, max(0.0, qps + (growth or 0.0))))
     return points
+
+
+# After its own scale-down the policy holds this long against signals of a rising queue: the removed
+# instances' requests queue again on the others for a while, and that is no new demand.
+def _after_scale_down(state: ScalerState, policy: AutoscalingPolicy, now: float) -> bool:
+    last = state.last_scale_down_time
+    return last is not None and 0 <= now - last < _growth_span(policy)
+
+
+def _throughout(window: MetricsWindow, signal: Signal, now: float, limit: float) -> bool:
+    """Whether `signal` stayed above `limit` through the last minute, the one-minute rate's window:
+    only then does the rate of finished requests show what saturated instances serve."""
+    recent = [v for _, v in fresh_points(window, signal, now, _QUEUE_GROWTH_SECONDS)]
+    return len(recent) >= 3 and all(v > limit for v in recent)
+
+
+def _delayed(ttft: float | None, latency_slo_seconds: float | None) -> bool:
+    """Whether first tokens are late enough that a queue means saturation: above half the SLO.
+
+    A queue with prompt first tokens is an uneven spread over the instances, not their limit.
+    """
+    if ttft is None or latency_slo_seconds is None:
+        return True
+    return ttft > latency_slo_seconds / 2
+
+
+def _live_demand(
+    window: MetricsWindow,
+    state: ScalerState,
+    now: float,
+    policy: AutoscalingPolicy,
+    waiting: float | None,
+    growth: float | None,
+    horizon: float,
+    floor: float,
+) -> float | None:
+    """Arrivals now, from the running and queued requests rather than a one-minute rate.
+
+    What runs completes at running / time in the batch per second (Little's law, the time learned
+    in calm moments); the queue adds its growth over the last two evaluations and the backlog,
+    spread over the time new instances take to help.
+    """
+    running = _value(read_signal(window, Signal.RUNNING_REQUESTS, now, policy.metrics_max_age_seconds))
+    if running is None or not state.batch_seconds:
+        return None
+    live = running / state.batch_seconds
+    points = fresh_points(window, Signal.WAITING_REQUESTS, now, 2.0 * policy.evaluation_interval_seconds)
+    short = growth_per_second(points)
+    if short is not None and short > floor:
+        live += short
+    elif growth is not None and growth > 0:
+        live += growth
+    if waiting:
+        live += waiting / max(horizon, 1.0)
+    return live
+
+
+def _periodic(state: ScalerState, now: float, horizon: float) -> float | None:
+    """The highest demand of the next `horizon` one period ago, when the traffic repeats."""
+    if state.period_seconds is None or state.demand_history is None:
+        return None
+    # One step more: the history is kept per minute, and a rise inside a step is not in its mean yet.
+    return periodic_forecast(state.demand_history, state.period_seconds, now, horizon + STEP_SECONDS)
+
+
+# A cold start costs the load time on an accelerator serving nothing, and as long again of demand
+# served late while it loads: an idle instance is worth keeping for up to twice the load time.
+SKI_RENTAL_LOAD_TIMES = 2.0
+
+
+def _ski_rental(
+    state: ScalerState,
+    current: int,
+    capacity_per_instance: float,
+    policy: AutoscalingPolicy,
+    load_time_seconds: float,
+    now: float,
+) -> str | None:
+    """Why the instance a scale-down would remove is kept, or None to let it go.
+
+    It is needed again when demand exceeds what one instance fewer serves at the target. With a
+    period, the history one period ago says whether that happens within the break-even; without
+    one, the mean wait from the moments of the last day when fewer instances sufficed.
+    """
+    history = state.demand_history
+    if history is None:
+        return None
+    threshold = (current - 1) * capacity_per_instance * policy.target_utilization
+    break_even = SKI_RENTAL_LOAD_TIMES * load_time_seconds
+    if state.period_seconds is not None:
+        repeat = periodic_forecast(history, state.period_seconds, now, break_even)
+        if repeat is not None:
+            if repeat <= threshold:
+                return None
+            return (
+                f"ski-rental: {repeat:.1f} QPS, more than {current - 1} instance(s) serve, came within "
+                f"{break_even:.0f} s one period ago (break-even {SKI_RENTAL_LOAD_TIMES:g} load times): "
+                f"keeping {current}"
+            )
+    values = history.complete()
+    wait = expected_wait(values, threshold)
+    if wait is None:
+        # No return seen yet: the break-even strategy keeps an idle instance as long as a cold
+        # start costs, then lets it go (never paying more than twice the best choice in hindsight).
+        since = since_reached(values, threshold)
+        if since is None or since >= break_even:
+            return None
+        return (
+            f"ski-rental: more than {current - 1} instance(s) were needed {since:.0f} s ago, within the "
+            f"break-even of {break_even:.0f} s ({SKI_RENTAL_LOAD_TIMES:g} load times): keeping {current}"
+        )
+    if wait >= break_even:
+        return None
+    return (
+        f"ski-rental: more than {current - 1} instance(s) were needed again after {wait:.0f} s on "
+        f"average over the last day, within the break-even of {break_even:.0f} s "
+        f"({SKI_RENTAL_LOAD_TIMES:g} load times): keeping {current}"
+    )
+
+
+def _learned(
+    state: ScalerState,
+    now: float,
+    demand: float,
+    horizon: float,
+    load_time_seconds: float,
+    policy: AutoscalingPolicy,
+    plan_capacity: float,
+    qps: float,
+    ready: int,
+    *,
+    saturated: bool,
+    late: bool,
+    overloaded: bool,
+    running: float | None,
+) -> ScalerState:
+    """The state with this evaluation's demand, capacity and batch time learned."""
+    learned = with_history(state, now, demand, horizon, policy.slo_attainment_target)
+    update: dict[str, object] = {}
+    changed = state.events[-1].time if state.events else None
+    # Instances asked for in the last change have loaded and served for a whole rate window.
+    steady = ready > 0 and (changed is None or now - changed >= load_time_seconds + _QUEUE_GROWTH_SECONDS)
+    if steady:
+        update["capacity_per_instance"] = measured_capacity(
+            state.capacity_per_instance,
+            plan_capacity,
+            qps / ready,
+            saturated=saturated,
+            overloaded=overloaded,
+            late=late,
+        )
+    if running is not None and not overloaded:
+        update["batch_seconds"] = measured_batch_seconds(state.batch_seconds, running, qps)
+    return learned.model_copy(update=update) if update else learned
 
 
 def _stabilized(
@@ -268,6 +433,18 @@ def decide_replicas(
     errors = _value(readings[Signal.ERROR_RATE])
     ttft = _value(readings[Signal.TTFT_P99_SECONDS]) if use_latency else None
 
+    plan_capacity = capacity_per_instance
+    capacity_per_instance = state.capacity_per_instance or plan_capacity
+    capacity = current * capacity_per_instance
+    rules: list[str] = []
+    if state.capacity_per_instance is not None:
+        rules.append(
+            f"learned-capacity: {capacity_per_instance:.2f} QPS per instance measured "
+            f"(plan {plan_capacity:.2f})"
+        )
+    horizon = policy.horizon_seconds(load_time_seconds)
+    hold = _after_scale_down(state, policy, now)
+
     # Demand: what finished plus what piled up (arrivals = completions + queue growth), and what is
     # coming. While a backlog drains, completions exceed arrivals and the growth is negative.
     span = _growth_span(policy)
@@ -276,40 +453,42 @@ def decide_replicas(
         if waiting is not None
         else []
     )
-    growth: float | None = None
+    waiting_times = [t for t, _ in waiting_points]
+    floor = QUEUE_GROWTH_FLOOR_SHARE * capacity_per_instance
+    measured_growth: float | None = None
     if waiting is not None:
-        growth = _queue_growth(waiting_points, [t for t, _ in waiting_points], now, span)
+        measured_growth = _queue_growth(waiting_points, waiting_times, now, span)
+    growth = measured_growth
+    if growth is not None and abs(growth) < floor:
+        growth = 0.0
+    if hold and growth is not None and growth > 0:
+        rules.append(
+            f"hold-after-scale-down: queue growing {growth:.1f}/s within {span:.0f} s of removing "
+            "instances is their requests queueing again, not new demand"
+        )
+        growth = 0.0
     draining = growth is not None and growth < 0
-    forecast: Forecast | None = None
-    demand: float | None = None
-    if qps is not None:
-        demand = max(0.0, qps + (growth or 0.0))
-        if policy.predictive:
-            forecast = forecast_demand(
-                _demand_points(window, waiting_points, now, policy),
-                window.qps_history_timestamps,
-                window.qps_history,
-                now,
-                policy.horizon_seconds(load_time_seconds),
-                season_seconds=policy.seasonal_period_seconds,
-                trend_window_seconds=policy.trend_window_seconds,
-                max_growth=policy.predictive_max_growth,
-            )
-            if forecast is not None:
-                demand = max(demand, forecast.value)
 
     # Overload: the primary signals; utilisation only when the policy lets it lead, as vLLM keeps the
     # accelerator busy at a fraction of its capacity (a busy accelerator is no proof of overload).
     overload: list[str] = []
     waiting_per_instance = waiting / max(ready, 1) if waiting is not None else None
-    if waiting_per_instance is not None and waiting_per_instance > policy.max_waiting_requests_per_instance:
+    queued = (
+        waiting_per_instance is not None and waiting_per_instance > policy.max_waiting_requests_per_instance
+    )
+    if queued and hold:
+        rules.append("hold-after-scale-down: a queue right after removing instances adds none")
+    elif queued:
+        assert waiting_per_instance is not None
         overload.append(
             f"{waiting_per_instance:.1f} requests waiting per Ready instance "
             f"(limit {policy.max_waiting_requests_per_instance:g})"
         )
     if kv is not None and kv > policy.kv_cache_usage_threshold:
         overload.append(f"KV cache {kv:.0%} full (limit {policy.kv_cache_usage_threshold:.0%})")
-    if ttft is not None and latency_slo_seconds is not None and ttft > latency_slo_seconds:
+    slow = ttft is not None and latency_slo_seconds is not None and ttft > latency_slo_seconds
+    if slow:
+        assert ttft is not None and latency_slo_seconds is not None
         overload.append(
             f"p99 time to first token {ttft * 1000:.0f} ms over the {latency_slo_seconds * 1000:.0f} ms SLO"
         )
@@ -318,6 +497,44 @@ def decide_replicas(
         overload.append(
             f"accelerator utilisation {utilization:.0%} (limit {policy.accelerator_utilization_up:.0%})"
         )
+
+    forecast: Forecast | None = None
+    demand: float | None = None
+    sized: float | None = None
+    live: float | None = None
+    if qps is not None:
+        demand = max(0.0, qps + (growth or 0.0))
+        sized = demand
+        # The first step after a jump: once instances start, the next step waits for them.
+        first_step = queued and current <= ready
+        live = (
+            _live_demand(window, state, now, policy, waiting, growth, horizon, floor) if first_step else None
+        )
+        if live is not None and live > sized and not hold:
+            rules.append(f"live-demand: {live:.1f} QPS from the running and queued requests now")
+            sized = live
+        if policy.predictive:
+            forecast = forecast_demand(
+                _demand_points(window, waiting_points, now, policy),
+                window.qps_history_timestamps,
+                window.qps_history,
+                now,
+                horizon,
+                season_seconds=policy.seasonal_period_seconds,
+                trend_window_seconds=policy.trend_window_seconds,
+                max_growth=policy.predictive_max_growth,
+            )
+            if forecast is not None:
+                ahead = forecast.value if not hold else max(forecast.level, forecast.seasonal or 0.0)
+                sized = max(sized, ahead)
+            repeat = _periodic(state, now, horizon)
+            if repeat is not None and repeat > sized:
+                assert state.period_seconds is not None
+                rules.append(
+                    f"period: {repeat:.1f} QPS within {horizon:.0f} s one period "
+                    f"({state.period_seconds:.0f} s) ago"
+                )
+                sized = repeat
 
     pending = current - ready
     # An overload signal says "more", not how much: one step (scaleUpStep), then wait for it.
@@ -328,12 +545,23 @@ def decide_replicas(
         notes.append(f"{pending} instance(s) still starting: waiting for them before adding more")
     elif overload and draining:
         notes.append("the queue is shrinking: the current instances are catching up")
-    if demand is not None:
-        needed = instances_for(demand, capacity_per_instance, policy.target_utilization)
-        load = demand / capacity if capacity > 0 else (math.inf if demand > 0 else 0.0)
+    if demand is not None and sized is not None:
+        needed = instances_for(sized, capacity_per_instance, policy.target_utilization)
+        rise = state.burst_rise_qps if policy.predictive else None
+        if rise:
+            # A rise on top of a demand already risen is bounded by the highest demand seen.
+            seen = max(state.demand_history.values) if state.demand_history else math.inf
+            burst = instances_for(min(demand + rise, max(seen, demand)), capacity_per_instance, 1.0)
+            if burst > needed:
+                rules.append(
+                    f"burst-headroom: {burst} instance(s) absorb the rise of {rise:.1f} QPS within "
+                    f"{horizon:.0f} s that {policy.slo_attainment_target:.1%} of the last day stayed within"
+                )
+                needed = burst
+        load = sized / capacity if capacity > 0 else (math.inf if sized > 0 else 0.0)
         cold = utilization is not None and utilization < policy.accelerator_utilization_down
-        if load > policy.target_utilization or overload:
-            recommendation = max(needed, step_up, current)
+        if needed > current or overload:
+            recommendation = max(needed, step_up if live is None else current, current)
         elif load < policy.scale_down_utilization or cold:
             blockers = []
             if missing:
@@ -348,15 +576,44 @@ def decide_replicas(
                 # scaling down to exactly what the target needs would put the next small rise
                 # over it, and the count would swing back and forth.
                 settled = instances_for(
-                    demand,
+                    sized,
                     capacity_per_instance,
                     (policy.target_utilization + policy.scale_down_utilization) / 2,
                 )
                 recommendation = min(current, max(needed, settled))
+                if recommendation < current and policy.predictive:
+                    kept = _ski_rental(state, current, capacity_per_instance, policy, load_time_seconds, now)
+                    if kept is not None:
+                        rules.append(kept)
+                        recommendation = current
         else:
             recommendation = current
     else:
         recommendation = step_up
+
+    late = slow and _throughout(window, Signal.TTFT_P99_SECONDS, now, latency_slo_seconds or 0.0)
+    saturated_queue = (
+        _throughout(window, Signal.WAITING_REQUESTS, now, policy.max_waiting_requests_per_instance * ready)
+        and (growth or 0.0) > 0
+        and _delayed(ttft, latency_slo_seconds)
+    )
+    if qps is not None and demand is not None:
+        state = _learned(
+            state,
+            now,
+            demand,
+            horizon,
+            load_time_seconds,
+            policy,
+            plan_capacity,
+            qps,
+            ready,
+            # A queue draining a backlog makes first tokens late at any rate: no measure of capacity.
+            saturated=ready == current and not hold and not draining and (late or saturated_queue),
+            late=late,
+            overloaded=bool(overload) or queued,
+            running=_value(read_signal(window, Signal.RUNNING_REQUESTS, now, max_age)),
+        )
 
     stabilized = _stabilized(state, recommendation, current, policy, now)
     limits: list[str] = []
@@ -377,7 +634,7 @@ def decide_replicas(
 
     signals = SignalValues(
         qps=qps,
-        queue_growth_per_second=growth,
+        queue_growth_per_second=measured_growth,
         forecast_qps=forecast.value if forecast is not None else None,
         demand_qps=demand,
         capacity_qps=capacity,
@@ -404,6 +661,7 @@ def decide_replicas(
         missing,
         notes,
         limits,
+        rules,
     )
     new_state = state.recorded(now, recommendation, current, desired, policy.history_seconds)
     return ScalingDecision(
@@ -417,6 +675,7 @@ def decide_replicas(
         missing=missing,
         overload=overload,
         limits=limits,
+        rules=rules,
         signals=signals,
         state=new_state,
     )
@@ -437,6 +696,7 @@ def _reason(
     missing: list[str],
     notes: list[str],
     limits: list[str],
+    rules: list[str],
 ) -> str:
     head = {
         Direction.UP: f"scale up {current} -> {desired}",
@@ -461,7 +721,7 @@ def _reason(
         parts.append("overloaded: " + "; ".join(overload))
     if missing:
         parts.append("metrics unavailable: " + "; ".join(missing) + " - never scaling down without them")
-    parts += notes
+    parts += rules + notes
     if limits:
         parts.append("limited by " + "; ".join(limits))
     return head + (": " + ". ".join(parts) if parts else "")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from gpupool.api.base import ApiModel
+from gpupool.scaling.history import DemandHistory
 
 
 class Recommendation(ApiModel):
@@ -36,6 +37,22 @@ class ScalerState(ApiModel):
     )
     last_scale_up_time: float | None = Field(default=None, description="Last time instances were added.")
     last_scale_down_time: float | None = Field(default=None, description="Last time instances were removed.")
+    demand_history: DemandHistory | None = Field(
+        default=None, description="Demand per minute over the last day, for the period and the headroom."
+    )
+    learned_at: float | None = Field(
+        default=None, description="When the period and the burst rise were last learned from the history."
+    )
+    period_seconds: float | None = Field(default=None, description="Period of the traffic, when it repeats.")
+    burst_rise_qps: float | None = Field(
+        default=None, description="Rise of demand within one load time at the SLO's quantile."
+    )
+    capacity_per_instance: float | None = Field(
+        default=None, description="QPS one instance serves within the SLO, as measured (None: the plan's)."
+    )
+    batch_seconds: float | None = Field(
+        default=None, description="Seconds a request spends running, as measured (running / QPS)."
+    )
 
     def added_since(self, since: float) -> int:
         """Instances added by scale-ups after `since`."""
@@ -65,9 +82,11 @@ class ScalerState(ApiModel):
                 last_up = now
             else:
                 last_down = now
-        return ScalerState(
-            recommendations=recommendations,
-            events=events,
-            last_scale_up_time=last_up,
-            last_scale_down_time=last_down,
+        return self.model_copy(
+            update={
+                "recommendations": recommendations,
+                "events": events,
+                "last_scale_up_time": last_up,
+                "last_scale_down_time": last_down,
+            }
         )

@@ -9,6 +9,10 @@
 - `hpa-qps`: the same algorithm on requests per second per pod, target `targetUtilization` x
   qpsPerInstance - a well-tuned HPA, the stronger baseline.
 - `static`: the planned instance count for the trace's peak, never changed.
+- the peers (`peers.py`, each from its own source at its shipped defaults): `knative-kpa`,
+  `kubeai`, `keda`, `aibrix-apa`, `aibrix-kpa`, `dynamo`, `llm-d-wva`;
+- `bound`: the clairvoyant bound (`bound.py`), which knows the trace; `scenario.run_scenario`
+  builds it.
 """
 
 from __future__ import annotations
@@ -25,7 +29,9 @@ from gpupool.scaling.policy import (
     GUIDE_SCALE_UP_STEP,
 )
 
-POLICY_NAMES = ("default", "guide", "hpa", "hpa-qps", "static")
+PEER_NAMES = ("knative-kpa", "kubeai", "keda", "aibrix-apa", "aibrix-kpa", "dynamo", "llm-d-wva")
+BOUND_NAME = "bound"
+POLICY_NAMES = ("default", "guide", "hpa", "hpa-qps", "static", *PEER_NAMES, BOUND_NAME)
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,11 @@ class ClusterView:
     window: MetricsWindow
     pod_utilization: Mapping[str, float | None]
     pod_qps: Mapping[str, float | None]
+    # Live values of each Ready pod, as the pod's own endpoint or a gateway reports them now:
+    # requests in flight (running and queued), queued alone, KV-cache usage (0-1).
+    pod_in_flight: Mapping[str, float] = field(default_factory=dict)
+    pod_waiting: Mapping[str, float] = field(default_factory=dict)
+    pod_kv_cache_usage: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,9 @@ class Bounds:
 
 
 class Autoscaler(Protocol):
+    """What the simulation drives. An autoscaler may also set `reads_window = False` when it never
+    reads `ClusterView.window`, which spares the simulation the range queries."""
+
     name: str
 
     @property
@@ -130,6 +144,7 @@ class HpaAutoscaler:
 class StaticAutoscaler:
     replicas: int
     name: str = "static"
+    reads_window: bool = False
 
     @property
     def interval_seconds(self) -> float:
@@ -173,4 +188,8 @@ def build_autoscaler(
         return HpaAutoscaler("qps", target, bounds, name="hpa-qps")
     if name == "static":
         return StaticAutoscaler(min(max(peak_replicas, bounds.min_replicas), bounds.max_replicas))
+    if name in PEER_NAMES:
+        from gpupool.simulate.peers import build_peer  # the peers build on this module's types
+
+        return build_peer(name, bounds=bounds, capacity_per_instance=capacity_per_instance)
     raise ValueError(f"unknown policy {name!r}; choose one of {', '.join(POLICY_NAMES)}")

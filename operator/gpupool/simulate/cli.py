@@ -19,16 +19,22 @@ from gpupool.services.modeldeployment import SpecError
 from gpupool.simulate.autoscalers import POLICY_NAMES
 from gpupool.simulate.report import format_summary, plot, result_document
 from gpupool.simulate.scenario import run_scenario, scenario_for
-from gpupool.simulate.simulator import SimulationConfig
+from gpupool.simulate.simulator import Balancer, SimulationConfig
 from gpupool.simulate.traces import GENERATORS, Trace, builtin, load_csv
 
 
-def _trace(spec: str, peak_qps: float, seed: int) -> Trace:
+def _trace(spec: str, peak_qps: float, seed: int, rescale: bool) -> Trace:
+    """A built-in shape at `peak_qps`, or a CSV file, rescaled to `peak_qps` when `rescale`."""
     if spec in GENERATORS:
         return builtin(spec, peak_qps, seed)
     if not Path(spec).exists():
         raise ValueError(f"--trace {spec!r} is neither a built-in trace ({', '.join(GENERATORS)}) nor a file")
-    return load_csv(spec)
+    trace = load_csv(spec)
+    if rescale:
+        if trace.peak <= 0:
+            raise ValueError(f"--peak-qps cannot rescale {spec}: its QPS is 0 throughout")
+        trace = trace.scaled(peak_qps / trace.peak)
+    return trace
 
 
 def _policy(path: str | None) -> AutoscalingPolicy:
@@ -61,16 +67,21 @@ def simulate_command(args: argparse.Namespace) -> int:
     peak = args.peak_qps if args.peak_qps is not None else md.spec.traffic.peak_qps
     if peak <= 0:
         raise ValueError("the peak QPS must be positive (spec.traffic.peakQps or --peak-qps)")
-    trace = _trace(args.trace, peak, args.seed)
-    result = run_scenario(
-        scenario,
-        trace,
-        args.policy,
-        policy=_policy(args.policy_file),
-        config=SimulationConfig(seed=args.seed),
-    )
+    trace = _trace(args.trace, peak, args.seed, rescale=args.peak_qps is not None)
+    try:
+        config = SimulationConfig(
+            seed=args.seed,
+            balancer=Balancer(args.balancer),
+            capacity_error=args.capacity_error,
+            load_time_spread=args.load_time_spread,
+            provisioning_delay_seconds=args.provisioning_delay,
+            retry=not args.no_retry,
+        )
+    except ValueError as err:
+        raise ValueError(f"simulation settings: {err}") from err
+    result = run_scenario(scenario, trace, args.policy, policy=_policy(args.policy_file), config=config)
     if args.plot:
-        plot(result, args.plot, scenario.label)
+        plot(result, args.plot, scenario.label, scenario.capacity_per_instance * config.capacity_error)
     if args.output == "json":
         print(json.dumps(result_document(scenario.label, trace, result), indent=2))
     else:
@@ -93,15 +104,42 @@ def register(subparsers: Any) -> None:
     parser.add_argument("-f", "--file", required=True, help="ModelDeployment YAML (may also hold the pool)")
     parser.add_argument("--pool", help="InferencePool YAML")
     parser.add_argument(
-        "--trace", required=True, help=f"a t_seconds,qps CSV file or one of {', '.join(GENERATORS)}"
+        "--trace", required=True, help=f"a CSV file (seconds, QPS) or one of {', '.join(GENERATORS)}"
     )
     parser.add_argument("--policy", default="default", choices=POLICY_NAMES)
     parser.add_argument(
         "--policy-file", help="YAML with AutoscalingPolicy fields (camelCase) to override the defaults"
     )
     parser.add_argument(
-        "--peak-qps", type=float, help="peak of a built-in trace (default spec.traffic.peakQps)"
+        "--peak-qps",
+        type=float,
+        help="peak of a built-in trace (default spec.traffic.peakQps); a CSV trace is rescaled to it",
     )
+    parser.add_argument(
+        "--capacity-error",
+        type=float,
+        default=1.0,
+        help="true capacity of an instance over the plan's estimate (0.7: the plan is 30%% optimistic)",
+    )
+    parser.add_argument(
+        "--balancer",
+        choices=[b.value for b in Balancer],
+        default=Balancer.LEAST_REQUEST.value,
+        help="how requests spread over the pods' queues",
+    )
+    parser.add_argument(
+        "--load-time-spread",
+        type=float,
+        default=0.2,
+        help="each new pod loads in the plan's load time times 1 +- up to this (uniform)",
+    )
+    parser.add_argument(
+        "--provisioning-delay",
+        type=float,
+        default=0.0,
+        help="seconds before a new pod starts loading (a node to provision)",
+    )
+    parser.add_argument("--no-retry", action="store_true", help="clients do not retry a timed-out request")
     parser.add_argument("--seed", type=int, default=0, help="seed of the built-in traces and the arrivals")
     parser.add_argument("--plot", help="write a PNG of load, instances and latency over time")
     parser.add_argument("-o", "--output", choices=["table", "json"], default="table")

@@ -58,11 +58,30 @@ def result_document(label: str, trace: Trace, result: SimulationResult) -> dict[
             {"time": e.time, "from": e.from_replicas, "to": e.to_replicas, "reason": e.reason}
             for e in result.scale_events
         ],
+        "timeline": [
+            {
+                "time": p.time,
+                "offeredQps": round(p.offered_qps, 4),
+                "instancesAsked": p.desired,
+                "instancesStarting": p.starting,
+                "instancesReady": p.ready,
+                "ttftP99Seconds": _finite_or_none(p.ttft_p99_seconds),
+                "errorsPerSecond": round(p.failed_qps, 4),
+            }
+            for p in result.timeline
+        ],
     }
 
 
-def plot(result: SimulationResult, path: str | Path, title: str) -> None:
-    """Offered load and Ready capacity, instances, and p99 time to first token over time (PNG)."""
+def _finite_or_none(value: float) -> float | None:
+    return round(value, 4) if math.isfinite(value) else None
+
+
+def plot(
+    result: SimulationResult, path: str | Path, title: str, capacity_per_instance: float | None = None
+) -> None:
+    """Offered load, instances asked for and Ready against the instances the load needs (at
+    `capacity_per_instance`), and p99 time to first token over time (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +99,15 @@ def plot(result: SimulationResult, path: str | Path, title: str) -> None:
     load.plot(times, [p.offered_qps for p in points], label="offered QPS", color="tab:blue")
     load.set_ylabel("requests / s")
     load.legend(loc="upper left", fontsize=8)
-    replicas.step(times, [p.desired for p in points], where="post", label="desired", color="tab:orange")
+    if capacity_per_instance:
+        replicas.fill_between(
+            times,
+            [p.offered_qps / capacity_per_instance for p in points],
+            color="tab:blue",
+            alpha=0.15,
+            label="load, in instances",
+        )
+    replicas.step(times, [p.desired for p in points], where="post", label="asked", color="tab:orange")
     replicas.step(times, [p.ready for p in points], where="post", label="Ready", color="tab:green")
     replicas.step(times, [p.pods for p in points], where="post", label="billed", color="tab:gray", alpha=0.5)
     replicas.set_ylabel("instances")

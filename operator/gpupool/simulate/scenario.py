@@ -15,7 +15,8 @@ from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.types import Vendor
 from gpupool.scaling import AutoscalingPolicy
 from gpupool.services.modeldeployment import plan_model
-from gpupool.simulate.autoscalers import Bounds, build_autoscaler
+from gpupool.simulate.autoscalers import BOUND_NAME, Bounds, build_autoscaler
+from gpupool.simulate.bound import ClairvoyantBound
 from gpupool.simulate.engine import EngineModel
 from gpupool.simulate.metrics import EngineKind, VendorKind
 from gpupool.simulate.simulator import ModelUnderTest, Simulation, SimulationConfig, SimulationResult
@@ -47,6 +48,16 @@ class Scenario:
         if the model had been running at that load for a while."""
         needed = math.ceil(round(trace.qps[0] / (self.capacity_per_instance * policy.target_utilization), 9))
         return min(max(needed, self.bounds.min_replicas, 1), self.bounds.max_replicas)
+
+    def bound(self, trace: Trace, config: SimulationConfig) -> ClairvoyantBound:
+        """The clairvoyant bound for `trace` under `config` (its true capacity and start times)."""
+        return ClairvoyantBound(
+            trace,
+            true_capacity_per_instance=self.capacity_per_instance * config.capacity_error,
+            start_seconds=config.slowest_start_seconds(self.model.load_time_seconds),
+            bounds=self.bounds,
+            dt=config.dt,
+        )
 
     def peak_replicas(self, trace: Trace) -> int:
         """The plan's count for the trace's peak: static provisioning with the spec's headroom."""
@@ -100,6 +111,10 @@ def run_scenario(
 ) -> SimulationResult:
     """Replay `trace` through the simulated model under one of the autoscalers."""
     policy = policy or AutoscalingPolicy()
+    config = config or SimulationConfig()
+    if policy_name == BOUND_NAME:
+        bound = scenario.bound(trace, config)
+        return Simulation(scenario.model, trace, bound, bound.initial_replicas(), config).run()
     autoscaler = build_autoscaler(
         policy_name,
         policy=policy,

@@ -1,26 +1,44 @@
 """A discrete-time simulation of a model's instances under a trace, driven by an autoscaler.
 
 Each step of `dt` seconds: pods whose model finished loading start serving, Poisson arrivals go
-through the fluid queue of `engine.py`, every serving pod takes an equal share (a round-robin
-Service), counters and gauges update, accelerators are billed for every pod that exists (loading,
-serving or draining). Every scrape interval the simulated Prometheus stores a scrape; every
-evaluation interval the autoscaler decides and the Deployment follows: new pods serve after the
-plan's load time, removed pods go loading ones first, then the newest serving ones, which drain
-their in-flight requests before their accelerators are freed (the ReplicaSet's deletion order and
-DOMAIN §4's safe scale-down).
+through a load balancer to the serving pods, each pod serves its own queue with the fluid model of
+`engine.py`, gauges update, accelerators are billed for every pod that exists (loading, serving or
+draining). Every scrape interval the simulated Prometheus stores a scrape; every evaluation interval
+of the autoscaler (its own, rounded to whole steps) it decides and the Deployment follows.
 
-Nothing here sleeps or reads a clock: a day of traffic runs in seconds. `pod_metrics` gives the
-current per-pod values for `metrics.exposition`, so the same model can serve a real Prometheus.
+What makes it worth trusting:
+
+- Each pod has its own queue behind the balancer (`Balancer`): round robin splits the arrivals
+  evenly whatever the queues hold; least-request sends them to the pods with the fewest requests
+  in flight first (water-filling). A backlog stays on the pods that hold it: a new pod takes only
+  new arrivals, as with a real Service or gateway.
+- The true capacity of an instance is `capacity_error` times the plan's estimate (0.7: the plan
+  was optimistic); the autoscalers still get the estimate.
+- A new pod serves after `provisioning_delay_seconds` (a node to provision; 0 by default) plus its
+  model load time, drawn uniformly within +-`load_time_spread` of the plan's.
+- A request that times out in a queue (or finds no Ready pod) is retried once by its client one
+  time-out later; a retry that is served missed the SLO anyway, a retry that fails again is a
+  failed request.
+- New pods are added at once; removed pods go loading ones first, then the newest serving ones,
+  which drain their in-flight requests before their accelerators are freed (the ReplicaSet's
+  deletion order and DOMAIN §4's safe scale-down).
+
+Nothing here sleeps or reads a clock: a day of traffic runs in seconds, and the same seed gives the
+same result. `pod_metrics` gives the current per-pod values for `metrics.exposition`, so the same
+model can serve a real Prometheus.
 """
 
 from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from collections import defaultdict
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 
+from gpupool.scaling.window import MetricsWindow
 from gpupool.simulate.autoscalers import Autoscaler, ClusterView
-from gpupool.simulate.engine import RHO_CAP, EngineModel, advance_queue, ttft_cdf
+from gpupool.simulate.engine import RHO_CAP, EngineModel, ttft_cdf
 from gpupool.simulate.metrics import (
     E2E_BUCKETS,
     TTFT_BUCKETS,
@@ -42,6 +60,11 @@ PRESTOP_SECONDS = 5.0
 TRITON_NOT_EXPORTED = frozenset(
     {"running_requests", "kv_cache_usage", "ttft_p95_seconds", "ttft_p99_seconds"}
 )
+
+
+class Balancer(StrEnum):
+    ROUND_ROBIN = "round-robin"
+    LEAST_REQUEST = "least-request"
 
 
 @dataclass(frozen=True)
@@ -68,6 +91,14 @@ class SimulationConfig:
     poisson: bool = True
     # Metrics outages: scrapes between start and end (seconds) are lost.
     outages: tuple[tuple[float, float], ...] = ()
+    balancer: Balancer = Balancer.LEAST_REQUEST
+    # True capacity of an instance over the plan's estimate.
+    capacity_error: float = 1.0
+    # Each pod's load time is the plan's times a factor drawn uniformly in [1 - spread, 1 + spread].
+    load_time_spread: float = 0.0
+    provisioning_delay_seconds: float = 0.0
+    # Clients retry a timed-out request once.
+    retry: bool = True
 
     def __post_init__(self) -> None:
         if self.dt <= 0 or self.scrape_interval < self.dt:
@@ -75,6 +106,21 @@ class SimulationConfig:
         ratio = self.scrape_interval / self.dt
         if abs(ratio - round(ratio)) > 1e-9:
             raise ValueError("the scrape interval must be a whole number of steps")
+        if not self.capacity_error > 0:
+            raise ValueError("the capacity error must be positive (1.0: the plan is right)")
+        if not 0 <= self.load_time_spread < 1:
+            raise ValueError("the load time spread must be in [0, 1)")
+        if self.provisioning_delay_seconds < 0:
+            raise ValueError("the provisioning delay cannot be negative")
+
+    def slowest_start_seconds(self, load_time_seconds: float) -> float:
+        """The longest a new pod can take to serve."""
+        return self.provisioning_delay_seconds + load_time_seconds * (1 + self.load_time_spread)
+
+
+# A pod's requests, grouped by (queue wait, mean prefill time, time in batch): histograms and
+# quantiles are computed from these groups when asked, not at every step.
+Cohorts = dict[tuple[float, float, float], float]
 
 
 @dataclass
@@ -85,46 +131,20 @@ class _Pod:
     serving_since: float | None = None
     terminating_since: float | None = None
     gone_at: float | None = None
-    # Per-pod counters at the moment the pod started serving (counters are cumulative per pod).
-    offset: _Counters | None = None
-
-
-@dataclass
-class _Counters:
-    """What one serving pod has received since the simulation began (equal shares)."""
-
-    finished_stop: float = 0.0
-    finished_length: float = 0.0
+    backlog: float = 0.0
+    served: float = 0.0
     aborted: float = 0.0
-    prompt_tokens: float = 0.0
-    generation_tokens: float = 0.0
     queue_seconds: float = 0.0
-    ttft: list[float] = field(default_factory=lambda: [0.0] * len(TTFT_BUCKETS))
-    ttft_total: float = 0.0
-    ttft_sum: float = 0.0
-    e2e: list[float] = field(default_factory=lambda: [0.0] * len(E2E_BUCKETS))
-    e2e_total: float = 0.0
-    e2e_sum: float = 0.0
-
-    def copy(self) -> _Counters:
-        return _Counters(
-            self.finished_stop,
-            self.finished_length,
-            self.aborted,
-            self.prompt_tokens,
-            self.generation_tokens,
-            self.queue_seconds,
-            list(self.ttft),
-            self.ttft_total,
-            self.ttft_sum,
-            list(self.e2e),
-            self.e2e_total,
-            self.e2e_sum,
-        )
+    cohorts: Cohorts = field(default_factory=lambda: defaultdict(float))
+    # Gauges at this step.
+    running: float = 0.0
+    waiting: float = 0.0
+    kv_cache_usage: float = 0.0
+    utilization: float = 0.0
 
     @property
-    def finished(self) -> float:
-        return self.finished_stop + self.finished_length + self.aborted
+    def in_flight(self) -> float:
+        return self.running + self.waiting
 
 
 @dataclass(frozen=True)
@@ -138,6 +158,8 @@ class TimelinePoint:
     pods: int
     ttft_p99_seconds: float
     accelerator_utilization: float
+    starting: int = 0
+    failed_qps: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -250,6 +272,61 @@ def _poisson(rng: random.Random, mean: float) -> float:
     return float(count)
 
 
+def balance(balancer: Balancer, backlogs: list[float], arrivals: float) -> list[float]:
+    """How `arrivals` spread over pods holding `backlogs`: evenly (round robin), or to the pods with
+    the fewest requests waiting first, until they are level (least-request, water-filling)."""
+    n = len(backlogs)
+    if n == 0:
+        return []
+    if balancer is Balancer.ROUND_ROBIN or arrivals <= 0:
+        return [arrivals / n] * n
+    order = sorted(backlogs)
+    level, filled = order[0], 0
+    left = arrivals
+    for index in range(n):
+        filled = index + 1
+        ceiling = order[index + 1] if index + 1 < n else math.inf
+        room = (ceiling - order[index]) * filled if math.isfinite(ceiling) else math.inf
+        if room >= left:
+            level = order[index] + left / filled
+            break
+        left -= room
+        level = ceiling
+    return [max(0.0, level - b) for b in backlogs]
+
+
+def _histogram(
+    bounds: tuple[float, ...], cohorts: Cohorts, with_batch: bool
+) -> tuple[list[float], float, float]:
+    """Cumulative counts, count and sum of the time to first token (or the end-to-end latency)."""
+    counts = [0.0] * len(bounds)
+    total = sum_ = 0.0
+    for (wait, mean, in_batch), weight in cohorts.items():
+        extra = in_batch if with_batch else 0.0
+        for i, bound in enumerate(bounds):
+            counts[i] += weight * ttft_cdf(bound - extra, wait, mean)
+        total += weight
+        sum_ += weight * (wait + mean + extra)
+    return counts, total, sum_
+
+
+@dataclass(frozen=True)
+class _PodStep:
+    """What one step does to one pod's queue."""
+
+    served: float
+    dropped: float
+    backlog: float
+    wait: float
+    mean: float
+    in_batch: float
+    within: float  # share of the served requests within the SLO
+    running: float
+    waiting: float
+    kv_cache_usage: float
+    utilization: float
+
+
 class Simulation:
     """One model, one trace, one autoscaler; `run()` returns the result."""
 
@@ -265,44 +342,49 @@ class Simulation:
         self.trace = trace
         self.autoscaler = autoscaler
         self.config = config or SimulationConfig()
-        self.engine = model.engine
+        # The engine as it is; the plan's estimate (model.engine) is what the autoscalers are told.
+        self.engine = replace(
+            model.engine, qps_per_instance=model.engine.qps_per_instance * self.config.capacity_error
+        )
         self.rng = random.Random(self.config.seed)
+        # Load times draw from their own generator, so arrivals do not depend on scaling.
+        self.pod_rng = random.Random(self.config.seed * 7919 + 17)
         self.prometheus = SimulatedPrometheus(
             TTFT_BUCKETS,
             scrape_interval=self.config.scrape_interval,
             not_exported=TRITON_NOT_EXPORTED if model.engine_kind is EngineKind.TRITON else frozenset(),
         )
         self.pods: list[_Pod] = []
-        self.counters = _Counters()
-        self.backlog = 0.0
         self.now = 0.0
         self._serial = 0
-        # Gauges every serving pod shares at this step.
-        self.running = 0.0
-        self.waiting = 0.0
-        self.kv_cache_usage = 0.0
-        self.utilization = 0.0
         for _ in range(initial_replicas):
             pod = self._new_pod(-model.load_time_seconds)
             pod.serving_since = 0.0
-            pod.offset = self.counters.copy()
         self._model_finished = 0.0
         self._model_aborted = 0.0
         self._model_ttft = [0.0] * (len(TTFT_BUCKETS) + 1)
-        self._cohorts: dict[tuple[float, float], float] = {}
+        self._cohorts: dict[tuple[float, float], float] = defaultdict(float)
         self._within = 0.0
         self._served = 0.0
         self._failed = 0.0
+        self._requests = 0.0
+        # Timed-out requests their clients send again, by the step they come back in.
+        self._retries: dict[int, float] = defaultdict(float)
+        self._step = 0
 
     # ----------------------------------------------------------------------------------------------
     # pods
 
     def _new_pod(self, created: float) -> _Pod:
         self._serial += 1
+        load = self.model.load_time_seconds
+        spread = self.config.load_time_spread
+        if spread > 0:
+            load *= 1 + self.pod_rng.uniform(-spread, spread)
         pod = _Pod(
             name=f"{self.model.name}-{self._serial:04d}",
             created=created,
-            ready_at=created + self.model.load_time_seconds,
+            ready_at=created + self.config.provisioning_delay_seconds + load,
         )
         self.pods.append(pod)
         return pod
@@ -350,36 +432,24 @@ class Simulation:
                 serving=serving,
             )
             if pod.serving_since is None:
-                loaded = min(
-                    1.0, max(0.0, (self.now - pod.created) / max(self.model.load_time_seconds, 1e-9))
-                )
+                span = max(pod.ready_at - pod.created, 1e-9)
+                loaded = min(1.0, max(0.0, (self.now - pod.created) / span))
                 metrics.memory_used_mib = memory_total * RESERVED_MEMORY_FRACTION * loaded
             else:
                 metrics.memory_used_mib = memory_total * RESERVED_MEMORY_FRACTION
-            if serving and pod.offset is not None:
-                base, now = pod.offset, self.counters
-                metrics.running = self.running
-                metrics.waiting = self.waiting
-                metrics.kv_cache_usage = self.kv_cache_usage
-                metrics.accelerator_utilization = self.utilization
-                metrics.finished_stop = now.finished_stop - base.finished_stop
-                metrics.finished_length = now.finished_length - base.finished_length
-                metrics.aborted = now.aborted - base.aborted
-                metrics.prompt_tokens = now.prompt_tokens - base.prompt_tokens
-                metrics.generation_tokens = now.generation_tokens - base.generation_tokens
-                metrics.queue_seconds_total = now.queue_seconds - base.queue_seconds
-                metrics.ttft = Histogram(
-                    TTFT_BUCKETS,
-                    [a - b for a, b in zip(now.ttft, base.ttft, strict=True)],
-                    now.ttft_total - base.ttft_total,
-                    now.ttft_sum - base.ttft_sum,
-                )
-                metrics.e2e = Histogram(
-                    E2E_BUCKETS,
-                    [a - b for a, b in zip(now.e2e, base.e2e, strict=True)],
-                    now.e2e_total - base.e2e_total,
-                    now.e2e_sum - base.e2e_sum,
-                )
+            if serving:
+                metrics.running = pod.running
+                metrics.waiting = pod.waiting
+                metrics.kv_cache_usage = pod.kv_cache_usage
+                metrics.accelerator_utilization = pod.utilization
+                metrics.finished_stop = pod.served * (1 - LENGTH_FINISH_SHARE)
+                metrics.finished_length = pod.served * LENGTH_FINISH_SHARE
+                metrics.aborted = pod.aborted
+                metrics.prompt_tokens = pod.served * self.engine.mean_prompt_tokens
+                metrics.generation_tokens = pod.served * self.engine.mean_output_tokens
+                metrics.queue_seconds_total = pod.queue_seconds
+                metrics.ttft = Histogram(TTFT_BUCKETS, *_histogram(TTFT_BUCKETS, pod.cohorts, False))
+                metrics.e2e = Histogram(E2E_BUCKETS, *_histogram(E2E_BUCKETS, pod.cohorts, True))
             out.append(metrics)
         return out
 
@@ -389,16 +459,14 @@ class Simulation:
     def _in_outage(self, time: float) -> bool:
         return any(start <= time < end for start, end in self.config.outages)
 
-    def _scrape(self) -> None:
+    def _scrape(self, serving: list[_Pod]) -> None:
         if self._in_outage(self.now):
             self.prometheus.record(self.now, None)
             return
-        serving = self.serving
-        pod_finished = {}
+        n = len(serving)
+        utilization = {p.name: 0.0 for p in self.pods if p.terminating_since is None}
         for pod in serving:
-            assert pod.offset is not None
-            pod_finished[pod.name] = self.counters.finished - pod.offset.finished
-        utilization = {p.name: (self.utilization if p in serving else 0.0) for p in self.active}
+            utilization[pod.name] = pod.utilization
         self.prometheus.record(
             self.now,
             Scrape(
@@ -406,74 +474,146 @@ class Simulation:
                 finished=self._model_finished,
                 aborted=self._model_aborted,
                 ttft_cumulative=tuple(self._model_ttft),
-                waiting=self.waiting * len(serving),
-                running=self.running * len(serving),
-                kv_cache_usage=self.kv_cache_usage,
-                accelerator_utilization=self.utilization,
-                serving_pods=len(serving),
-                pod_finished=pod_finished,
+                waiting=sum(p.waiting for p in serving),
+                running=sum(p.running for p in serving),
+                kv_cache_usage=sum(p.kv_cache_usage for p in serving) / n if n else 0.0,
+                accelerator_utilization=sum(p.utilization for p in serving) / n if n else 0.0,
+                serving_pods=n,
+                pod_finished={p.name: p.served + p.aborted for p in serving},
                 pod_serving_since={p.name: p.serving_since or 0.0 for p in serving},
                 pod_utilization=utilization,
             ),
         )
 
-    def _serve(self, offered_qps: float, dt: float) -> tuple[float, float, float, float]:
-        """One step of traffic; returns (arrivals, served, dropped, p99 time to first token)."""
-        arrivals = _poisson(self.rng, offered_qps * dt) if self.config.poisson else offered_qps * dt
-        serving = self.serving
-        n = len(serving)
-        step = advance_queue(self.engine, self.backlog, arrivals, n, dt)
-        self.backlog = step.backlog
-        rho = RHO_CAP if step.backlog > 0 else step.rho
-        mean = self.engine.ttft_mean_seconds(rho)
-        wait = step.wait_seconds
-        if step.served > 0:
-            # Cohorts with nearly the same wait and prefill time are merged: quantiles over a day
-            # then sum over hundreds of terms, not tens of thousands.
-            key = (round(wait, 3), round(mean, 4))
-            self._cohorts[key] = self._cohorts.get(key, 0.0) + step.served
-            self._within += step.served * ttft_cdf(self.engine.latency_slo_seconds, wait, mean)
-        self._served += step.served
-        self._failed += step.dropped
-        self._model_aborted += step.dropped
-        self._model_finished += step.served + step.dropped
-        p99 = wait + mean * math.log(100.0) if step.served > 0 else math.nan
-
-        if n > 0:
-            share = step.served / n
-            counters = self.counters
-            counters.finished_stop += share * (1 - LENGTH_FINISH_SHARE)
-            counters.finished_length += share * LENGTH_FINISH_SHARE
-            counters.aborted += step.dropped / n
-            counters.prompt_tokens += share * self.engine.mean_prompt_tokens
-            counters.generation_tokens += share * self.engine.mean_output_tokens
-            counters.queue_seconds += share * wait
-            in_batch = self.engine.in_batch_seconds(step.rho)
-            if share > 0:
-                for i, bound in enumerate(TTFT_BUCKETS):
-                    fraction = ttft_cdf(bound, wait, mean)
-                    counters.ttft[i] += share * fraction
-                    self._model_ttft[i] += step.served * fraction
-                for i, bound in enumerate(E2E_BUCKETS):
-                    counters.e2e[i] += share * ttft_cdf(bound - in_batch, wait, mean)
-            counters.ttft_total += share
-            counters.ttft_sum += share * (wait + mean)
-            counters.e2e_total += share
-            counters.e2e_sum += share * (wait + mean + in_batch)
-            self._model_ttft[-1] += step.served
-            if step.backlog > 0:
-                self.running = float(self.engine.max_running)
-                self.waiting = step.backlog / n
-            else:
-                self.running = min(float(self.engine.max_running), share / dt * in_batch)
-                self.waiting = self.engine.batch_queue(step.rho)
-            self.kv_cache_usage = min(
-                1.0, self.running * self.engine.tokens_per_sequence() / self.engine.kv_capacity_tokens
-            )
-            self.utilization = 1.0 - math.exp(-self.running)
+    def _fail(self, first_attempts: float, retries: float) -> float:
+        """Requests that timed out: first attempts come back once, one time-out later; returns the
+        requests that failed for good."""
+        if self.config.retry and first_attempts > 0:
+            back = self._step + max(1, math.ceil(self.engine.queue_timeout_seconds / self.config.dt))
+            self._retries[back] += first_attempts
+            gone = retries
         else:
-            self.running = self.waiting = self.kv_cache_usage = self.utilization = 0.0
-        return arrivals, step.served, step.dropped, p99
+            gone = first_attempts + retries
+        self._failed += gone
+        return gone
+
+    def _serve(
+        self, serving: list[_Pod], draining: list[_Pod], fresh: float, dt: float
+    ) -> tuple[float, float, float, float]:
+        """One step of traffic; returns (served, timed out, failed for good, p99 time to first token)."""
+        retries = self._retries.pop(self._step, 0.0)
+        arrivals = fresh + retries
+        retry_share = retries / arrivals if arrivals > 0 else 0.0
+        shares = balance(self.config.balancer, [p.backlog for p in serving], arrivals)
+        step_cohorts: dict[tuple[float, float], float] = defaultdict(float)
+        served = dropped = 0.0
+        # Pods in the same state get the same arrivals and behave alike: each state is computed once.
+        outcomes: dict[tuple[float, float], _PodStep] = {}
+        for pod, share in zip([*serving, *draining], [*shares, *([0.0] * len(draining))], strict=True):
+            state = (pod.backlog, share)
+            outcome = outcomes.get(state)
+            if outcome is None:
+                outcome = outcomes[state] = self._pod_step(pod.backlog, share, dt)
+            self._apply(pod, outcome, retry_share, step_cohorts)
+            served += outcome.served
+            dropped += outcome.dropped
+        if not serving:  # nobody to send them to: they fail at once
+            dropped += arrivals
+            self._model_aborted += arrivals
+            self._model_finished += arrivals
+        failed = self._fail(dropped * (1 - retry_share), dropped * retry_share)
+        for (wait, mean), weight in step_cohorts.items():
+            for i, bound in enumerate(TTFT_BUCKETS):
+                self._model_ttft[i] += weight * ttft_cdf(bound, wait, mean)
+            self._model_ttft[-1] += weight
+        if len(step_cohorts) == 1:
+            ((wait, mean),) = step_cohorts
+            p99 = wait + mean * math.log(100.0)
+        elif step_cohorts:
+            p99 = mixture_quantile([(w, a, m) for (a, m), w in step_cohorts.items()], 0.0, 0.99)
+        else:
+            p99 = math.nan
+        return served, dropped, failed, p99
+
+    def _pod_step(self, backlog: float, arrivals: float, dt: float) -> _PodStep:
+        """One pod's queue for one step."""
+        engine = self.engine
+        rate = engine.saturation_qps
+        offered = backlog + arrivals
+        served = min(offered, rate * dt)
+        left = offered - served
+        dropped = max(0.0, left - rate * engine.queue_timeout_seconds)
+        left -= dropped
+        wait = min((backlog + left) / 2 / rate, engine.queue_timeout_seconds)
+        rho = served / (rate * dt)
+        mean = engine.ttft_mean_seconds(RHO_CAP if left > 0 else rho)
+        in_batch = engine.in_batch_seconds(rho)
+        if left > 0:
+            running, waiting = float(engine.max_running), left
+        else:
+            running = min(float(engine.max_running), served / dt * in_batch)
+            waiting = engine.batch_queue(rho)
+        return _PodStep(
+            served=served,
+            dropped=dropped,
+            backlog=left,
+            wait=wait,
+            mean=mean,
+            in_batch=in_batch,
+            within=ttft_cdf(engine.latency_slo_seconds, wait, mean),
+            running=running,
+            waiting=waiting,
+            kv_cache_usage=min(1.0, running * engine.tokens_per_sequence() / engine.kv_capacity_tokens),
+            utilization=1.0 - math.exp(-running),
+        )
+
+    def _apply(
+        self,
+        pod: _Pod,
+        step: _PodStep,
+        retry_share: float,
+        step_cohorts: dict[tuple[float, float], float],
+    ) -> None:
+        served = step.served
+        if served > 0:
+            # Requests with nearly the same wait and prefill time are merged: quantiles over a day
+            # then sum over hundreds of terms, not tens of thousands.
+            key = (round(step.wait, 3), round(step.mean, 4))
+            pod.cohorts[(*key, round(step.in_batch, 2))] += served
+            step_cohorts[key] += served
+            first = served * (1 - retry_share)
+            self._cohorts[key] += first
+            self._within += first * step.within
+            if retry_share > 0:
+                # A served retry's client waited a time-out before sending it again.
+                retry_key = (round(step.wait + self.engine.queue_timeout_seconds, 3), key[1])
+                self._cohorts[retry_key] += served - first
+        pod.backlog = step.backlog
+        pod.served += served
+        pod.aborted += step.dropped
+        pod.queue_seconds += served * step.wait
+        pod.running, pod.waiting = step.running, step.waiting
+        pod.kv_cache_usage, pod.utilization = step.kv_cache_usage, step.utilization
+        self._served += served
+        self._model_aborted += step.dropped
+        self._model_finished += served + step.dropped
+
+    def view(self, current: int, ready: list[_Pod]) -> ClusterView:
+        """What the autoscaler sees now (the Prometheus window only for those that read it)."""
+        if getattr(self.autoscaler, "reads_window", True):
+            window = self.prometheus.window_at(self.now, self.config.window_seconds, self.model.name)
+        else:
+            window = MetricsWindow(model=self.model.name)
+        return ClusterView(
+            current=current,
+            ready=len(ready),
+            window=window,
+            pod_utilization=self.prometheus.pod_utilization(),
+            pod_qps=self.prometheus.pod_qps([p.name for p in self.active]),
+            pod_in_flight={p.name: p.in_flight for p in ready},
+            pod_waiting={p.name: p.waiting for p in ready},
+            pod_kv_cache_usage={p.name: p.kv_cache_usage for p in ready},
+        )
 
     def run(self) -> SimulationResult:
         config = self.config
@@ -488,66 +628,76 @@ class Simulation:
         decide_every = max(1, round(self.autoscaler.interval_seconds / dt))
         start = self.trace.times[0]
         rated = self.engine.qps_per_instance
+        per_pod = self.model.accelerators_per_instance * dt
         for index in range(steps):
-            self.now = index * dt
+            self._step = index
+            self.now = now = index * dt
+            kept: list[_Pod] = []
             for pod in self.pods:
-                if pod.serving_since is None and pod.terminating_since is None and self.now >= pod.ready_at:
-                    pod.serving_since = self.now
-                    pod.offset = self.counters.copy()
-            self.pods = [p for p in self.pods if p.gone_at is None or p.gone_at > self.now]
+                if pod.gone_at is not None and pod.gone_at <= now:
+                    # What a removed pod still held is cut off: its clients retry.
+                    if pod.backlog > 0:
+                        self._model_aborted += pod.backlog
+                        self._model_finished += pod.backlog
+                        self._fail(pod.backlog, 0.0)
+                    continue
+                if pod.serving_since is None and pod.terminating_since is None and now >= pod.ready_at:
+                    pod.serving_since = now
+                kept.append(pod)
+            self.pods = kept
+            serving = [p for p in kept if p.serving_since is not None and p.terminating_since is None]
+            draining = [p for p in kept if p.serving_since is not None and p.terminating_since is not None]
 
-            offered = self.trace.at(start + self.now + dt / 2)
-            _, served, dropped, p99 = self._serve(offered, dt)
-            accelerator_seconds += len(self.pods) * self.model.accelerators_per_instance * dt
+            offered = self.trace.at(start + now + dt / 2)
+            fresh = _poisson(self.rng, offered * dt) if config.poisson else offered * dt
+            self._requests += fresh
+            served, dropped, failed, p99 = self._serve(serving, draining, fresh, dt)
+            accelerator_seconds += len(kept) * per_pod
 
-            ready = len(self.serving)
+            ready = len(serving)
             if offered > ready * rated:
                 if episode_start is None:
-                    episode_start = self.now
+                    episode_start = now
             elif episode_start is not None:
-                episodes.append(self.now - episode_start)
+                episodes.append(now - episode_start)
                 episode_start = None
 
             if index % scrape_every == 0:
-                self._scrape()
+                self._scrape(serving)
+            active = len(kept) - len(draining)
             if index > 0 and index % decide_every == 0:
-                current = len(self.active)
-                window = self.prometheus.window_at(self.now, config.window_seconds, self.model.name)
-                view = ClusterView(
-                    current=current,
-                    ready=ready,
-                    window=window,
-                    pod_utilization=self.prometheus.pod_utilization(),
-                    pod_qps=self.prometheus.pod_qps([p.name for p in self.active]),
-                )
-                desired, reason = self.autoscaler.decide(self.now, view)
-                if desired != current:
-                    events.append(ScaleRecord(self.now, current, desired, reason))
+                desired, reason = self.autoscaler.decide(now, self.view(active, serving))
+                if desired != active:
+                    events.append(ScaleRecord(now, active, desired, reason))
                     self._scale_to(desired)
+                    active = desired
 
             timeline.append(
                 TimelinePoint(
-                    time=self.now,
+                    time=now,
                     offered_qps=offered,
                     served_qps=served / dt,
                     dropped_qps=dropped / dt,
-                    desired=len(self.active),
+                    desired=active,
                     ready=ready,
                     pods=len(self.pods),
                     ttft_p99_seconds=p99,
-                    accelerator_utilization=self.utilization,
+                    accelerator_utilization=sum(p.utilization for p in serving) / ready if ready else 0.0,
+                    starting=active - ready if active > ready else 0,
+                    failed_qps=failed / dt,
                 )
             )
         if episode_start is not None:
             episodes.append(steps * dt - episode_start)
-        # Requests still queued when the trace ends count as failed: they missed the SLO anyway.
-        self._failed += self.backlog
+        # Requests still queued or waiting to be retried when the trace ends count as failed: they
+        # missed the SLO anyway.
+        self._failed += sum(p.backlog for p in self.pods) + sum(self._retries.values())
         return SimulationResult(
             trace=self.trace.name,
             policy=self.autoscaler.name,
             duration_seconds=steps * dt,
             accelerator_hours=accelerator_seconds / 3600,
-            requests=self._served + self._failed,
+            requests=self._requests,
             within_slo=self._within,
             failed=self._failed,
             cohorts=[(weight, wait, mean) for (wait, mean), weight in self._cohorts.items()],

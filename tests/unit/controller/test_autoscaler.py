@@ -162,6 +162,39 @@ def test_a_decision_sets_the_count_the_next_reconcile_renders(prometheus: tuple[
     assert outcome.status.autoscaling == adjusted.status.autoscaling
 
 
+def test_what_the_policy_learned_survives_a_restart_in_status(prometheus: tuple[str, type[_Answers]]) -> None:
+    autoscaler._states.clear()
+    url, handler = prometheus
+
+    def metrics_at(now: float) -> Any:
+        times = [now - 60 + 5 * i for i in range(13)]
+        handler.answers["rate(vllm:request_success_total{pool"] = [
+            series("a", "chat", [(t, "40") for t in times])
+        ]
+        handler.answers["num_requests_waiting"] = [series("a", "chat", [(t, "0") for t in times])]
+        handler.answers["num_requests_running"] = [series("a", "chat", [(t, "240") for t in times])]
+        return read_pool(Connection(url), "h100", EngineType.VLLM, Vendor.NVIDIA, now, 65, 5)
+
+    first = autoscaler.autoscale(
+        planned(), WorkloadObservation(4, 4, 4), metrics_at(NOW), pool(prometheus={"url": url}), NOW
+    )
+    assert first.status is not None and first.status.autoscaling is not None
+    state = first.status.autoscaling.state
+    assert state.demand_history is not None and state.demand_history.values == [40.0]
+    assert state.batch_seconds == pytest.approx(6.0)  # 240 running / 40 QPS
+    # A restarted operator has no memory but the status it reads back from the API server.
+    autoscaler._states.clear()
+    restarted = ModelDeployment.model_validate(first.to_wire())
+    later = NOW + 120
+    second = autoscaler.autoscale(
+        restarted, WorkloadObservation(4, 4, 4), metrics_at(later), pool(prometheus={"url": url}), later
+    )
+    assert second.status is not None and second.status.autoscaling is not None
+    kept = second.status.autoscaling.state
+    assert kept.demand_history is not None and kept.demand_history.values == [40.0, 40.0, 40.0]
+    assert kept.batch_seconds == pytest.approx(6.0)
+
+
 def test_explicit_replicas_win_and_clear_the_autoscaler_status() -> None:
     md = planned()
     with_decision = autoscaler.autoscale(

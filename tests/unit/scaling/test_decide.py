@@ -124,15 +124,24 @@ class TestScaleUp:
         assert third.desired == 10
 
     def test_queue_growth_counts_as_demand(self) -> None:
-        # 23.9 QPS finish on 3 instances (30 QPS): 79.7%, under the target. But the queue grew from
-        # 0 to 12 over the last minute (4 per instance, not yet an overload): 0.2 more requests
-        # arrive per second than finish, so demand is 24.1 QPS, 80.3% -> ceil(24.1 / 8) = 4.
+        # 63.5 QPS finish on 8 instances (80 QPS): 79.4%, under the target. But the queue grew from
+        # 0 to 36 over the last minute (4.5 per instance, not yet an overload): 0.6 more requests
+        # arrive per second than finish, so demand is 64.1 QPS, 80.1% -> ceil(64.1 / 8) = 9.
+        waiting = lambda t: max(0.0, (t - (NOW - 60)) * 0.6)  # noqa: E731
+        assert decide(window(63.5), 8).desired == 8
+        decision = decide(window(63.5, waiting=waiting), 8)
+        assert decision.signals.queue_growth_per_second == pytest.approx(0.6)
+        assert decision.signals.demand_qps == pytest.approx(64.1)
+        assert not decision.overload and decision.desired == 9
+
+    def test_queue_growth_below_the_floor_is_a_steady_queue(self) -> None:
+        # The same queue growing 0.2/s is under the floor of 5% of one instance (0.5/s): the gauge
+        # of a busy engine moves that much on its own, so demand stays what finished.
         waiting = lambda t: max(0.0, (t - (NOW - 60)) * 0.2)  # noqa: E731
-        assert decide(window(23.9), 3).desired == 3
         decision = decide(window(23.9, waiting=waiting), 3)
         assert decision.signals.queue_growth_per_second == pytest.approx(0.2)
-        assert decision.signals.demand_qps == pytest.approx(24.1)
-        assert not decision.overload and decision.desired == 4
+        assert decision.signals.demand_qps == pytest.approx(23.9)
+        assert decision.desired == 3 and "queue growing" not in decision.reason
 
     @pytest.mark.parametrize(
         ("signals", "words"),

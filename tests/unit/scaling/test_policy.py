@@ -38,6 +38,9 @@ def test_horizon_is_load_time_plus_one_interval_unless_given() -> None:
         {"targetUtilization": 1.5},
         {"scaleUpStep": 0},
         {"unknownField": 1},
+        {"sloAttainmentTarget": 0},
+        {"sloAttainmentTarget": 1},
+        {"sloAttainmentTarget": 1.2},
     ],
 )
 def test_rejects_contradictions_and_out_of_range_values(fields: dict[str, Any]) -> None:
@@ -64,3 +67,12 @@ def test_schema_is_ready_for_the_crd() -> None:
         assert "default" in prop or name == "predictiveHorizonSeconds", name
     rules = [rule["rule"] for rule in schema["x-kubernetes-validations"]]
     assert "self.scaleDownUtilization < self.targetUtilization" in rules
+
+
+def test_slo_attainment_target_is_refused_by_the_schema_outside_zero_to_one() -> None:
+    # The API server refuses 0 and 1 themselves: a target of 1 would ask for the highest burst
+    # ever seen at every moment, 0 for none at all.
+    prop = openapi_schema(AutoscalingPolicy)["properties"]["sloAttainmentTarget"]
+    assert prop["default"] == 0.99
+    assert (prop["minimum"], prop["exclusiveMinimum"]) == (0, True)
+    assert (prop["maximum"], prop["exclusiveMaximum"]) == (1, True)

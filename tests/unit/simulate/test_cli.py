@@ -40,10 +40,35 @@ def test_table_from_a_csv_trace_with_a_plot_and_a_policy_file(
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_json_timeline_and_a_rescaled_csv_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    trace = tmp_path / "trace.csv"
+    trace.write_text("time,rps\n0,1\n600,4\n1200,4\n")
+    args = ["simulate", "-f", MODEL, "--pool", POOL, "--trace", str(trace), "-o", "json"]
+    assert main([*args, "--peak-qps", "40", "--capacity-error", "0.7"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["trace"]["peakQps"] == pytest.approx(40)  # 4 QPS at most, rescaled to 40
+    timeline = document["timeline"]
+    assert len(timeline) == 1200 // 5
+    point = timeline[-1]
+    assert set(point) == {
+        "time",
+        "offeredQps",
+        "instancesAsked",
+        "instancesStarting",
+        "instancesReady",
+        "ttftP99Seconds",
+        "errorsPerSecond",
+    }
+    assert point["offeredQps"] == pytest.approx(40)
+    assert all(p["instancesAsked"] >= p["instancesReady"] for p in timeline)
+    assert any(p["instancesStarting"] > 0 for p in timeline)
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
         (["--trace", "tsunami"], "neither a built-in trace"),
+        (["--trace", "step", "--capacity-error", "0"], "capacity error must be positive"),
         (["--trace", "step", "--policy-file", "/nonexistent.yaml"], "cannot read"),
     ],
 )
@@ -59,3 +84,11 @@ def test_the_pool_must_be_given(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["simulate", "-f", MODEL, "--trace", "step"])
     assert "pass it with --pool" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("policy", ["bound", "knative-kpa"])
+def test_peers_and_the_bound_by_name(policy: str, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["simulate", "-f", MODEL, "--pool", POOL, "--trace", "spike", "-o", "json", "--policy", policy]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)["summary"]
+    assert summary["policy"] == policy and summary["acceleratorHours"] > 0

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from gpupool.api.v1alpha1 import InferencePool, ModelDeployment
 from gpupool.scaling import AutoscalingPolicy
-from gpupool.simulate.autoscalers import StaticAutoscaler, build_autoscaler
+from gpupool.simulate.autoscalers import ClusterView, StaticAutoscaler, build_autoscaler
 from gpupool.simulate.metrics import exposition
 from gpupool.simulate.scenario import Scenario, run_scenario, scenario_for
-from gpupool.simulate.simulator import Simulation, SimulationConfig, mixture_quantile
+from gpupool.simulate.simulator import Balancer, Simulation, SimulationConfig, balance, mixture_quantile
 from gpupool.simulate.traces import Trace
 
 MINUTE = 60.0
@@ -155,3 +156,107 @@ def test_triton_models_scale_without_kv_and_latency_metrics() -> None:
     )
     result = Simulation(sc.model, flat(15, 20), autoscaler, 4).run()
     assert result.timeline[-1].desired == 3
+
+
+@dataclass
+class Later:
+    """Asks for `replicas` at its first decision, `interval_seconds` in."""
+
+    replicas: int
+    interval_seconds: float
+    name: str = "later"
+    reads_window: bool = False
+
+    def decide(self, now: float, view: ClusterView) -> tuple[int, str]:
+        return self.replicas, "later"
+
+
+def test_least_request_levels_the_queues_round_robin_splits_evenly() -> None:
+    # Three pods; one holds 30 queued requests. 90 arrivals fill the others up to its level first
+    # (60), then all three alike (10 each).
+    assert balance(Balancer.LEAST_REQUEST, [0.0, 30.0, 0.0], 90.0) == pytest.approx([40.0, 10.0, 40.0])
+    assert balance(Balancer.LEAST_REQUEST, [0.0, 30.0, 0.0], 20.0) == pytest.approx([10.0, 0.0, 10.0])
+    assert balance(Balancer.ROUND_ROBIN, [0.0, 30.0, 0.0], 60.0) == pytest.approx([20.0, 20.0, 20.0])
+    assert balance(Balancer.LEAST_REQUEST, [], 5.0) == []
+
+
+def test_a_backlog_stays_on_the_pods_that_hold_it() -> None:
+    # 30 QPS on 2 instances of 10 (saturating at 11): a backlog builds. Two more pods come at
+    # minute 5; with round robin they take a quarter of the arrivals each and none of the backlog,
+    # so the old pods' queues drain slowly; with least-request the new pods take everything until
+    # the queues are level, and the time-outs stop sooner.
+    sc = scenario()
+    trace = flat(30, 12)
+
+    def run(balancer: Balancer) -> Any:
+        config = SimulationConfig(balancer=balancer, retry=False)
+        sim = Simulation(sc.model, trace, Later(4, 300), 2, config)
+        return sim, sim.run()
+
+    rr_sim, rr = run(Balancer.ROUND_ROBIN)
+    _lr_sim, lr = run(Balancer.LEAST_REQUEST)
+    assert lr.slo_attainment > rr.slo_attainment
+    # The newest pods never queued under least-request's levelling: the old ones did, and kept it.
+    old, new = rr_sim.pods[:2], rr_sim.pods[2:]
+    assert all(p.aborted > 0 for p in old) and all(p.aborted == 0 for p in new)
+
+
+def test_the_true_capacity_differs_from_the_plan() -> None:
+    sc = scenario()
+    # 35 QPS on 4 instances planned at 10 each: fine if the plan is right, overloaded at 0.7.
+    right = Simulation(sc.model, flat(35, 20), StaticAutoscaler(4), 4).run()
+    wrong = Simulation(
+        sc.model, flat(35, 20), StaticAutoscaler(4), 4, SimulationConfig(capacity_error=0.7)
+    ).run()
+    assert right.slo_attainment > 0.99
+    assert wrong.slo_attainment < 0.5 and wrong.error_rate > 0.05
+    with pytest.raises(ValueError, match="capacity error"):
+        SimulationConfig(capacity_error=0)
+
+
+def test_load_time_spread_and_provisioning_delay() -> None:
+    sc = scenario()
+    load = sc.model.load_time_seconds
+    config = SimulationConfig(load_time_spread=0.25, provisioning_delay_seconds=60, seed=4)
+    sim = Simulation(sc.model, flat(5, 30), StaticAutoscaler(6), 1, config)
+    sim.run()
+    starts = [p.ready_at - p.created for p in sim.pods[1:]]
+    assert len(starts) == 5 and len(set(starts)) == 5
+    assert all(60 + 0.75 * load <= s <= 60 + 1.25 * load for s in starts)
+    again = Simulation(sc.model, flat(5, 30), StaticAutoscaler(6), 1, config)
+    again.run()
+    assert [p.ready_at for p in again.pods] == [p.ready_at for p in sim.pods]
+    assert config.slowest_start_seconds(load) == pytest.approx(60 + 1.25 * load)
+
+
+def test_timed_out_requests_are_retried_once() -> None:
+    sc = scenario()
+    # No instance for 10 min, then plenty: every first attempt in the last 30 s before they come
+    # is served on its retry (outside the SLO), the others fail twice.
+    trace = flat(5, 20)
+
+    late = Later(2, 600)
+    without = Simulation(sc.model, trace, late, 0, SimulationConfig(retry=False, poisson=False)).run()
+    with_retry = Simulation(sc.model, trace, late, 0, SimulationConfig(poisson=False)).run()
+    assert with_retry.requests == pytest.approx(without.requests)
+    assert with_retry.failed < without.failed
+    assert with_retry.within_slo == pytest.approx(without.within_slo, rel=1e-6)
+
+
+def test_the_view_carries_each_ready_pods_live_counts() -> None:
+    sc = scenario()
+    seen: list[ClusterView] = []
+
+    class Watch:
+        name = "watch"
+        interval_seconds = 60.0
+
+        def decide(self, now: float, view: ClusterView) -> tuple[int, str]:
+            seen.append(view)
+            return view.current, "watching"
+
+    Simulation(sc.model, flat(30, 5), Watch(), 3).run()
+    view = seen[-1]
+    assert len(view.pod_in_flight) == 3 == len(view.pod_waiting) == len(view.pod_kv_cache_usage)
+    assert all(view.pod_in_flight[p] >= view.pod_waiting[p] for p in view.pod_in_flight)
+    assert sum(view.pod_in_flight.values()) > 0

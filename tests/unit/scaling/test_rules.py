@@ -1,0 +1,195 @@
+"""The named rules of decide_replicas, one class each, with the arithmetic in the comments."""
+
+from __future__ import annotations
+
+import pytest
+
+from gpupool.scaling import MetricsWindow, ScalerState
+from gpupool.scaling.history import STEP_SECONDS, DemandHistory
+from gpupool.scaling.state import ScaleEvent
+
+from .test_decide import CAPACITY, LOAD_TIME, NOW, POLICY, REACTIVE, decide, window
+
+
+def after_scale_down(seconds_ago: float, before: int = 4, after: int = 2) -> ScalerState:
+    at = NOW - seconds_ago
+    return ScalerState(
+        events=[ScaleEvent(time=at, from_replicas=before, to_replicas=after)], last_scale_down_time=at
+    )
+
+
+def growing(per_second: float, base: float = 0.0) -> object:
+    return lambda t: base + max(0.0, (t - (NOW - 60)) * per_second)
+
+
+# 2 instances serve 20 QPS; 12 QPS finish: 60%. The queue holds 12 per instance (limit 5) and grows
+# 0.2/s: the requests of the two instances just removed, queueing again.
+QUEUE = growing(0.2, base=24.0)
+
+
+class TestHoldAfterScaleDown:
+    def test_no_scale_up_on_the_queue_right_after_its_own_scale_down(self) -> None:
+        decision = decide(window(12.0, waiting=QUEUE), 2, state=after_scale_down(2.0))  # type: ignore[arg-type]
+        assert decision.desired == 2
+        assert not decision.overload
+        assert any(r.startswith("hold-after-scale-down") for r in decision.rules)
+        assert "hold-after-scale-down" in decision.reason
+
+    def test_the_same_queue_without_a_recent_scale_down_adds_a_step(self) -> None:
+        decision = decide(window(12.0, waiting=QUEUE), 2, state=after_scale_down(61.0))  # type: ignore[arg-type]
+        assert decision.desired == 6 and decision.overload
+        assert not any(r.startswith("hold-after-scale-down") for r in decision.rules)
+
+    def test_demand_over_the_target_still_scales_up_within_the_hold(self) -> None:
+        # 19 QPS finish on 2 instances: 95% > 80%: ceil(19 / 8) = 3, whatever the queue does.
+        decision = decide(window(19.0, waiting=QUEUE), 2, state=after_scale_down(2.0))  # type: ignore[arg-type]
+        assert decision.desired == 3
+
+    def test_a_late_first_token_still_counts_within_the_hold(self) -> None:
+        decision = decide(window(12.0, ttft=0.9), 2, state=after_scale_down(2.0))
+        assert decision.desired == 6 and decision.overload
+
+
+def history(values: list[float], end: float = NOW) -> DemandHistory:
+    """A finished history of one value a minute that ends at `end`."""
+    return DemandHistory(start=end - STEP_SECONDS * len(values), values=values)
+
+
+def bursts(minutes_to_next: int, points: int = 240) -> list[float]:
+    """60 QPS for 3 minutes every 20 minutes over 10 QPS, one value a minute up to NOW, the next
+    burst `minutes_to_next` minutes after NOW."""
+    start = points + minutes_to_next
+    return [60.0 if (i - start) % 20 < 3 else 10.0 for i in range(points)]
+
+
+class TestSkiRental:
+    def test_keeps_an_instance_needed_again_within_twice_the_load_time(self) -> None:
+        # 10 QPS on 9 instances (90 QPS) is 11%: the load says 2. But one period (20 min) ago a
+        # burst of 70 QPS came 4 min later, more than 8 instances serve at the target (64 QPS):
+        # beyond the forecast's horizon (135 s and a minute), within the break-even of 2 x 120 s.
+        values = [70.0 if v > 10 else v for v in bursts(4)]
+        state = ScalerState(demand_history=history(values), period_seconds=1200.0)
+        decision = decide(window(10.0), 9, state=state, policy=POLICY)
+        assert decision.desired == 9
+        assert any(r.startswith("ski-rental") for r in decision.rules)
+
+    def test_lets_it_go_when_the_next_need_is_further_than_the_break_even(self) -> None:
+        # Right after a burst the next one is 17 min away: far beyond 240 s.
+        values = [70.0 if v > 10 else v for v in bursts(17)]
+        state = ScalerState(demand_history=history(values), period_seconds=1200.0)
+        decision = decide(window(10.0), 9, state=state, policy=POLICY)
+        assert decision.desired == 8
+        assert not any(r.startswith("ski-rental") for r in decision.rules)
+
+    def test_without_a_period_the_mean_wait_of_the_history_decides(self) -> None:
+        # Demand crossing what 8 instances serve (64 QPS) every other minute: from a low minute
+        # the need comes back after 60 s on average, within 240 s.
+        values = [70.0 if i % 2 else 10.0 for i in range(120)]
+        state = ScalerState(demand_history=history(values))
+        decision = decide(window(10.0), 9, state=state, policy=POLICY)
+        assert decision.desired == 9
+        assert "on average over the last day" in decision.reason
+
+    def test_without_a_return_seen_it_keeps_the_instance_for_the_break_even(self) -> None:
+        # 70 QPS for an hour, then 10 QPS: the need never came back, so the instance stays for the
+        # break-even (240 s) after the last minute that needed it, and goes after.
+        recent = ScalerState(demand_history=history([70.0] * 60 + [10.0] * 3))
+        assert decide(window(10.0), 9, state=recent, policy=POLICY).desired == 9
+        assert "needed 180 s ago" in decide(window(10.0), 9, state=recent, policy=POLICY).reason
+        later = ScalerState(demand_history=history([70.0] * 60 + [10.0] * 6))
+        assert decide(window(10.0), 9, state=later, policy=POLICY).desired == 8
+
+    def test_off_without_prediction(self) -> None:
+        values = [70.0 if v > 10 else v for v in bursts(3)]
+        state = ScalerState(demand_history=history(values), period_seconds=1200.0)
+        assert decide(window(10.0), 9, state=state, policy=REACTIVE).desired == 8
+
+
+class TestPeriod:
+    def test_starts_instances_one_load_time_before_a_repeated_burst(self) -> None:
+        # One period (20 min) ago the burst of 60 QPS began 2 min later: inside the horizon of the
+        # load time + one interval, 135 s; the count for 60 QPS at 80% is ceil(60 / 8) = 8.
+        state = ScalerState(demand_history=history(bursts(2)), period_seconds=1200.0)
+        decision = decide(window(10.0), 2, state=state, policy=POLICY)
+        assert decision.desired == 6  # +4 per 30 s (scaleUpStep) toward 8
+        assert decision.recommendation == 8
+        assert any(r.startswith("period") for r in decision.rules)
+
+    def test_quiet_when_no_burst_is_due(self) -> None:
+        state = ScalerState(demand_history=history(bursts(10)), period_seconds=1200.0)
+        decision = decide(window(10.0), 2, state=state, policy=POLICY)
+        assert decision.desired == 2 and not decision.rules
+
+
+class TestBurstHeadroom:
+    def test_holds_the_learned_rise_within_one_load_time(self) -> None:
+        # 30 QPS needs ceil(30 / 8) = 4 at the target; a learned rise of 20 QPS within the horizon
+        # must fit at full capacity: ceil(50 / 10) = 5.
+        state = ScalerState(burst_rise_qps=20.0)
+        decision = decide(window(30.0), 4, state=state, policy=POLICY)
+        assert decision.recommendation == 5
+        assert any(r.startswith("burst-headroom") for r in decision.rules)
+
+    def test_a_small_rise_fits_in_the_target_headroom(self) -> None:
+        # 30 + 5 = 35 QPS at full capacity needs 4, as the target does: no rule.
+        decision = decide(window(30.0), 4, state=ScalerState(burst_rise_qps=5.0), policy=POLICY)
+        assert decision.desired == 4 and not decision.rules
+
+
+class TestLiveDemand:
+    def test_sizes_the_first_step_from_running_and_queued_requests(self) -> None:
+        # The one-minute rate still says 20 QPS (the jump is 15 s old) on 3 instances. 240 requests
+        # run, 6 s each: 40 QPS finish now; the queue grew from 0 to 30 over the last two
+        # evaluations (30 s), 1/s; its 30 requests drain over the 135 s horizon: 0.2/s.
+        # 41.2 QPS at 80% -> ceil(41.2 / 8) = 6.
+        w = window(20.0, waiting=lambda t: 0.0 if t < NOW - 15 else 30.0)
+        w = w.model_copy(update={"running_requests": [240.0] * len(w.timestamps)})
+        state = ScalerState(batch_seconds=6.0)
+        decision = decide(w, 3, state=state, policy=REACTIVE)
+        assert decision.recommendation == 6
+        assert any(r.startswith("live-demand: 41.2 QPS") for r in decision.rules)
+
+    def test_learns_the_batch_time_in_a_calm_moment(self) -> None:
+        w = window(20.0)
+        w = w.model_copy(update={"running_requests": [120.0] * len(w.timestamps)})
+        decision = decide(w, 3, policy=REACTIVE)
+        assert decision.state.batch_seconds == pytest.approx(6.0)
+
+
+def saturated_window(qps: float) -> MetricsWindow:
+    """Instances finishing `qps`, a queue growing 1/s over 8 per instance, first tokens late."""
+    return window(qps, waiting=growing(1.0, base=40.0), ttft=0.4)  # type: ignore[arg-type]
+
+
+class TestLearnedCapacity:
+    def test_a_saturated_instance_shows_its_real_capacity(self) -> None:
+        # 5 instances finish 35 QPS while the queue grows: 7 per instance at saturation, 6.3 within
+        # the SLO (90%). The estimate moves halfway from the plan's 10: 8.15.
+        decision = decide(saturated_window(35.0), 5, policy=REACTIVE)
+        assert decision.state.capacity_per_instance == pytest.approx(8.15)
+        # The next evaluation sizes with it: 35 QPS + 1/s growth at 80% of 8.15 -> ceil(36 / 6.52) = 6.
+        again = decide(saturated_window(35.0), 5, state=decision.state, policy=REACTIVE, now=NOW)
+        assert any(r.startswith("learned-capacity: 8.15") for r in again.rules)
+
+    def test_not_while_instances_start_or_right_after_a_change(self) -> None:
+        assert decide(saturated_window(35.0), 5, ready=4, policy=REACTIVE).state.capacity_per_instance is None
+        recent = ScalerState(events=[ScaleEvent(time=NOW - 30, from_replicas=4, to_replicas=5)])
+        decision = decide(saturated_window(35.0), 5, state=recent, policy=REACTIVE)
+        assert decision.state.capacity_per_instance is None
+
+    def test_a_queue_with_prompt_first_tokens_is_no_saturation(self) -> None:
+        w = window(35.0, waiting=growing(1.0, base=40.0), ttft=0.1)  # type: ignore[arg-type]
+        assert decide(w, 5, policy=REACTIVE).state.capacity_per_instance is None
+
+    def test_more_than_planned_without_overload_raises_it(self) -> None:
+        # 5 instances finish 60 QPS (12 each) with no queue and prompt first tokens: 11 after one step.
+        decision = decide(window(60.0), 5, policy=REACTIVE, max_replicas=5)
+        assert decision.state.capacity_per_instance == pytest.approx(11.0)
+
+
+def test_history_survives_in_the_state() -> None:
+    decision = decide(window(30.0), 4, policy=POLICY)
+    wire = decision.state.to_wire()
+    again = ScalerState.model_validate(wire)
+    assert again.demand_history is not None and again.demand_history.values == [30.0]
+    assert LOAD_TIME and CAPACITY  # the shared figures of test_decide
