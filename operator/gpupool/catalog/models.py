@@ -479,8 +479,32 @@ def estimate_params(config: Mapping[str, object]) -> tuple[int, int]:
             raise ValueError("config.json has no intermediate size (intermediate_size)")
         all_mlp = active_mlp = layers * 3 * hidden * intermediate
 
-    shared_part = embeddings + layers * (attention + norms_per_layer) + hidden
+    shared_part = embeddings + layers * (attention + norms_per_layer) + hidden + vision_params(config)
     return shared_part + all_mlp, shared_part + active_mlp
+
+
+def vision_params(config: Mapping[str, object]) -> int:
+    """Parameters of a VL model's vision tower (`vision_config`), which vLLM loads on every rank's
+    share like the language model: per block attention (4 x width^2) and MLP, then the projector.
+
+    Qwen2-VL/Qwen2.5-VL towers (`depth`) use gated MLPs (3 matrices) and a merger of
+    `spatial_merge_size`^2 patches into `out_hidden_size`; SigLIP/CLIP towers (Gemma 3, LLaVA) use
+    two-matrix MLPs and a linear projector into the language model's width.
+    """
+    vision = config.get("vision_config")
+    if not isinstance(vision, Mapping):
+        return 0
+    blocks = _int(vision, ("depth", "num_hidden_layers"))
+    width = _int(vision, ("hidden_size", "embed_dim"))
+    if blocks is None or width is None:
+        return 0
+    mlp = _int(vision, ("intermediate_size",)) or 4 * width
+    if "depth" in vision:
+        merged = width * (_int(vision, ("spatial_merge_size",)) or 1) ** 2
+        out = _int(vision, ("out_hidden_size",)) or _int(config, _HIDDEN_KEYS) or width
+        return blocks * (4 * width * width + 3 * width * mlp) + merged * merged + merged * out
+    text_width = _int(config, _HIDDEN_KEYS) or width
+    return blocks * (4 * width * width + 2 * width * mlp) + width * text_width
 
 
 def _kv_heads(config: Mapping[str, object], heads: int) -> int:

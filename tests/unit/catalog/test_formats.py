@@ -141,3 +141,31 @@ def test_a_bad_nas_field_is_one_line_naming_it() -> None:
     with pytest.raises(ValueError, match=r"'block_configs\[0\].attention.n_heads_in_group'") as err:
         architecture_from_hf_config(broken)
     assert "\n" not in str(err.value)
+
+
+def test_a_vision_tower_is_counted() -> None:
+    # https://huggingface.co/Qwen/Qwen2.5-VL-7B-Instruct/blob/main/config.json; the model card's
+    # safetensors count is 8.29B, the language model alone 7.6B.
+    config = {
+        "model_type": "qwen2_5_vl",
+        "hidden_size": 3584,
+        "intermediate_size": 18944,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "vocab_size": 152064,
+        "max_position_embeddings": 128000,
+        "tie_word_embeddings": False,
+        "vision_config": {
+            "depth": 32,
+            "hidden_size": 1280,
+            "intermediate_size": 3420,
+            "num_heads": 16,
+            "out_hidden_size": 3584,
+            "spatial_merge_size": 2,
+        },
+    }
+    arch = architecture_from_hf_config(config)
+    assert arch.params == pytest.approx(8.29e9, rel=0.01)
+    without = architecture_from_hf_config({k: v for k, v in config.items() if k != "vision_config"})
+    assert arch.params - without.params == pytest.approx(0.675e9, rel=0.02)
