@@ -532,6 +532,22 @@ def _sliding_layers(config: Mapping[str, object], layers: int) -> tuple[int | No
     return window, layers
 
 
+# layer_types entries of layers that keep a per-token KV cache; hybrid models (Qwen3-Next's
+# "linear_attention", Mamba layers) keep a fixed-size state instead.
+_KV_LAYER_TYPES = frozenset({"full_attention", "sliding_attention", "attention"})
+
+
+def _attention_layers(config: Mapping[str, object], layers: int) -> int:
+    """Layers holding a per-token KV cache: all of them unless `layer_types` says otherwise."""
+    kinds = config.get("layer_types")
+    if not isinstance(kinds, list):
+        return layers
+    count = sum(1 for kind in kinds if kind in _KV_LAYER_TYPES)
+    if count == 0:
+        raise ValueError("config.json field 'layer_types' names no attention layer")
+    return count
+
+
 def architecture_from_hf_config(config: Mapping[str, object], params: int | None = None) -> Architecture:
     """An Architecture from a Hugging Face config.json (already parsed into a mapping).
 
@@ -598,7 +614,7 @@ def architecture_from_hf_config(config: Mapping[str, object], params: int | None
     return Architecture(
         quantization=quantization_from_config(config),
         params=params if params is not None else total,
-        layers=layers,
+        layers=_attention_layers(config, layers),
         hidden_size=hidden,
         attention_heads=heads,
         kv_heads=kv_heads,

@@ -169,3 +169,12 @@ def test_a_vision_tower_is_counted() -> None:
     assert arch.params == pytest.approx(8.29e9, rel=0.01)
     without = architecture_from_hf_config({k: v for k, v in config.items() if k != "vision_config"})
     assert arch.params - without.params == pytest.approx(0.675e9, rel=0.02)
+
+
+def test_hybrid_layers_without_kv_cache_are_left_out() -> None:
+    # Qwen3-Next-80B-A3B: three linear-attention (Gated DeltaNet) layers for every full one
+    # (https://huggingface.co/Qwen/Qwen3-Next-80B-A3B-Instruct/blob/main/config.json); only the
+    # 12 full-attention layers of 48 keep a per-token KV cache.
+    kinds = ["linear_attention", "linear_attention", "linear_attention", "full_attention"] * 12
+    arch = architecture_from_hf_config({**LLAMA, "num_hidden_layers": 48, "layer_types": kinds})
+    assert arch.layers == 12
