@@ -33,6 +33,25 @@ FP8_BLOCK = 128
 MXFP4_GROUP = 32
 # NVFP4: one FP8 (E4M3) scale per 16 weights (NVIDIA ModelOpt).
 NVFP4_GROUP = 16
+# vLLM pads MXFP4 expert weights for its kernels (vllm/model_executor/layers/quantization/mxfp4.py,
+# Mxfp4MoEMethod.create_weights): the hidden size up to a multiple of 256 and each expert's
+# intermediate size up to a multiple of 64 on the Triton and Marlin backends of Hopper and Ampere.
+# gpt-oss-120b's 2,880 becomes 3,072: "Model loading took 64.38 GiB" on one H100
+# (https://github.com/vllm-project/vllm/issues/33155) against 60.7 GiB unpadded.
+MXFP4_HIDDEN_ALIGN = 256
+MXFP4_INTERMEDIATE_ALIGN = 64
+
+
+def _round_up(value: int, multiple: int) -> int:
+    return -(-value // multiple) * multiple
+
+
+def expert_padding(quantization: Quantization, hidden: int, expert_width: int) -> Fraction:
+    """How much larger the engine stores each expert than its checkpoint shape (1 if not padded)."""
+    if quantization.method is not QuantizationMethod.MXFP4:
+        return Fraction(1)
+    padded = _round_up(hidden, MXFP4_HIDDEN_ALIGN) * _round_up(expert_width, MXFP4_INTERMEDIATE_ALIGN)
+    return Fraction(padded, hidden * expert_width)
 
 
 def bytes_per_weight(quantization: Quantization) -> Fraction:

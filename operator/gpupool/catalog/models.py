@@ -479,8 +479,32 @@ def estimate_params(config: Mapping[str, object]) -> tuple[int, int]:
             raise ValueError("config.json has no intermediate size (intermediate_size)")
         all_mlp = active_mlp = layers * 3 * hidden * intermediate
 
-    shared_part = embeddings + layers * (attention + norms_per_layer) + hidden
+    shared_part = embeddings + layers * (attention + norms_per_layer) + hidden + vision_params(config)
     return shared_part + all_mlp, shared_part + active_mlp
+
+
+def vision_params(config: Mapping[str, object]) -> int:
+    """Parameters of a VL model's vision tower (`vision_config`), which vLLM loads on every rank's
+    share like the language model: per block attention (4 x width^2) and MLP, then the projector.
+
+    Qwen2-VL/Qwen2.5-VL towers (`depth`) use gated MLPs (3 matrices) and a merger of
+    `spatial_merge_size`^2 patches into `out_hidden_size`; SigLIP/CLIP towers (Gemma 3, LLaVA) use
+    two-matrix MLPs and a linear projector into the language model's width.
+    """
+    vision = config.get("vision_config")
+    if not isinstance(vision, Mapping):
+        return 0
+    blocks = _int(vision, ("depth", "num_hidden_layers"))
+    width = _int(vision, ("hidden_size", "embed_dim"))
+    if blocks is None or width is None:
+        return 0
+    mlp = _int(vision, ("intermediate_size",)) or 4 * width
+    if "depth" in vision:
+        merged = width * (_int(vision, ("spatial_merge_size",)) or 1) ** 2
+        out = _int(vision, ("out_hidden_size",)) or _int(config, _HIDDEN_KEYS) or width
+        return blocks * (4 * width * width + 3 * width * mlp) + merged * merged + merged * out
+    text_width = _int(config, _HIDDEN_KEYS) or width
+    return blocks * (4 * width * width + 2 * width * mlp) + width * text_width
 
 
 def _kv_heads(config: Mapping[str, object], heads: int) -> int:
@@ -506,6 +530,22 @@ def _sliding_layers(config: Mapping[str, object], layers: int) -> tuple[int | No
     if pattern:
         return window, layers - layers // pattern
     return window, layers
+
+
+# layer_types entries of layers that keep a per-token KV cache; hybrid models (Qwen3-Next's
+# "linear_attention", Mamba layers) keep a fixed-size state instead.
+_KV_LAYER_TYPES = frozenset({"full_attention", "sliding_attention", "attention"})
+
+
+def _attention_layers(config: Mapping[str, object], layers: int) -> int:
+    """Layers holding a per-token KV cache: all of them unless `layer_types` says otherwise."""
+    kinds = config.get("layer_types")
+    if not isinstance(kinds, list):
+        return layers
+    count = sum(1 for kind in kinds if kind in _KV_LAYER_TYPES)
+    if count == 0:
+        raise ValueError("config.json field 'layer_types' names no attention layer")
+    return count
 
 
 def architecture_from_hf_config(config: Mapping[str, object], params: int | None = None) -> Architecture:
@@ -574,7 +614,7 @@ def architecture_from_hf_config(config: Mapping[str, object], params: int | None
     return Architecture(
         quantization=quantization_from_config(config),
         params=params if params is not None else total,
-        layers=layers,
+        layers=_attention_layers(config, layers),
         hidden_size=hidden,
         attention_heads=heads,
         kv_heads=kv_heads,

@@ -209,7 +209,13 @@ class Architecture(ApiModel):
     )
 
     params: int = Field(description="Total parameter count (all experts for MoE).", ge=1)
-    layers: int = Field(description="Decoder layers (num_hidden_layers).", ge=1)
+    layers: int = Field(
+        description=(
+            "Decoder layers that keep a KV cache (num_hidden_layers, less linear-attention and "
+            "attention-free layers of hybrid and NAS models)."
+        ),
+        ge=1,
+    )
     hidden_size: int = Field(description="Model width (hidden_size).", ge=1)
     attention_heads: int = Field(description="Query heads (num_attention_heads).", ge=1)
     kv_heads: int = Field(

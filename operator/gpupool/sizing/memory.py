@@ -22,7 +22,7 @@ from fractions import Fraction
 from pydantic import Field
 
 from gpupool.api.base import ApiModel
-from gpupool.catalog.formats import bytes_per_weight
+from gpupool.catalog.formats import bytes_per_weight, expert_padding
 from gpupool.catalog.types import Accelerator, Architecture, KVCacheDtype, Precision, Vendor
 from gpupool.sizing.request import (
     CUDA_GRAPH_BYTES_PER_LAYER,
@@ -71,14 +71,17 @@ def bytes_per_param(precision: Precision) -> Fraction:
     return BYTES_PER_PARAM[precision]
 
 
+def _expert_width(arch: Architecture) -> int:
+    if arch.moe is not None and arch.moe.expert_intermediate_size:
+        return arch.moe.expert_intermediate_size
+    return _mlp_width(arch)
+
+
 def expert_params(arch: Architecture) -> int:
     """Parameters of the routed experts (gate, up and down of each), every layer counted as MoE."""
     if arch.moe is None:
         return 0
-    width = (
-        arch.moe.expert_intermediate_size or arch.intermediate_size or DEFAULT_MLP_RATIO * arch.hidden_size
-    )
-    return min(arch.params, arch.layers * arch.moe.experts * 3 * arch.hidden_size * width)
+    return min(arch.params, arch.layers * arch.moe.experts * 3 * arch.hidden_size * _expert_width(arch))
 
 
 def embedding_params(arch: Architecture) -> int:
@@ -99,7 +102,12 @@ def weight_bytes(arch: Architecture, precision: Precision) -> int:
         return math.ceil(arch.params * bytes_per_param(precision))
     quantized = expert_params(arch) if quantization.experts_only else arch.params - embedding_params(arch)
     rest = arch.params - quantized
-    return math.ceil(quantized * bytes_per_weight(quantization) + rest * 2)
+    padding = (
+        expert_padding(quantization, arch.hidden_size, _expert_width(arch))
+        if quantization.experts_only
+        else 1
+    )
+    return math.ceil(quantized * bytes_per_weight(quantization) * padding + rest * 2)
 
 
 def kv_dtype_bytes(kv_cache_dtype: KVCacheDtype) -> int:
@@ -240,7 +248,7 @@ def activation_peak_bytes(arch: Architecture, tp: int, max_num_batched_tokens: i
     attention = tokens * (2 * q_heads + 2 * kv_heads) * arch.head_dim * width
     mlp = tokens * 3 * math.ceil(_mlp_width(arch) / tp) * width
     if arch.moe is not None:
-        expert = arch.moe.expert_intermediate_size or _mlp_width(arch)
+        expert = _expert_width(arch)
         chunk = min(tokens, FUSED_MOE_CHUNK_TOKENS)
         routed = chunk * arch.moe.experts_per_token * (3 * math.ceil(expert / tp) + hidden) * width
         shared = tokens * 3 * math.ceil(arch.moe.shared_experts * expert / tp) * width

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from fractions import Fraction
 from typing import Any
 
@@ -82,7 +83,9 @@ def test_mxfp4_quantises_only_the_experts() -> None:
         method=QuantizationMethod.MXFP4, weight_bits=4, group_size=32, experts_only=True
     )
     experts = 36 * 128 * 3 * 2880 * 2880
-    assert weight_bytes(arch, Precision.BF16) == -(-(experts * 17) // 32) + 2 * (arch.params - experts)
+    # vLLM pads the expert hidden size 2,880 to 3,072 (a multiple of 256) for its MXFP4 kernels.
+    padded = Fraction(17, 32) * Fraction(3072, 2880)
+    assert weight_bytes(arch, Precision.BF16) == math.ceil(experts * padded + 2 * (arch.params - experts))
     # gpt-oss alternates sliding-window (128 tokens) and full-attention layers.
     assert (arch.sliding_window, arch.sliding_window_layers) == (128, 18)
 
@@ -138,3 +141,40 @@ def test_a_bad_nas_field_is_one_line_naming_it() -> None:
     with pytest.raises(ValueError, match=r"'block_configs\[0\].attention.n_heads_in_group'") as err:
         architecture_from_hf_config(broken)
     assert "\n" not in str(err.value)
+
+
+def test_a_vision_tower_is_counted() -> None:
+    # https://huggingface.co/Qwen/Qwen2.5-VL-7B-Instruct/blob/main/config.json; the model card's
+    # safetensors count is 8.29B, the language model alone 7.6B.
+    config = {
+        "model_type": "qwen2_5_vl",
+        "hidden_size": 3584,
+        "intermediate_size": 18944,
+        "num_hidden_layers": 28,
+        "num_attention_heads": 28,
+        "num_key_value_heads": 4,
+        "vocab_size": 152064,
+        "max_position_embeddings": 128000,
+        "tie_word_embeddings": False,
+        "vision_config": {
+            "depth": 32,
+            "hidden_size": 1280,
+            "intermediate_size": 3420,
+            "num_heads": 16,
+            "out_hidden_size": 3584,
+            "spatial_merge_size": 2,
+        },
+    }
+    arch = architecture_from_hf_config(config)
+    assert arch.params == pytest.approx(8.29e9, rel=0.01)
+    without = architecture_from_hf_config({k: v for k, v in config.items() if k != "vision_config"})
+    assert arch.params - without.params == pytest.approx(0.675e9, rel=0.02)
+
+
+def test_hybrid_layers_without_kv_cache_are_left_out() -> None:
+    # Qwen3-Next-80B-A3B: three linear-attention (Gated DeltaNet) layers for every full one
+    # (https://huggingface.co/Qwen/Qwen3-Next-80B-A3B-Instruct/blob/main/config.json); only the
+    # 12 full-attention layers of 48 keep a per-token KV cache.
+    kinds = ["linear_attention", "linear_attention", "linear_attention", "full_attention"] * 12
+    arch = architecture_from_hf_config({**LLAMA, "num_hidden_layers": 48, "layer_types": kinds})
+    assert arch.layers == 12

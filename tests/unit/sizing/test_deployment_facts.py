@@ -106,12 +106,13 @@ FACTS = [
         chosen_tp=1,
     ),
     Fact(
-        "gpt-oss-120b on one H100 (vLLM's GPT-OSS recipe)",
-        "https://docs.vllm.ai/projects/recipes/en/latest/OpenAI/GPT-OSS.html",
+        "gpt-oss-120b at its full 131K context does not start on one H100 at vLLM's defaults "
+        '("Available KV cache memory: -2.14 GiB"; its 64-66 GiB of weights leave too little)',
+        "https://github.com/vllm-project/vllm/issues/23278",
         GPT_OSS_120B,
         "H100-80GB",
         131_072,
-        chosen_tp=1,
+        not_at=1,
     ),
     Fact(
         "gpt-oss-20b runs within 16 GB of memory (OpenAI); one RTX 4090 serves it",
