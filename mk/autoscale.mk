@@ -4,7 +4,7 @@
 
 .PHONY: bench-autoscale bench-autoscale-quick
 
-bench-autoscale: $(STAMP) ## Autoscaling benchmark, the full grid (~35 min on 2 cores): tables, frontiers PNG, docs/autoscaling.md
+bench-autoscale: $(STAMP) ## Autoscaling benchmark, the full grid (~25 min on 2 cores): tables, frontiers PNG, docs/autoscaling.md
 	$(PY) bench/autoscale.py --out results/autoscale.json --docs docs/autoscaling.md \
 		--plot docs/autoscaling-frontiers.png
 
