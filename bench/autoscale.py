@@ -19,7 +19,7 @@ first token, scale events; then a line per model, trace and capacity error: is t
 beaten on both axes (fewer hours and higher attainment) by a peer or a swept point, and does it
 reach 99% attainment with at most 1.3x the bound's hours.
 
-    python bench/autoscale.py --quick              # a subset: five short traces, ~10 min on 2 cores
+    python bench/autoscale.py --quick              # a subset: five short traces, ~4 min on 2 cores
     python bench/autoscale.py --docs docs/autoscaling.md --plot docs/autoscaling-frontiers.png
 
 Figures are simulated, from fixed seeds: the same command prints the same numbers.
@@ -429,13 +429,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=str(ROOT / "results" / "autoscale.json"))
     parser.add_argument("--docs", help="refresh the benchmark section of this Markdown file")
     parser.add_argument("--plot", help="write a PNG of the cost/SLO frontiers")
+    parser.add_argument(
+        "--from-json",
+        nargs="*",
+        metavar="FILE",
+        help="report the rows of earlier runs (their --out files, merged) instead of running",
+    )
     args = parser.parse_args(argv)
     traces = args.traces or list(QUICK_TRACES if args.quick else GENERATORS)
 
-    jobs = jobs_for(args.models, traces, args.capacity_errors, args.seed, sweeps=not args.no_sweeps)
-    started = time.perf_counter()
-    rows = run(jobs, args.jobs)
-    elapsed = time.perf_counter() - started
+    if args.from_json:
+        documents = [json.loads(Path(name).read_text()) for name in args.from_json]
+        rows = [row for document in documents for row in document["rows"]]
+        present = {row["trace"] for row in rows}
+        traces = [t for t in GENERATORS if t in present]
+        elapsed = float(sum(document.get("elapsedSeconds", 0) for document in documents))
+    else:
+        jobs = jobs_for(args.models, traces, args.capacity_errors, args.seed, sweeps=not args.no_sweeps)
+        started = time.perf_counter()
+        rows = run(jobs, args.jobs)
+        elapsed = time.perf_counter() - started
     text = tables(rows, traces)
     print(text)
     found = verdicts(rows)

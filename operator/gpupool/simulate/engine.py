@@ -11,7 +11,8 @@ Calibrated to the plan, so that its capacity means what the plan says it means:
   to first token equals the SLO exactly at the plan's QPS per instance
   (`base = slo x (1 - 1/margin) / ln 100`), so 100% of the planned capacity is the edge of the SLO.
 - Above saturation a FIFO backlog builds; a request arriving behind backlog B waits
-  `B / (ready x saturation rate)` (the fluid queue's virtual waiting time). A request that would wait
+  `B / (ready x saturation rate)` (the fluid queue's virtual waiting time; the simulator gives each
+  pod its own queue, `ready` = 1). A request that would wait
   longer than `queue_timeout_seconds` is dropped (the client gives up; vLLM counts it as an abort),
   and with no Ready instance every request fails.
 - The running batch holds at most `max_running` sequences: vLLM's max_num_seqs (256) or what the KV

@@ -38,7 +38,7 @@ from enum import StrEnum
 
 from gpupool.scaling.window import MetricsWindow
 from gpupool.simulate.autoscalers import Autoscaler, ClusterView
-from gpupool.simulate.engine import RHO_CAP, EngineModel, ttft_cdf
+from gpupool.simulate.engine import RHO_CAP, EngineModel, advance_queue, ttft_cdf
 from gpupool.simulate.metrics import (
     E2E_BUCKETS,
     TTFT_BUCKETS,
@@ -538,14 +538,8 @@ class Simulation:
     def _pod_step(self, backlog: float, arrivals: float, dt: float) -> _PodStep:
         """One pod's queue for one step."""
         engine = self.engine
-        rate = engine.saturation_qps
-        offered = backlog + arrivals
-        served = min(offered, rate * dt)
-        left = offered - served
-        dropped = max(0.0, left - rate * engine.queue_timeout_seconds)
-        left -= dropped
-        wait = min((backlog + left) / 2 / rate, engine.queue_timeout_seconds)
-        rho = served / (rate * dt)
+        queue = advance_queue(engine, backlog, arrivals, 1, dt)
+        served, left, wait, rho = queue.served, queue.backlog, queue.wait_seconds, queue.rho
         mean = engine.ttft_mean_seconds(RHO_CAP if left > 0 else rho)
         in_batch = engine.in_batch_seconds(rho)
         if left > 0:
@@ -555,7 +549,7 @@ class Simulation:
             waiting = engine.batch_queue(rho)
         return _PodStep(
             served=served,
-            dropped=dropped,
+            dropped=queue.dropped,
             backlog=left,
             wait=wait,
             mean=mean,
