@@ -561,7 +561,7 @@ def decide_replicas(
         load = sized / capacity if capacity > 0 else (math.inf if sized > 0 else 0.0)
         cold = utilization is not None and utilization < policy.accelerator_utilization_down
         if needed > current or overload:
-            recommendation = max(needed, step_up if live is None else current, current)
+            recommendation = max(needed, step_up, current)
         elif load < policy.scale_down_utilization or cold:
             blockers = []
             if missing:

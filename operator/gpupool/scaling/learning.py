@@ -29,8 +29,8 @@ LEARN_EVERY_SECONDS = 600.0
 SATURATION_TO_SLO = 0.9
 # The learned capacity stays between half and twice the plan's: a guard against a misread window.
 CAPACITY_RANGE = (0.5, 2.0)
-# New measurements move the estimates this far: two or three evaluations to settle, one outlier
-# cannot swing it.
+# A higher throughput without overload moves the estimates this far: two or three evaluations to
+# settle, one outlier cannot swing it up.
 SMOOTHING = 0.5
 
 
@@ -77,9 +77,10 @@ def measured_capacity(
     if saturated and per_instance_qps >= low:
         # Below half the plan, saturation is more likely something else (a rate still warming up,
         # an engine restarting) than an engine that slow: the measurement is left out.
+        # Saturation below the estimate is proof the estimate is too high: taken at once.
         seen = per_instance_qps * (1.0 if late else SATURATION_TO_SLO)
         if seen < current:
-            return max(low, current + SMOOTHING * (seen - current))
+            return max(low, seen)
     elif not overloaded and current < per_instance_qps <= high:
         # Above twice the plan the window is more likely misread (requests counted from instances
         # already gone) than the engine that fast.

@@ -141,13 +141,21 @@ class TestLiveDemand:
         # The one-minute rate still says 20 QPS (the jump is 15 s old) on 3 instances. 240 requests
         # run, 6 s each: 40 QPS finish now; the queue grew from 0 to 30 over the last two
         # evaluations (30 s), 1/s; its 30 requests drain over the 135 s horizon: 0.2/s.
-        # 41.2 QPS at 80% -> ceil(41.2 / 8) = 6.
+        # 41.2 QPS at 80% -> ceil(41.2 / 8) = 6; the queue's overload step (+4) asks 7, and the
+        # larger wins.
         w = window(20.0, waiting=lambda t: 0.0 if t < NOW - 15 else 30.0)
         w = w.model_copy(update={"running_requests": [240.0] * len(w.timestamps)})
         state = ScalerState(batch_seconds=6.0)
         decision = decide(w, 3, state=state, policy=REACTIVE)
-        assert decision.recommendation == 6
+        assert decision.recommendation == 7
         assert any(r.startswith("live-demand: 41.2 QPS") for r in decision.rules)
+
+    def test_sizes_beyond_the_step_when_the_jump_is_larger(self) -> None:
+        # 480 running: 80 QPS finish now, plus 1/s growth and 0.2/s backlog: ceil(81.2 / 8) = 11.
+        w = window(20.0, waiting=lambda t: 0.0 if t < NOW - 15 else 30.0)
+        w = w.model_copy(update={"running_requests": [480.0] * len(w.timestamps)})
+        decision = decide(w, 3, state=ScalerState(batch_seconds=6.0), policy=REACTIVE)
+        assert decision.recommendation == 11
 
     def test_learns_the_batch_time_in_a_calm_moment(self) -> None:
         w = window(20.0)
@@ -164,12 +172,12 @@ def saturated_window(qps: float) -> MetricsWindow:
 class TestLearnedCapacity:
     def test_a_saturated_instance_shows_its_real_capacity(self) -> None:
         # 5 instances finish 35 QPS while the queue grows: 7 per instance at saturation, 6.3 within
-        # the SLO (90%). The estimate moves halfway from the plan's 10: 8.15.
+        # the SLO (90%): proof the plan's 10 is too high, taken at once.
         decision = decide(saturated_window(35.0), 5, policy=REACTIVE)
-        assert decision.state.capacity_per_instance == pytest.approx(8.15)
-        # The next evaluation sizes with it: 35 QPS + 1/s growth at 80% of 8.15 -> ceil(36 / 6.52) = 6.
+        assert decision.state.capacity_per_instance == pytest.approx(6.3)
+        # The next evaluation sizes with it.
         again = decide(saturated_window(35.0), 5, state=decision.state, policy=REACTIVE, now=NOW)
-        assert any(r.startswith("learned-capacity: 8.15") for r in again.rules)
+        assert any(r.startswith("learned-capacity: 6.30") for r in again.rules)
 
     def test_not_while_instances_start_or_right_after_a_change(self) -> None:
         assert decide(saturated_window(35.0), 5, ready=4, policy=REACTIVE).state.capacity_per_instance is None
