@@ -473,3 +473,67 @@ def test_oversubscribed_models_of_one_tier_settle_and_then_write_nothing(
     ]
     for name in names:
         cluster.kubectl("delete", "mdep", name, "-n", other, "--wait=true")
+
+
+def test_p0_grows_into_an_idle_pool_then_p1_and_p2_take_their_reserves_back(
+    cluster: Cluster, world: dict[str, Any]
+) -> None:
+    """Reserves of 6, 4 and 4 (P0, P1, P2) and 2 unreserved on 16 GPUs. P0 alone takes them all;
+    P1 and P2 then ask for their reserves and gpupool shrinks P0 for them (the scheduler would not
+    preempt P0 for a lower tier), its least busy instances first."""
+    h100, other = world["h100"], world["other"]
+    empty_pool(cluster, world)
+    model(cluster, other, "online", "P0", 16, h100)
+    settled(cluster, other, "online", 16, "Placed")
+    model(cluster, other, "rag", "P1", 4, h100)
+    settled(cluster, other, "rag", 4, "Placed")
+    settled(cluster, other, "online", 12, "TierCapped")
+    model(cluster, other, "batch", "P2", 4, h100)
+    settled(cluster, other, "batch", 4, "Placed")
+    online = settled(cluster, other, "online", 8, "TierCapped")
+    message = condition(online, "Placed")["message"]
+    assert "its reserve of 6" in message and "2 borrowed" in message, message
+    pool = accounting_matches(cluster, h100, GPU, H100_NODES)
+    tiers = {t["name"]: t for t in pool["status"]["tiers"]}
+    held = [(tiers[t]["allocated"], tiers[t]["granted"]) for t in ("P0", "P1", "P2")]
+    assert held == [(8, 8), (4, 4), (4, 4)]
+    empty_pool(cluster, world)
+
+
+def test_a_deleted_node_is_reported_by_its_models_and_spares_the_others(
+    cluster: Cluster, world: dict[str, Any]
+) -> None:
+    h100, other = world["h100"], world["other"]
+    empty_pool(cluster, world)
+    # One instance on each node: the scheduler spreads them (LeastAllocated).
+    model(cluster, other, "spread", "P1", 2, h100)
+    settled(cluster, other, "spread", 2, "Placed")
+    pods = get(cluster, "pods", "-n", other, "-l", "gpupool.io/model-deployment=spread")["items"]
+    nodes = {p["spec"]["nodeName"] for p in pods}
+    gone = sorted(nodes)[0]
+    saved = get(cluster, "node", gone)
+    for key in ("resourceVersion", "uid", "creationTimestamp", "managedFields"):
+        saved["metadata"].pop(key, None)
+    # Nodes are created with their capacity (as the local cluster creates them); kwok does the rest.
+    saved["status"] = {key: saved["status"][key] for key in ("capacity", "allocatable")}
+    cluster.kubectl("delete", "node", gone, "--wait=true")
+    try:
+
+        def lost() -> Any:
+            md = mdep(cluster, other, "spread")
+            placed = condition(md, "Placed")
+            return md if placed.get("reason") == "InstancesLost" else None
+
+        md = wait_for("the model reports the instance lost with its node", lost, timeout=30)
+        assert f"on {gone} (gone)" in condition(md, "Placed")["message"]
+        assert "InstancesLost" in events(cluster, other, "spread")
+        assert md["status"]["replicas"] == 2  # the instance elsewhere keeps running; none is cut
+    finally:
+        cluster.apply(saved)
+    wait_for(
+        "the node is back in the pool",
+        lambda: (get(cluster, "ipool", h100) or {}).get("status", {}).get("nodes") == 2,
+        timeout=STEP_SECONDS,
+    )
+    settled(cluster, other, "spread", 2, "Placed")
+    cluster.kubectl("delete", "mdep", "spread", "-n", other, "--wait=true")

@@ -555,7 +555,8 @@ def reconcile_pools(kube: Kube, names: list[str]) -> list[tuple[str, str]]:
             before = _states.get(name)
             _states[name] = state
             held = _allocations.get(name)
-            allocation = recount(state, held[1] if held is not None else None)
+            asking = [caps.request.workload for asks in list(_asks.values()) if (caps := asks.get(name))]
+            allocation = recount(state, held[1] if held is not None else None, asking)
             if allocation is not None:
                 _allocations[name] = (state, allocation)
             status = status_of(pool, state, now_rfc3339(), allocation)

@@ -389,12 +389,18 @@ def allocate(state: PoolState, demands: Iterable[Demand]) -> Allocation:
     )
 
 
-def recount(state: PoolState, allocation: Allocation | None) -> Allocation | None:
-    """The allocation over the same demands, with what each model holds counted from `state`."""
+def recount(
+    state: PoolState, allocation: Allocation | None, workloads: Iterable[str] | None = None
+) -> Allocation | None:
+    """The allocation over the same demands (of `workloads` only, when given: models that are gone
+    ask for nothing), with what each model holds counted from `state`."""
     if allocation is None:
         return None
+    asking = None if workloads is None else set(workloads)
     demands = []
     for demand in allocation.demands.values():
+        if asking is not None and demand.workload not in asking:
+            continue
         claims = state.claims_by_workload.get(demand.workload, ())
         running = sum(1 for c in claims if not c.pending)
         demands.append(replace(demand, running=running, pending=len(claims) - running))

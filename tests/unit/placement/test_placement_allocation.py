@@ -15,6 +15,7 @@ from gpupool.placement.allocation import (
     Allocation,
     Demand,
     allocate,
+    recount,
 )
 
 
@@ -207,3 +208,11 @@ def test_demand_changes_in_any_order_settle_with_reserves_back_in_one_cycle(
         demands = run(demands, result)
         again = allocate(state, demands)
         assert again.counts == result.counts  # a recount that moves nothing changes nothing
+
+
+def test_a_recount_drops_the_demand_of_a_model_that_is_gone() -> None:
+    state = pool_of(2)
+    both = allocate(state, [ask("a", "P1", 2), ask("b", "P2", 2)])
+    assert counts(both) == {"a": 2, "b": 0}
+    after = recount(state, both, ["ns/b"])
+    assert after is not None and counts(after) == {"b": 2}
