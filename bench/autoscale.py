@@ -40,7 +40,7 @@ import yaml
 
 from gpupool.api.v1alpha1 import InferencePool, ModelDeployment
 from gpupool.scaling import AutoscalingPolicy
-from gpupool.simulate.autoscalers import Autoscaler, HpaAutoscaler, StaticAutoscaler, build_autoscaler
+from gpupool.simulate.autoscalers import Autoscaler, HpaAutoscaler, StaticAutoscaler
 from gpupool.simulate.peers import KnativeKpa
 from gpupool.simulate.scenario import Scenario, scenario_for
 from gpupool.simulate.simulator import Simulation, SimulationConfig
@@ -135,15 +135,7 @@ def run_job(job: Job) -> dict[str, Any]:
     elif job.swept:
         autoscaler, initial = _swept(job, scenario)
     else:
-        autoscaler = build_autoscaler(
-            job.policy,
-            policy=policy,
-            capacity_per_instance=scenario.capacity_per_instance,
-            load_time_seconds=scenario.model.load_time_seconds,
-            bounds=scenario.bounds,
-            latency_slo_seconds=scenario.latency_slo_seconds,
-            peak_replicas=scenario.peak_replicas(trace),
-        )
+        autoscaler = scenario.autoscaler(job.policy, policy, trace)
         initial = scenario.peak_replicas(trace) if job.policy == "static" else None
     if initial is None:
         initial = scenario.initial_replicas(trace, policy)

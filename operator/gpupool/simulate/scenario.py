@@ -15,7 +15,7 @@ from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.types import Vendor
 from gpupool.scaling import AutoscalingPolicy
 from gpupool.services.modeldeployment import plan_model
-from gpupool.simulate.autoscalers import BOUND_NAME, Bounds, build_autoscaler
+from gpupool.simulate.autoscalers import BOUND_NAME, Autoscaler, Bounds, build_autoscaler
 from gpupool.simulate.bound import ClairvoyantBound
 from gpupool.simulate.engine import EngineModel
 from gpupool.simulate.metrics import EngineKind, VendorKind
@@ -62,6 +62,18 @@ class Scenario:
     def peak_replicas(self, trace: Trace) -> int:
         """The plan's count for the trace's peak: static provisioning with the spec's headroom."""
         return plan_instances(trace.peak, self.capacity_per_instance, self.headroom)
+
+    def autoscaler(self, name: str, policy: AutoscalingPolicy, trace: Trace) -> Autoscaler:
+        """The autoscaler called `name` (gpupool's, a baseline or a peer) for this model and trace."""
+        return build_autoscaler(
+            name,
+            policy=policy,
+            capacity_per_instance=self.capacity_per_instance,
+            load_time_seconds=self.model.load_time_seconds,
+            bounds=self.bounds,
+            latency_slo_seconds=self.latency_slo_seconds,
+            peak_replicas=self.peak_replicas(trace),
+        )
 
 
 def scenario_for(md: ModelDeployment, pool: InferencePool) -> Scenario:
@@ -115,15 +127,7 @@ def run_scenario(
     if policy_name == BOUND_NAME:
         bound = scenario.bound(trace, config)
         return Simulation(scenario.model, trace, bound, bound.initial_replicas(), config).run()
-    autoscaler = build_autoscaler(
-        policy_name,
-        policy=policy,
-        capacity_per_instance=scenario.capacity_per_instance,
-        load_time_seconds=scenario.model.load_time_seconds,
-        bounds=scenario.bounds,
-        latency_slo_seconds=scenario.latency_slo_seconds,
-        peak_replicas=scenario.peak_replicas(trace),
-    )
+    autoscaler = scenario.autoscaler(policy_name, policy, trace)
     if policy_name == "static":
         initial = scenario.peak_replicas(trace)
         initial = min(max(initial, scenario.bounds.min_replicas), scenario.bounds.max_replicas)
