@@ -99,7 +99,7 @@ FACTS = [
     ),
     Fact(
         "gpt-oss-120b runs on a single 80 GB GPU (OpenAI); vLLM serves it on one A100 80GB",
-        "https://openai.com/index/introducing-gpt-oss/",
+        "https://milvus.io/ai-quick-reference/what-hardware-requirements-are-needed-to-run-gptoss120-b-and-gptoss20-b",
         GPT_OSS_120B,
         "A100-80GB",
         131_072,
@@ -116,7 +116,7 @@ FACTS = [
     ),
     Fact(
         "gpt-oss-20b runs within 16 GB of memory (OpenAI); one RTX 4090 serves it",
-        "https://openai.com/index/introducing-gpt-oss/",
+        "https://milvus.io/ai-quick-reference/what-hardware-requirements-are-needed-to-run-gptoss120-b-and-gptoss20-b",
         GPT_OSS_20B,
         "RTX4090-24GB",
         32_768,
@@ -174,8 +174,8 @@ FACTS = [
         fits_at=8,
     ),
     Fact(
-        "DeepSeek-V3 (FP8) needs two nodes of eight H100",
-        "https://github.com/sgl-project/sglang/tree/main/benchmark/deepseek_v3",
+        "DeepSeek-V3 (FP8) needs two nodes of eight H100 (SGLang: 2 x 8 x H100/800/20)",
+        "https://github.com/sgl-project/sglang/blob/main/docs/basic_usage/deepseek_v3.md",
         "deepseek-v3",
         "H100-80GB",
         8192,
@@ -242,7 +242,7 @@ FACTS = [
     ),
     Fact(
         "DeepSeek-R1-Distill-Qwen-32B: `vllm serve ... --tensor-parallel-size 2 --max-model-len 32768`",
-        "https://huggingface.co/deepseek-ai/DeepSeek-R1-Distill-Qwen-32B",
+        "https://cloud.tencent.com/developer/article/2493720",
         "deepseek-r1-distill-qwen-32b",
         "H100-80GB",
         32_768,
@@ -265,8 +265,9 @@ FACTS = [
         chosen_tp=1,
     ),
     Fact(
-        "DeepSeek-V3 W8A8 takes two Atlas 800 A2 nodes of eight 910B (vllm-ascend multi-node tutorial)",
-        "https://vllm-ascend.readthedocs.io/en/latest/tutorials/multi_node.html",
+        "DeepSeek-V3.2-W8A8 (DeepSeek-V3's 671B weights) takes two Atlas 800 A2 (64G x 8) nodes "
+        "(vllm-ascend tutorial)",
+        "https://docs.vllm.ai/projects/ascend/en/latest/_sources/tutorials/models/DeepSeek-V3.2.md",
         "deepseek-v3",
         "Ascend910B",
         8192,
