@@ -486,6 +486,8 @@ def run_operator_with_chart_token(
         ("watch", "secrets", False),
         ("delete", "namespaces", False),
         ("list", "namespaces", True),
+        ("list", "services", True),
+        ("list", "configmaps", True),
         ("patch", "namespaces", False),
         ("create", "resourcequotas", True),
         ("delete", "resourcequotas", True),
