@@ -207,8 +207,9 @@ def _account_one(kube: Kube, pool: InferencePool) -> PoolState:
     """Count a pool the first time a model needs it, before the accounting pass has."""
     nodes = list(kube.list(NODE))
     pods = list(kube.list(POD, field_selector=LIVE_PODS))
+    global _namespace_labels
     if pool.spec.tenants and not _namespace_labels:
-        _namespace_labels.update(_read_namespaces(kube))
+        _namespace_labels = _read_namespaces(kube)
     state = pool_state(pool, nodes, pods, _namespace_labels or None)
     _states[pool.metadata["name"]] = state
     return state
@@ -532,8 +533,10 @@ def reconcile_pools(kube: Kube, names: list[str]) -> list[tuple[str, str]]:
     pods = list(kube.list(POD, field_selector=LIVE_PODS))
     pools_with_tenants = any((b.get("spec") or {}).get("tenants") for b in _pools.values())
     if pools_with_tenants:
-        _namespace_labels.clear()
-        _namespace_labels.update(_read_namespaces(kube))
+        # One assignment, never clear-then-fill: another thread reading the map in between would
+        # see no tenant namespace at all and delete every tenant's quota as no longer asked for.
+        global _namespace_labels
+        _namespace_labels = _read_namespaces(kube)
     changed: set[ModelKey] = set()
     for body in bodies:
         name = body["metadata"]["name"]
