@@ -207,13 +207,22 @@ class _Fill:
         return sorted(others, key=lambda t: (not t.preemptible, t.priority, t.name))
 
     def victim(self, tier: str) -> tuple[Tier, Demand] | None:
-        """The instance `tier` takes back next: of the lowest borrower, its model holding the most."""
-        for borrower in self.borrowers(tier):
-            held = [d for d in self.models(borrower.name) if self.count[d.workload] > 0]
-            if held:
-                return borrower, max(
-                    held, key=lambda d: (self.count[d.workload] * d.tensor_parallel, d.workload)
-                )
+        """The instance `tier` takes back next: of the lowest borrower, its model holding the most.
+        Only what a borrower holds beyond its own reserve is taken while that is enough; an instance
+        larger than what it borrowed (which would leave it under its reserve) is taken last."""
+        borrowers = self.borrowers(tier)
+        for within in (True, False):
+            for borrower in borrowers:
+                held = [
+                    d
+                    for d in self.models(borrower.name)
+                    if self.count[d.workload] > 0
+                    and (not within or self.used(borrower.name) - d.tensor_parallel >= self.reserve[borrower.name])
+                ]
+                if held:
+                    return borrower, max(
+                        held, key=lambda d: (self.count[d.workload] * d.tensor_parallel, d.workload)
+                    )
         return None
 
     def reclaimable(self, tier: str) -> int:
@@ -257,6 +266,16 @@ class _Fill:
                 room -= 1
 
     def floors(self) -> None:
+        """Reserves, highest tier first, until no tier moves: a borrower cut under its own reserve
+        (its instances are larger than what it borrowed) takes its floor back in the same pass, so
+        the next pass over this result finds nothing to do."""
+        for _ in range(len(self.state.tiers) + 1):
+            before = dict(self.count)
+            self._floors_once()
+            if self.count == before:
+                return
+
+    def _floors_once(self) -> None:
         for tier in self._by_priority():
             skip: set[str] = set()
             while (demand := self.wanting(tier.name, self.reserve[tier.name], skip)) is not None:
