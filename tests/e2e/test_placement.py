@@ -500,6 +500,21 @@ def test_p0_grows_into_an_idle_pool_then_p1_and_p2_take_their_reserves_back(
     empty_pool(cluster, world)
 
 
+def test_a_deleted_model_gives_its_share_back(cluster: Cluster, world: dict[str, Any]) -> None:
+    """P0 holds the idle pool, P1 takes its reserve back, then P1's model goes: its demand leaves
+    the allocation with it and P0 grows into the pool again."""
+    h100, other = world["h100"], world["other"]
+    empty_pool(cluster, world)
+    model(cluster, other, "online", "P0", 16, h100)
+    settled(cluster, other, "online", 16, "Placed")
+    model(cluster, other, "rag", "P1", 4, h100)
+    settled(cluster, other, "rag", 4, "Placed")
+    settled(cluster, other, "online", 12, "TierCapped")
+    cluster.kubectl("delete", "mdep", "rag", "-n", other, "--wait=true")
+    settled(cluster, other, "online", 16, "Placed")
+    empty_pool(cluster, world)
+
+
 def test_a_deleted_node_is_reported_by_its_models_and_spares_the_others(
     cluster: Cluster, world: dict[str, Any]
 ) -> None:

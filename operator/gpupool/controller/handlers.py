@@ -20,6 +20,7 @@ import kopf
 from gpupool.controller import autoscaler, metrics
 from gpupool.controller.kube import MODEL_DEPLOYMENT, Kube, load_client
 from gpupool.controller.reconciler import (
+    forget_model,
     forget_pool,
     forget_workload,
     known_pools,
@@ -195,6 +196,10 @@ def model_changed(type: str, namespace: str | None, name: str, body: kopf.Body, 
     autoscaler.track(type, namespace, name, body)
     if type == "DELETED":
         metrics.forget_model(namespace, name)
+        # Its demand leaves its pools' allocations: the others take its share at the next recount.
+        pools = forget_model(namespace, name)
+        if pools and hasattr(memo, "dirty_pools"):
+            memo.dirty_pools.update(pools)
         return
     # With a status subresource only spec changes move the generation. A modification whose
     # generation the status already describes is our own status write coming back: nothing to do

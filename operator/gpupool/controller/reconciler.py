@@ -170,6 +170,13 @@ def note_preemption(namespace: str, model: str, pod: str, message: str) -> bool:
     return True
 
 
+def forget_model(namespace: str, name: str) -> set[str]:
+    """Drop a deleted model's demand; returns the pools it asked of, whose allocations must be
+    recounted without it so that its share goes back to the others."""
+    _preemptions.pop((namespace, name), None)
+    return set(_asks.pop((namespace, name), None) or {})
+
+
 def model_for_label(namespace: str, label: str) -> str:
     """The ModelDeployment whose pods carry `label` as their identity label. The label is the name
     itself unless the name is longer than a label value may be; then it is a known model's."""
@@ -657,6 +664,12 @@ def resync_all(kube: Kube) -> None:
         for obj in kube.list(resource, label_selector=managed)
     }
     models = [(m["metadata"]["namespace"], m["metadata"]["name"]) for m in kube.list(MODEL_DEPLOYMENT)]
+    # A deletion whose event was missed (a watch restarted) still gives the model's share back.
+    gone: set[str] = set()
+    for key in set(_asks) - set(models):
+        gone |= forget_model(*key)
+    if gone:
+        reconcile_pools(kube, sorted(gone))
     # Models the pools' allocations do not know yet (all of them after a start) say what they ask
     # first, so that no model takes a count decided without the others' demands.
     for namespace, name in models:
