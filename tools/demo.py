@@ -134,7 +134,10 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
 def settled(kubectl: Kubectl) -> bool:
     models = kubectl.json("modeldeployments", "-n", NAMESPACE)["items"]
     return bool(models) and all(
-        condition(m, "Ready").get("reason") in {"Available", "DoesNotFit", "ScaledToZero"} for m in models
+        condition(m, "Ready").get("reason") in {"Available", "DoesNotFit", "ScaledToZero"}
+        # A limit that leaves a model no instance is settled too: Ready=False with the cap's reason.
+        or condition(m, "Ready").get("reason") == condition(m, "Placed").get("reason") not in {None, "Placed"}
+        for m in models
     )
 
 
