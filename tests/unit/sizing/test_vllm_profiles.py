@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import pytest
-from catalog.hf_configs import GPT_OSS_120B, QWEN3_30B_A3B_FP8
+from catalog.hf_configs import GPT_OSS_20B, GPT_OSS_120B, QWEN3_30B_A3B_FP8
 
 from gpupool.catalog.models import architecture_from_hf_config, get_model
 from gpupool.catalog.types import Accelerator, Architecture, KVCacheDtype, Precision, Vendor
@@ -139,6 +139,52 @@ QWEN3_30B_A3B = architecture_from_hf_config(
 )
 
 
+# https://huggingface.co/deepseek-ai/DeepSeek-V2-Lite-Chat/blob/main/config.json: MLA with a
+# 512-wide latent and 64-wide rope key, 64 routed experts (6 a token) and 2 shared ones, the
+# first layer dense; 15.7B parameters (vLLM loaded 29.43 GiB and logged 31,104 B a token).
+DEEPSEEK_V2_LITE = architecture_from_hf_config(
+    {
+        "model_type": "deepseek_v2",
+        "hidden_size": 2048,
+        "intermediate_size": 10944,
+        "moe_intermediate_size": 1408,
+        "num_hidden_layers": 27,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "n_routed_experts": 64,
+        "n_shared_experts": 2,
+        "num_experts_per_tok": 6,
+        "first_k_dense_replace": 1,
+        "kv_lora_rank": 512,
+        "q_lora_rank": None,
+        "qk_nope_head_dim": 128,
+        "qk_rope_head_dim": 64,
+        "v_head_dim": 128,
+        "vocab_size": 102400,
+        "max_position_embeddings": 163840,
+        "tie_word_embeddings": False,
+    }
+)
+# https://huggingface.co/google/gemma-2-9b-it/blob/main/config.json: 42 layers, 3,584 wide, 16
+# heads and 8 KV heads of 256, MLP 14,336, vocabulary 256,000 (tied), a 4,096-token window
+# on alternate layers; 9.24B parameters (vLLM loaded 17.22 GiB).
+GEMMA_2_9B = architecture_from_hf_config(
+    {
+        "model_type": "gemma2",
+        "hidden_size": 3584,
+        "intermediate_size": 14336,
+        "num_hidden_layers": 42,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 8,
+        "head_dim": 256,
+        "vocab_size": 256000,
+        "max_position_embeddings": 8192,
+        "sliding_window": 4096,
+        "tie_word_embeddings": True,
+    }
+)
+
+
 def _h100_0_19(name: str, arch: Architecture, tp: int, max_model_len: int, tokens: int) -> Profile:
     return Profile(
         name=name,
@@ -173,6 +219,27 @@ WITHIN = [
         max_num_batched_tokens=20_000,
         max_num_seqs=256,
         logged_tokens=1952 * 16,
+    ),
+    # vLLM's own check of its V0 profiler (December 2024) on one H100 at the defaults
+    # (max_model_len 8192, so no chunked prefill: 8,192 tokens, 256 sequences):
+    # "total_gpu_memory 79.22GiB", "gpu_memory_utilization 0.90", "model weights take 14.96GiB",
+    # "non_torch_memory 1.79GiB", "PyTorch activation peak memory 1.26GiB",
+    # "available_kv_cache_memory 53.29GiB". That profiler counted the CUDA context in its
+    # non-torch figure (0.25 GiB in vLLM 0.19 on the same card), so gpupool leaves more.
+    # Meta-Llama-3-8B has Llama-3.1-8B's shapes; only its rope settings and context differ.
+    Profile(
+        name="llama-3-8b, H100, V0 profiler",
+        source="https://github.com/vllm-project/vllm/pull/10511",
+        arch=get_model("llama-3.1-8b").architecture,
+        precision=Precision.BF16,
+        device_total_gib=79.22,
+        tp=1,
+        max_model_len=8192,
+        gpu_memory_utilization=0.90,
+        max_num_batched_tokens=8192,
+        max_num_seqs=256,
+        logged_kv_gib=53.29,
+        accelerator="H100-80GB",
     ),
     # The same card at --max-model-len 29000: "kv_cache_size=2.89GiB", "# GPU blocks: 1478", and
     # vLLM refuses: "the maximum number of tokens that can be stored in KV cache (23648)".
@@ -266,6 +333,25 @@ WITHIN = [
     # phi-4 at TP 1: weights 27.39, torch peak 1.52, non-torch 0.25, KV 46.08 GiB,
     # "GPU KV cache size: 241,568 tokens".
     _h100_0_19("phi-4, H100, TP 1, vLLM 0.19", PHI_4, 1, 8192, 241_568),
+    # DeepSeek-V2-Lite-Chat at TP 1 (latent attention, MoE with shared experts): weights 29.43,
+    # torch peak 1.93, non-torch 0.26, KV 43.61 GiB, "GPU KV cache size: 1,505,552 tokens".
+    _h100_0_19("deepseek-v2-lite, H100, TP 1, vLLM 0.19", DEEPSEEK_V2_LITE, 1, 8192, 1_505_552),
+    # gemma-2-9b-it at TP 1 (a 256,000-token vocabulary): weights 17.22, torch peak 3.65,
+    # non-torch 0.25, KV 54.12 GiB, "GPU KV cache size: 168,880 tokens".
+    _h100_0_19("gemma-2-9b, H100, TP 1, vLLM 0.19", GEMMA_2_9B, 1, 8192, 168_880),
+    # gpt-oss-20b (MXFP4 experts, alternate sliding-window layers) at TP 2 and vLLM's default
+    # gpu_memory_utilization 0.90 ("Requested memory: 0.900000 (util), 71.27 GiB"): weights
+    # 7.01, torch peak 2.87, non-torch 2.07, KV 59.32 GiB, "GPU KV cache size: 2,591,776 tokens".
+    replace(
+        _h100_0_19(
+            "gpt-oss-20b, 2 x H100, TP 2, vLLM 0.19",
+            architecture_from_hf_config(GPT_OSS_20B),
+            2,
+            8192,
+            2_591_776,
+        ),
+        gpu_memory_utilization=0.90,
+    ),
     # Mixtral-8x7B-Instruct-v0.1 at TP 2: weights 43.51, torch peak 1.21, non-torch 2.07, KV
     # 28.44 GiB, "GPU KV cache size: 465,936 tokens".
     _h100_0_19(
@@ -380,6 +466,7 @@ def test_errors_for_the_docs() -> None:
     errors = {p.name: round(_error(p) * 100, 1) for p in WITHIN + MISSES}
     assert errors == {
         "llama-3.1-8b, RTX 3090, 20K": 4.4,
+        "llama-3-8b, H100, V0 profiler": 3.6,
         "llama-3.1-8b, RTX 3090, 29K": 8.2,
         "qwen2.5-0.5b, A100 40GB": -0.5,
         "llama-3.1-8b, H100, TP 1, vLLM 0.19": 0.0,
@@ -394,6 +481,9 @@ def test_errors_for_the_docs() -> None:
         "codellama-7b, H100, TP 1, vLLM 0.19": 0.0,
         "granite-3.1-8b, H100, TP 1, vLLM 0.19": 0.4,
         "phi-4, H100, TP 1, vLLM 0.19": 0.1,
+        "deepseek-v2-lite, H100, TP 1, vLLM 0.19": 0.0,
+        "gemma-2-9b, H100, TP 1, vLLM 0.19": 0.1,
+        "gpt-oss-20b, 2 x H100, TP 2, vLLM 0.19": -0.2,
         "mixtral-8x7b, 2 x H100, TP 2, vLLM 0.19": -0.6,
         "qwen3-30b-a3b, H100, TP 1, vLLM 0.19": -0.1,
         "deepseek-r1-distill-qwen-14b, 2 x RTX 4090, TP 2": 12.0,
