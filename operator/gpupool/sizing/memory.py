@@ -65,9 +65,9 @@ SAMPLER_VOCAB_COPIES = 3
 FUSED_MOE_CHUNK_TOKENS = 32 * 1024
 # Torch memory the profiling pass allocates whatever the model's shapes: vLLM 0.19's logged
 # "torch peak memory increase" is 0.10-0.14 GiB above the tensors activation_peak_bytes counts
-# for every one of six dense models on an H100 (vocabularies of 32K to 152K, 7B to 72B,
-# TP 1 to 4; https://github.com/llm-d-incubation/llm-d-planner/pull/205), and the V0 profile of
-# Llama-3.1-8B at 20K tokens on an RTX 3090 is 0.13 GiB above them
+# for every one of seven dense models on H100s (vocabularies of 32K to 152K, 7B to 72B, TP 1 to
+# 4; https://github.com/llm-d-incubation/llm-d-planner/pull/205), and the V0 profile of
+# Llama-3.1-8B at 20K tokens on an RTX 3090 is 0.16 GiB above them
 # (https://github.com/vllm-project/vllm/issues/10517).
 PROFILE_RUN_FIXED_BYTES = 128 * MIB
 # Without intermediate_size the MLP is taken as 4 x hidden (GPT-2's ratio), above Llama's 3.5 x.
@@ -250,8 +250,10 @@ def activation_peak_bytes(arch: Architecture, tp: int, max_num_batched_tokens: i
                                         plus the shared experts as a dense MLP
     the wider of attention and MLP on top of the residual stream. The sampler phase keeps the
     pass's output hidden states (tokens x hidden) and adds 16-bit logits plus
-    SAMPLER_VOCAB_COPIES float32 copies of requests x vocabulary; the fused-MoE intermediate
-    caches, which vLLM keeps in the worker's workspace once allocated, are still held then.
+    SAMPLER_VOCAB_COPIES float32 copies of requests x vocabulary. The fused-MoE intermediate
+    caches are still held then: the modular MoE kernel takes them from the worker's workspace
+    manager (vllm/v1/worker/workspace.py, current_workspace_manager().get_simultaneous), which
+    keeps its largest buffers for the life of the worker.
     PROFILE_RUN_FIXED_BYTES comes on top of both.
     """
     tokens = max_num_batched_tokens
