@@ -60,6 +60,9 @@ class TestFits:
         assert plan.instances == 1
         assert "1 instance of 4 accelerators on 1 node serves" in plan.reason
         assert "estimated from memory bandwidth" in plan.reason
+        # 54 sequences halfway through 8,192 tokens read 5.4 ms of KV a step, the 32.9 GiB shard
+        # 10.5 ms: the weights bound the step.
+        assert "reading the weight shard bounds each decode step" in plan.reason
         assert plan.cost_per_hour is None
 
     def test_405b_fp8_on_h200_long_context_needs_tp8(self) -> None:
@@ -71,6 +74,17 @@ class TestFits:
         assert plan.tensor_parallel == 8
         assert plan.max_concurrent_sequences == 9
         assert plan.instances_per_node == 1
+        # 9 sequences halfway through 131,072 tokens read 38.1 GB of KV a step, less than the
+        # 50.7 GB weight shard, so the weights still bound it.
+        assert "reading the weight shard bounds each decode step" in plan.reason
+
+    def test_long_contexts_are_bound_by_kv_reads(self) -> None:
+        # Llama-3.1-8B at 131,072 tokens on H100s: TP 4 holds 15 sequences, which read
+        # 15 x 65,536 x 32,768 B = 32.2 GB of KV a step against a 4.0 GB weight shard.
+        plan = _plan("llama-3.1-8b", "H100-80GB", max_model_len=131_072)
+        assert plan.tensor_parallel == 4
+        assert plan.max_concurrent_sequences == 15
+        assert "reading the batch's KV cache bounds each decode step" in plan.reason
 
     def test_405b_fp8_on_h200_short_context_fits_tp4(self) -> None:
         # At 8,192 tokens the 27.2 GiB of KV of TP 4 hold 27 sequences >= 8.
