@@ -58,6 +58,9 @@ NON_TORCH_TP_GROUP_BYTES = 1792 * MIB
 NVSWITCH_ACCELERATORS = frozenset(
     {"H100-80GB", "H200-141GB", "H800-80GB", "H20-96GB", "B200-180GB", "GB200-186GB"}
 )
+# NCCL's per-peer channel buffers and the custom all-reduce's per-peer IPC buffer: vLLM 0.19's
+# non-torch figure grows by 0.07-0.12 GiB from TP 2 to TP 4, two more peers (llm-d-planner pull
+# 205), about 64 MiB each.
 NON_TORCH_PER_PEER_BYTES = 64 * MIB
 
 # CUDA graphs captured for the decode batch sizes keep their memory pools: vLLM logs
