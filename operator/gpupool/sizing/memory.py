@@ -27,8 +27,11 @@ from gpupool.catalog.types import Accelerator, Architecture, KVCacheDtype, Preci
 from gpupool.sizing.request import (
     CUDA_GRAPH_BYTES_PER_LAYER,
     DRIVER_RESERVED_BYTES,
+    MIB,
     NON_TORCH_BASE_BYTES,
     NON_TORCH_PER_PEER_BYTES,
+    NON_TORCH_TP_GROUP_BYTES,
+    NVSWITCH_ACCELERATORS,
     SizingRequest,
     default_max_num_batched_tokens,
     default_max_num_seqs,
@@ -60,6 +63,13 @@ SAMPLER_VOCAB_COPIES = 3
 # vLLM's fused MoE kernel works in chunks of at most this many tokens (vllm/envs.py,
 # VLLM_FUSED_MOE_CHUNK_SIZE, default 32 x 1024).
 FUSED_MOE_CHUNK_TOKENS = 32 * 1024
+# Torch memory the profiling pass allocates whatever the model's shapes: vLLM 0.19's logged
+# "torch peak memory increase" is 0.10-0.14 GiB above the tensors activation_peak_bytes counts
+# for every one of seven dense models on H100s (vocabularies of 32K to 152K, 7B to 72B, TP 1 to
+# 4; https://github.com/llm-d-incubation/llm-d-planner/pull/205), and the V0 profile of
+# Llama-3.1-8B at 20K tokens on an RTX 3090 is 0.16 GiB above them
+# (https://github.com/vllm-project/vllm/issues/10517).
+PROFILE_RUN_FIXED_BYTES = 128 * MIB
 # Without intermediate_size the MLP is taken as 4 x hidden (GPT-2's ratio), above Llama's 3.5 x.
 DEFAULT_MLP_RATIO = 4
 # vLLM's KV-cache block size on CUDA (vllm/config/cache.py, CacheConfig.block_size default 16).
@@ -228,16 +238,23 @@ def _mlp_width(arch: Architecture) -> int:
 def activation_peak_bytes(arch: Architecture, tp: int, max_num_batched_tokens: int, max_num_seqs: int) -> int:
     """Torch's peak during vLLM's profiling pass on one tensor-parallel rank, in bytes.
 
-    The pass runs `max_num_batched_tokens` tokens through the model, so the widest layer per
-    rank matters, not the weights:
+    The pass has two phases (GPUModelRunner.profile_run): `_dummy_run` runs
+    `max_num_batched_tokens` tokens through the model, then `_dummy_sampler_run` computes logits
+    and samples for min(max_num_seqs, max_num_batched_tokens) requests. A layer's temporaries are
+    freed when the forward pass returns, so the peak is the larger of the two phases, not their
+    sum. The forward phase's widest layer per rank:
       residual stream and layer input   2 x tokens x hidden
       attention                         tokens x (2 x query + 2 x KV widths per rank)
       dense MLP                         tokens x 3 x intermediate / tp (gate_up, then the product)
       fused MoE, per chunk              tokens x top_k x (3 x expert_intermediate / tp + hidden),
                                         plus the shared experts as a dense MLP
-    the wider of attention and MLP on top of the residual stream, then the sampler over
-    min(max_num_seqs, max_num_batched_tokens) requests: 16-bit logits plus SAMPLER_VOCAB_COPIES
-    float32 copies of requests x vocabulary.
+    the wider of attention and MLP on top of the residual stream. The sampler phase keeps the
+    pass's output hidden states (tokens x hidden) and adds 16-bit logits plus
+    SAMPLER_VOCAB_COPIES float32 copies of requests x vocabulary. The fused-MoE intermediate
+    caches are still held then: the modular MoE kernel takes them from the worker's workspace
+    manager (vllm/v1/worker/workspace.py, current_workspace_manager().get_simultaneous), which
+    keeps its largest buffers for the life of the worker.
+    PROFILE_RUN_FIXED_BYTES comes on top of both.
     """
     tokens = max_num_batched_tokens
     width = ACTIVATION_DTYPE_BYTES
@@ -247,23 +264,29 @@ def activation_peak_bytes(arch: Architecture, tp: int, max_num_batched_tokens: i
     kv_heads = kv_heads_per_accelerator(arch, tp)
     attention = tokens * (2 * q_heads + 2 * kv_heads) * arch.head_dim * width
     mlp = tokens * 3 * math.ceil(_mlp_width(arch) / tp) * width
+    moe_workspace = 0
     if arch.moe is not None:
         expert = _expert_width(arch)
         chunk = min(tokens, FUSED_MOE_CHUNK_TOKENS)
-        routed = chunk * arch.moe.experts_per_token * (3 * math.ceil(expert / tp) + hidden) * width
+        moe_workspace = chunk * arch.moe.experts_per_token * (3 * math.ceil(expert / tp) + hidden) * width
         shared = tokens * 3 * math.ceil(arch.moe.shared_experts * expert / tp) * width
-        mlp = routed + shared
+        mlp = moe_workspace + shared
+    forward = residual + max(attention, mlp)
     requests = min(max_num_seqs, tokens)
     vocab = arch.vocab_size or 0
-    sampler = requests * vocab * (width + SAMPLER_VOCAB_COPIES * LOGITS_DTYPE_BYTES)
-    return residual + max(attention, mlp) + sampler
+    logits = requests * vocab * (width + SAMPLER_VOCAB_COPIES * LOGITS_DTYPE_BYTES)
+    sampler = tokens * hidden * width + logits + moe_workspace
+    return PROFILE_RUN_FIXED_BYTES + max(forward, sampler)
 
 
-def non_torch_bytes(tp: int) -> int:
+def non_torch_bytes(accel: Accelerator, tp: int) -> int:
     """What vLLM's profile counts outside torch on each rank: NON_TORCH_BASE_BYTES, plus
-    NON_TORCH_PER_PEER_BYTES for every other rank of the tensor-parallel group (NCCL channel
-    buffers and the custom all-reduce's IPC buffers grow with the group)."""
-    return NON_TORCH_BASE_BYTES + (tp - 1) * NON_TORCH_PER_PEER_BYTES
+    NON_TORCH_PER_PEER_BYTES for every other rank of a tensor-parallel group and, on NVSwitch
+    boards (NVSWITCH_ACCELERATORS), NON_TORCH_TP_GROUP_BYTES for the group's NCCL buffers."""
+    if tp == 1:
+        return NON_TORCH_BASE_BYTES
+    group = NON_TORCH_TP_GROUP_BYTES if accel.name in NVSWITCH_ACCELERATORS else 0
+    return NON_TORCH_BASE_BYTES + group + (tp - 1) * NON_TORCH_PER_PEER_BYTES
 
 
 def cuda_graph_bytes(arch: Architecture) -> int:
@@ -292,7 +315,7 @@ def memory_per_accelerator(
         activations = activation_peak_bytes(arch, tp, batched, seqs)
     runtime = request.runtime_overhead_bytes
     if runtime is None:
-        runtime = non_torch_bytes(tp)
+        runtime = non_torch_bytes(accel, tp)
     graphs = request.cuda_graph_bytes
     if graphs is None:
         graphs = cuda_graph_bytes(arch)

@@ -44,7 +44,7 @@ from gpupool.sizing.request import (
     default_max_num_batched_tokens,
     default_max_num_seqs,
 )
-from gpupool.sizing.throughput import estimate_qps_per_instance
+from gpupool.sizing.throughput import DecodeRegime, decode_batch, decode_step, estimate_qps_per_instance
 
 
 class QpsSource(StrEnum):
@@ -264,6 +264,13 @@ def _does_not_fit_reason(
     return f"{head}: {problem}; {_advice(arch, accel, request, widest)}."
 
 
+_BOUND_BY = {
+    DecodeRegime.WEIGHT_READS: "reading the weight shard",
+    DecodeRegime.KV_READS: "reading the batch's KV cache",
+    DecodeRegime.COMPUTE: "compute",
+}
+
+
 def _fits_reason(
     model: str,
     arch: Architecture,
@@ -287,7 +294,18 @@ def _fits_reason(
             f"a node holds them (tensor parallel {widest.tensor_parallel} holds "
             f"{widest.max_concurrent_sequences:,}), so the smallest that starts is used"
         )
-    qps_origin = "measured" if source is QpsSource.MEASURED else "estimated from memory bandwidth"
+    qps_origin = "measured"
+    if source is QpsSource.ESTIMATED:
+        step = decode_step(
+            arch,
+            accel,
+            memory,
+            request.precision,
+            tp,
+            request.max_model_len / 2,
+            decode_batch(chosen.max_concurrent_sequences),
+        )
+        qps_origin = f"estimated from memory bandwidth; {_BOUND_BY[step.regime]} bounds each decode step"
     experts = (
         f" with expert parallelism (vLLM's --enable-expert-parallel: experts whole on each rank) "
         f"because {chosen.expert_parallel_because}"

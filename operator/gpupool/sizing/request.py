@@ -38,15 +38,30 @@ DEFAULT_GPU_MEMORY_UTILIZATION = 0.9
 DRIVER_RESERVED_BYTES = 468 * MIB
 
 # vLLM's profile counts memory allocated outside torch during the pass (non_torch_increase in
-# vllm/utils memory profiling): cuBLAS/cuDNN workspaces on one GPU, NCCL channel buffers and the
-# custom all-reduce's registered buffers with tensor parallelism. Published profiles show 0.05 to
-# 0.35 GiB on one GPU ("non_torch_memory takes 0.25GiB" at TP 2 on RTX 4090s, issue 13061;
+# vllm/utils memory profiling): cuBLAS/cuDNN workspaces on one GPU. Published profiles of one GPU
+# show 0.24 to 0.35 GiB ("non-torch forward increase memory: 0.25GiB" for Llama-3.1-8B on one
+# H100 with vLLM 0.19, https://github.com/llm-d-incubation/llm-d-planner/pull/205;
 # "non_torch_memory=0.35GiB" on one RTX 3090, https://github.com/vllm-project/vllm/issues/10517).
 NON_TORCH_BASE_BYTES = 256 * MIB
-# NCCL allocates per-peer channel buffers (NCCL_BUFFSIZE, 4 MiB, per channel and peer) and the
-# custom all-reduce an 8 MiB buffer per peer (vllm/distributed/device_communicators/
-# custom_all_reduce.py, max_size), so the increase grows with the group.
-NON_TORCH_PER_PEER_BYTES = 128 * MIB
+# With tensor parallelism on an NVSwitch board the first collectives allocate NCCL's buffers on
+# every rank, its NVLink SHARP (NVLS) buffers among them, and vLLM's custom all-reduce its IPC
+# buffers. On H100 HGX boards that adds about 1.8 GiB at TP 2: vLLM's own check of its profiler
+# logged "non_torch_memory 1.79GiB" for Llama-3-8B on one H100 and 3.58 GiB at -tp 2
+# (https://github.com/vllm-project/vllm/pull/10511); vLLM 0.19 logs 0.25 GiB at TP 1, 2.06-2.09
+# GiB at TP 2 and 2.13-2.21 GiB at TP 4 for five models on H100s (llm-d-planner pull 205). So a
+# group pays NON_TORCH_TP_GROUP_BYTES once and NON_TORCH_PER_PEER_BYTES for every other rank.
+# PCIe cards have no NVSwitch and pay the per-peer part only (0.25 GiB in all at TP 2 on two
+# RTX 4090s, https://github.com/vllm-project/vllm/issues/13061); Ascend's HCCL is not NCCL.
+NON_TORCH_TP_GROUP_BYTES = 1792 * MIB
+# Accelerators whose HGX/NVL boards join the GPUs through NVSwitch with NVLink SHARP (Hopper and
+# Blackwell). A100 boards have NVSwitch without NVLS and no published profile; they are left out.
+NVSWITCH_ACCELERATORS = frozenset(
+    {"H100-80GB", "H200-141GB", "H800-80GB", "H20-96GB", "B200-180GB", "GB200-186GB"}
+)
+# NCCL's per-peer channel buffers and the custom all-reduce's per-peer IPC buffer: vLLM 0.19's
+# non-torch figure grows by 0.07-0.12 GiB from TP 2 to TP 4, two more peers (llm-d-planner pull
+# 205), about 64 MiB each.
+NON_TORCH_PER_PEER_BYTES = 64 * MIB
 
 # CUDA graphs captured for the decode batch sizes keep their memory pools: vLLM logs
 # "Graph capturing finished in 19 secs, took 0.18 GiB" for a 28-layer 1.5B model and 0.5-0.6 GiB

@@ -69,8 +69,10 @@ FACTS = [
         "qwen3-235b-a22b",
         "H200-141GB",
         32_768,
-        concurrency=8,
-        chosen_tp=4,
+        # The recipe states the size, not a concurrency: at 32,768 tokens TP 4 holds 7
+        # full-length sequences once NCCL's NVSwitch buffers are counted, so a plan for 8
+        # prefers TP 8; TP 4 must fit.
+        fits_at=4,
     ),
     Fact(
         "Qwen3-235B-A22B does not fit two H200 in bf16 (470 GB of weights)",

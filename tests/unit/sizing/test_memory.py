@@ -105,37 +105,40 @@ class TestMemoryPerAccelerator:
         assert memory.usable_bytes == 76_527_068_774
         # weights: 70,553,706,496 x 2 B / 4 = 35,276,853,248 B (32.9 GiB)
         assert memory.weights_bytes == 35_276_853_248
-        # profiling pass on an H100: 8,192 tokens, 1,024 sequences (vLLM's defaults there)
-        #   residual stream  2 x 8,192 x 8,192 x 2 B              =   268,435,456
-        #   MLP per rank     3 x 8,192 x (28,672 / 4) x 2 B       =   352,321,536
-        #   sampler          1,024 x 128,256 x (2 + 3 x 4) B      = 1,838,678,016
-        assert memory.activations_bytes == 2_459_435_008
-        # non-torch: 256 MiB + 3 peers x 128 MiB = 640 MiB
-        assert memory.runtime_overhead_bytes == 671_088_640
-        # KV: 76,527,068,774 - 38,407,376,896 = 38,119,691,878 B (35.5 GiB)
-        assert memory.kv_cache_bytes == 38_119_691_878
+        # profiling pass on an H100: 8,192 tokens, 1,024 sequences (vLLM's defaults there);
+        # the forward phase and the sampler phase peak one after the other:
+        #   forward: residual stream  2 x 8,192 x 8,192 x 2 B          =   268,435,456
+        #            MLP per rank     3 x 8,192 x (28,672 / 4) x 2 B   =   352,321,536
+        #   sampler: hidden states    8,192 x 8,192 x 2 B              =   134,217,728
+        #            logits           1,024 x 128,256 x (2 + 3 x 4) B  = 1,838,678,016
+        #   the larger phase, 1,972,895,744, plus the pass's fixed 128 MiB
+        assert memory.activations_bytes == 2_107_113_472
+        # non-torch on an NVSwitch board: 256 MiB + 1,792 MiB for the group + 3 peers x 64 MiB
+        assert memory.runtime_overhead_bytes == 2_348_810_240
+        # KV: 76,527,068,774 - 39,732,776,960 = 36,794,291,814 B (34.3 GiB)
+        assert memory.kv_cache_bytes == 36_794_291_814
         # per token per rank: 2 x 80 x (8 / 4) x 128 x 2 = 81,920 B; blocks of 16 tokens:
-        # 38,119,691,878 // (81,920 x 16) = 29,083 blocks = 465,328 tokens
+        # 36,794,291,814 // (81,920 x 16) = 28,071 blocks = 449,136 tokens
         assert memory.kv_cache_bytes_per_token == 81_920
-        assert memory.kv_cache_tokens == 465_328
-        # 465,328 / 8,192 = 56.8 -> 56 full-length sequences
-        assert memory.full_length_sequences(8192) == 56
+        assert memory.kv_cache_tokens == 449_136
+        # 449,136 / 8,192 = 54.8 -> 54 full-length sequences
+        assert memory.full_length_sequences(8192) == 54
         assert memory.shortfall_bytes == 0
         # CUDA graphs: 80 layers x 16 MiB, outside the KV budget
         assert memory.cuda_graph_bytes == 80 * 16 * 1024**2
 
-    def test_llama_70b_bf16_on_two_h100_leaves_two_sequences(self) -> None:
+    def test_llama_70b_bf16_on_two_h100_leaves_one_sequence(self) -> None:
         h100 = get_accelerator("H100-80GB")
         request = SizingRequest(max_model_len=8192, peak_qps=1)
         memory = memory_per_accelerator(get_model("llama-3.1-70b").architecture, h100, request, 2)
-        # 70,553,706,496 (weights) + 2,811,756,544 (activations) + 402,653,184 (non-torch)
-        # = 73,768,116,224 B of 76,527,068,774 usable: 2,758,952,550 B of KV cache,
-        # 163,840 B a token at 4 KV heads per rank: 1,052 blocks = 16,832 tokens.
-        assert memory.reserved_bytes == 73_768_116_224
+        # 70,553,706,496 (weights) + 2,107,113,472 (activations) + 2,214,592,512 (non-torch:
+        # 256 + 1,792 + 64 MiB) = 74,875,412,480 B of 76,527,068,774 usable: 1,651,656,294 B of
+        # KV cache, 163,840 B a token at 4 KV heads per rank: 630 blocks = 10,080 tokens.
+        assert memory.reserved_bytes == 74_875_412_480
         assert memory.shortfall_bytes == 0
-        assert memory.kv_cache_bytes == 2_758_952_550
-        assert memory.kv_cache_tokens == 16_832
-        assert memory.full_length_sequences(8192) == 2
+        assert memory.kv_cache_bytes == 1_651_656_294
+        assert memory.kv_cache_tokens == 10_080
+        assert memory.full_length_sequences(8192) == 1
 
     def test_overrides_replace_the_modelled_terms(self) -> None:
         h100 = get_accelerator("H100-80GB")

@@ -58,9 +58,9 @@ class TestValidSizes:
 
 class TestChoose:
     def test_llama_70b_bf16_on_h100_needs_tp4(self) -> None:
-        # TP 2: 65.7 GiB of weights + 2.6 GiB activations + 0.4 GiB of 71.3 GiB usable leave
-        # 2.6 GiB of KV, 2 sequences of 8,192 tokens, short of the 8 wanted.
-        # TP 4: 32.9 + 2.3 + 0.6 GiB leaves 35.5 GiB of KV, 56 sequences.
+        # TP 2: 65.7 GiB of weights + 2.0 GiB activations + 2.1 GiB of 71.3 GiB usable leave
+        # 1.5 GiB of KV, 1 sequence of 8,192 tokens, short of the 8 wanted.
+        # TP 4: 32.9 + 2.0 + 2.2 GiB leaves 34.3 GiB of KV, 54 sequences.
         choice = choose_tensor_parallel(
             get_model("llama-3.1-70b").architecture,
             get_accelerator("H100-80GB"),
@@ -68,19 +68,20 @@ class TestChoose:
         )
         assert choice.chosen is not None
         assert choice.chosen.tensor_parallel == 4
-        assert choice.chosen.max_concurrent_sequences == 56
+        assert choice.chosen.max_concurrent_sequences == 54
         assert choice.meets_concurrency
 
     def test_prefers_the_smallest_size_that_holds_the_target_concurrency(self) -> None:
         # Llama-3.1-8B on H100 at 131,072 tokens (131,072 B of KV per token at TP 1):
-        #   TP 1 holds 3 sequences, TP 2 holds 7, TP 4 holds 16 -> 8 wanted, so TP 4; TP 8 holds
-        #   33 (1,024 sequences' sampler logits on every rank keep it under twice TP 4's 16).
+        #   TP 1 holds 3 sequences, TP 2 holds 7, TP 4 holds 15 -> 8 wanted, so TP 4; TP 8 holds
+        #   32 (1,024 sequences' sampler logits and the NCCL buffers on every rank keep it near
+        #   twice TP 4's 15).
         llama = get_model("llama-3.1-8b").architecture
         h100 = get_accelerator("H100-80GB")
         eight = choose_tensor_parallel(
             llama, h100, SizingRequest(max_model_len=131_072, peak_qps=1, concurrency=8)
         )
-        assert [c.max_concurrent_sequences for c in eight.candidates] == [3, 7, 16, 33]
+        assert [c.max_concurrent_sequences for c in eight.candidates] == [3, 7, 15, 32]
         assert eight.chosen is not None and eight.chosen.tensor_parallel == 4
         one = choose_tensor_parallel(
             llama, h100, SizingRequest(max_model_len=131_072, peak_qps=1, concurrency=1)
@@ -88,7 +89,7 @@ class TestChoose:
         assert one.chosen is not None and one.chosen.tensor_parallel == 1
 
     def test_falls_back_to_the_smallest_size_that_starts(self) -> None:
-        # GLM-4-9B on RTX 4090 at 131,072 tokens: TP 2 holds 4, TP 8 only 6 < 8 wanted (its 2 KV
+        # GLM-4-9B on RTX 4090 at 131,072 tokens: TP 2 holds 4, TP 8 only 7 < 8 wanted (its 2 KV
         # groups are replicated above TP 2, so wider groups add little KV room).
         choice = choose_tensor_parallel(
             get_model("glm-4-9b").architecture,
@@ -98,7 +99,7 @@ class TestChoose:
         assert choice.chosen is not None
         assert choice.chosen.tensor_parallel == 2
         assert not choice.meets_concurrency
-        assert choice.largest.max_concurrent_sequences == 6
+        assert choice.largest.max_concurrent_sequences == 7
 
     def test_nothing_fits(self) -> None:
         choice = choose_tensor_parallel(

@@ -44,49 +44,64 @@ class TestFits:
         assert plan.cost_per_hour == 40.0
         assert plan.qps_per_instance == 2.5
         assert plan.qps_per_instance_source is QpsSource.MEASURED
-        assert plan.max_concurrent_sequences == 56
+        assert plan.max_concurrent_sequences == 54
         # 141.1 GB / 400 MB/s = 353 s + 60 s
         assert plan.load_time_seconds == 413
         assert "fits H100-80GB at tensor parallel 4" in plan.reason
         assert "32.9 GiB of weights" in plan.reason
-        assert "56 sequences of 8,192 tokens (target 8)" in plan.reason
+        assert "54 sequences of 8,192 tokens (target 8)" in plan.reason
         assert "5 instances of 4 accelerators on 3 nodes" in plan.reason
 
     def test_estimated_qps_is_marked(self) -> None:
         plan = _plan("llama-3.1-70b", "H100-80GB")
         assert plan.qps_per_instance_source is QpsSource.ESTIMATED
-        assert plan.qps_per_instance == pytest.approx(13.55, abs=0.01)
-        # 10 x 1.2 / 13.55 = 0.89 -> 1 instance
+        assert plan.qps_per_instance == pytest.approx(13.23, abs=0.01)
+        # 10 x 1.2 / 13.23 = 0.91 -> 1 instance
         assert plan.instances == 1
         assert "1 instance of 4 accelerators on 1 node serves" in plan.reason
         assert "estimated from memory bandwidth" in plan.reason
+        # 54 sequences halfway through 8,192 tokens read 5.4 ms of KV a step, the 32.9 GiB shard
+        # 10.5 ms: the weights bound the step.
+        assert "reading the weight shard bounds each decode step" in plan.reason
         assert plan.cost_per_hour is None
 
     def test_405b_fp8_on_h200_long_context_needs_tp8(self) -> None:
-        # At 131,072 tokens: TP 4 (94.5 GiB of fp8 weights per H200) leaves 28.0 GiB of KV,
-        # one sequence at 129,024 B a token, short of 8. TP 8 (47.2 GiB) leaves 75.1 GiB at
+        # At 131,072 tokens: TP 4 (94.5 GiB of fp8 weights per H200) leaves 27.2 GiB of KV,
+        # one sequence at 129,024 B a token, short of 8. TP 8 (47.2 GiB) leaves 74.2 GiB at
         # 64,512 B a token: 9 sequences.
         plan = _plan("llama-3.1-405b", "H200-141GB", precision="fp8", max_model_len=131_072)
         assert plan.fits
         assert plan.tensor_parallel == 8
         assert plan.max_concurrent_sequences == 9
         assert plan.instances_per_node == 1
+        # 9 sequences halfway through 131,072 tokens read 38.1 GB of KV a step, less than the
+        # 50.7 GB weight shard, so the weights still bound it.
+        assert "reading the weight shard bounds each decode step" in plan.reason
+
+    def test_long_contexts_are_bound_by_kv_reads(self) -> None:
+        # Llama-3.1-8B at 131,072 tokens on H100s: TP 4 holds 15 sequences, which read
+        # 15 x 65,536 x 32,768 B = 32.2 GB of KV a step against a 4.0 GB weight shard.
+        plan = _plan("llama-3.1-8b", "H100-80GB", max_model_len=131_072)
+        assert plan.tensor_parallel == 4
+        assert plan.max_concurrent_sequences == 15
+        assert "reading the batch's KV cache bounds each decode step" in plan.reason
 
     def test_405b_fp8_on_h200_short_context_fits_tp4(self) -> None:
-        # At 8,192 tokens the 28.0 GiB of KV of TP 4 hold 28 sequences >= 8.
+        # At 8,192 tokens the 27.2 GiB of KV of TP 4 hold 27 sequences >= 8.
         plan = _plan("llama-3.1-405b", "H200-141GB", precision="fp8")
         assert plan.tensor_parallel == 4
-        assert plan.max_concurrent_sequences == 28
+        assert plan.max_concurrent_sequences == 27
 
     def test_deepseek_v3_fp8_on_h200(self) -> None:
-        # 671.0e9 B / 8 = 78.1 GiB weights + 2.9 GiB activations + 1.1 GiB per H200 leave
-        # 43.8 GiB of latent KV at 70,272 B a token (replicated on every rank): 20 sequences
+        # 671.0e9 B / 8 = 78.4 GiB weights + 2.9 GiB activations + 2.4 GiB of non-torch memory
+        # (NVSwitch board) per H200 leave 42.2 GiB of latent KV at 70,272 B a token
+        # (replicated on every rank): 19 sequences
         # of 32,768 tokens.
         plan = _plan("deepseek-v3", "H200-141GB", precision="fp8", max_model_len=32_768)
         assert plan.fits
         assert plan.tensor_parallel == 8
         assert plan.memory_per_accelerator.kv_cache_bytes_per_token == 70_272
-        assert plan.max_concurrent_sequences == 20
+        assert plan.max_concurrent_sequences == 19
 
     def test_ascend_with_measured_qps(self) -> None:
         plan = _plan("qwen2.5-7b", "Ascend910B4", precision="int8", qps_per_instance=4.0)
@@ -100,14 +115,14 @@ class TestDoesNotFit:
         assert not plan.fits
         assert (plan.instances, plan.nodes, plan.accelerators) == (0, 0, 0)
         assert plan.tensor_parallel == 8
-        # per H100 at TP 8: 811.7e9 B / 8 = 94.5 GiB weights + 2.5 GiB activations + 1.1 GiB
-        # non-torch = 98.1 GiB against 0.9 x 79.2 = 71.3 GiB usable: 26.9 GiB short
-        for figure in ("94.5 GiB", "2.5 GiB", "98.1 GiB", "71.3 GiB", "26.9 GiB short"):
+        # per H100 at TP 8: 811.7e9 B / 8 = 94.5 GiB weights + 2.1 GiB activations + 2.4 GiB
+        # non-torch = 99.0 GiB against 0.9 x 79.2 = 71.3 GiB usable: 27.7 GiB short
+        for figure in ("94.5 GiB", "2.1 GiB", "99.0 GiB", "71.3 GiB", "27.7 GiB short"):
             assert figure in plan.reason
         # fp8 (47.2 GiB a GPU) and int4 fit, so the reason says so; then bigger hardware,
         # then pipeline parallelism.
         assert "serve it in fp8, int8 or int4" in plan.reason
-        assert "at least 109.6 GiB of memory" in plan.reason
+        assert "at least 110.6 GiB of memory" in plan.reason
         assert "pipeline parallelism" in plan.reason
         assert plan.qps_per_instance is None
         assert plan.cost_per_hour is None
@@ -115,13 +130,13 @@ class TestDoesNotFit:
     def test_context_too_long_says_how_short_it_must_be(self) -> None:
         # Llama-3.1-8B on one L4: 0.9 x (23,034 - 468) MiB usable, less 15.0 GiB of weights,
         # 0.6 GiB of activations (2,048 tokens, 256 sequences) and 0.25 GiB of non-torch memory,
-        # leaves 4.0 GiB of KV: 32,784 tokens at 131,072 B; one 131,072-token sequence needs
+        # leaves 4.1 GiB of KV: 33,232 tokens at 131,072 B; one 131,072-token sequence needs
         # 131,072 x 131,072 B = 16.0 GiB.
         plan = _plan("llama-3.1-8b", "L4-24GB", max_model_len=131_072, accelerators_per_node=1)
         assert not plan.fits
-        assert plan.memory_per_accelerator.kv_cache_tokens == 32_784
+        assert plan.memory_per_accelerator.kv_cache_tokens == 33_232
         assert "one sequence of 131,072 tokens needs 16.0 GiB" in plan.reason
-        assert "lower maxModelLen to 32,784 tokens or fewer" in plan.reason
+        assert "lower maxModelLen to 33,232 tokens or fewer" in plan.reason
         assert "(a node has only 1 accelerator)" in plan.reason
         # Two L4s would start it: 7.5 GiB shards leave room for one full sequence at 65,536 B a
         # token per rank, so the smallest node that would do is named.
