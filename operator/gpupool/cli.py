@@ -23,14 +23,7 @@ from gpupool.catalog.accelerators import ACCELERATORS, get_accelerator
 from gpupool.catalog.models import MODELS, architecture_from_hf_config, get_model
 from gpupool.catalog.types import Architecture, KVCacheDtype, Precision
 from gpupool.manifests import load_documents, parse_object
-from gpupool.render import render_model_deployment
-from gpupool.services.modeldeployment import (
-    PoolContext,
-    SpecError,
-    decide_pools,
-    desired_replicas,
-    plan_model,
-)
+from gpupool.services.modeldeployment import PoolContext, decide
 from gpupool.simulate.cli import register as register_simulate
 from gpupool.sizing import Plan, SizingRequest, plan_deployment
 from gpupool.sizing.request import DEFAULT_CONCURRENCY, DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_HEADROOM
@@ -216,42 +209,36 @@ def render_command(args: argparse.Namespace) -> int:
     out: list[dict[str, Any]] = []
     for md in models:
         md.metadata.setdefault("namespace", args.namespace)
-        if md.spec.pools:
-            out.extend(_render_several_pools(md, pools))
-            continue
-        pool = pools.get(md.spec.pool or "")
-        if pool is None:
-            raise CliError(
-                f"ModelDeployment {md.metadata.get('name')} uses pool {md.spec.pool!r}; pass it with --pool"
-            )
-        try:
-            _, plan = plan_model(md, pool)
-            out.extend(render_model_deployment(md, pool, plan, desired_replicas(md, plan)))
-        except SpecError as err:
-            raise CliError(
-                f"ModelDeployment {md.metadata.get('name')}: {err.reason.value}: {err.message}"
-            ) from err
-        except ValueError as err:
-            raise CliError(f"ModelDeployment {md.metadata.get('name')}: {err}") from err
+        out.extend(render_model(md, pools))
     print(yaml.dump_all(out, Dumper=_BlockDumper, sort_keys=False), end="")
     return 0
 
 
-def _render_several_pools(md: ModelDeployment, pools: dict[Any, InferencePool]) -> list[dict[str, Any]]:
-    """A model of several pools, as the operator would split it on empty pools: the preferred
-    pool that can serve it takes every instance (overflow depends on the cluster's state)."""
-    missing = [p.name for p in md.spec.pools if p.name not in pools]
-    if len(missing) == len(md.spec.pools):
-        raise CliError(
-            f"ModelDeployment {md.metadata.get('name')} uses pools {', '.join(missing)}; "
-            "pass them with --pool (one YAML file may hold several)"
-        )
-    contexts = {p.name: PoolContext(pools[p.name]) if p.name in pools else None for p in md.spec.pools}
-    outcome = decide_pools(md, contexts, {}, now_rfc3339())
+def render_model(md: ModelDeployment, pools: dict[Any, InferencePool]) -> list[dict[str, Any]]:
+    """What the operator would apply for `md`, through the operator's own `decide`, on pools that
+    run nothing else: every instance asked for has room (on several pools, the preferred pool that
+    can serve the model takes them all; overflow depends on the cluster's state)."""
+    name = md.metadata.get("name")
+    wanted = md.spec.pool_names()
+    missing = [pool for pool in wanted if pool not in pools]
+    if len(missing) == len(wanted):
+        if md.spec.pools:
+            raise CliError(
+                f"ModelDeployment {name} uses pools {', '.join(missing)}; "
+                "pass them with --pool (one YAML file may hold several)"
+            )
+        raise CliError(f"ModelDeployment {name} uses pool {md.spec.pool!r}; pass it with --pool")
+    contexts = {pool: PoolContext(pools[pool]) if pool in pools else None for pool in wanted}
+    try:
+        outcome = decide(md, contexts, {}, now_rfc3339())
+    except ValueError as err:
+        raise CliError(f"ModelDeployment {name}: {err}") from err
     if not outcome.apply:
-        ready = find_condition(outcome.status.conditions, ConditionType.READY)
+        why = find_condition(outcome.status.conditions, ConditionType.DEGRADED)
         raise CliError(
-            f"ModelDeployment {md.metadata.get('name')}: {ready.message if ready else 'cannot be served'}"
+            f"ModelDeployment {name}: {why.reason}: {why.message}"
+            if why is not None
+            else f"ModelDeployment {name} cannot be served"
         )
     return outcome.objects
 

@@ -3,11 +3,11 @@
 The ModelDeployment watch keeps a list of the models the autoscaler owns (autoscaling enabled,
 spec.replicas unset). Every evaluation interval (the smallest of a pool's models' intervals) the
 loop reads each of those pools once per signal (`gpupool.controller.prometheus`), then reconciles
-each model with one extra step: decide the count from its window and its persisted `ScalerState`,
-record the decision and the `MetricsAvailable` condition in its status, and let `decide()` render
-the Deployment with the new count. A decision that changes nothing writes nothing, except a
-refresh of the persisted state at most every `PERSIST_SECONDS`, so a restart loses at most that
-much of the stabilisation history.
+each model with one extra step: decide the count from its window and its persisted `ScalerState`
+(`gpupool.services.autoscaling`) and hand the decision to `decide()` as its `scaling` input, which
+records it and the `MetricsAvailable` condition in status and renders the Deployment with the new
+count. A decision that changes nothing writes nothing, except a refresh of the persisted state at
+most every `PERSIST_SECONDS`, so a restart loses at most that much of the stabilisation history.
 
 Around that step:
 
@@ -25,24 +25,16 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
-from gpupool.api.conditions import ConditionStatus, ConditionType, Reason, set_condition
-from gpupool.api.v1alpha1 import (
-    AutoscalingDecision,
-    AutoscalingStatus,
-    EngineType,
-    InferencePool,
-    ModelDeployment,
-)
+from gpupool.api.conditions import Reason
+from gpupool.api.v1alpha1 import EngineType, InferencePool, ModelDeployment
 from gpupool.catalog.types import Vendor
 from gpupool.controller import metrics
 from gpupool.controller.kube import INFERENCE_POOL, POD, Kube
@@ -64,9 +56,10 @@ from gpupool.controller.prometheus import (
 )
 from gpupool.controller.reconciler import reconcile_model
 from gpupool.render.labels import SELECTOR_LABEL, label_value
-from gpupool.scaling import AutoscalingPolicy, ScalerState, ScalingDecision, decide_replicas
+from gpupool.scaling import AutoscalingPolicy, ScalerState
 from gpupool.scaling.deletion import POD_DELETION_COST, cost_changes
-from gpupool.services.modeldeployment import WorkloadObservation, autoscaled
+from gpupool.services.autoscaling import Scaling, scale
+from gpupool.services.modeldeployment import WorkloadObservation
 
 log = logging.getLogger(__name__)
 
@@ -276,10 +269,6 @@ def mark_least_busy(kube: Kube, namespace: str, name: str, loads: PodLoads) -> i
     return writes
 
 
-def _rfc3339(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
-
-
 def evaluate_pool(kube: Kube, pool_name: str, models: list[ModelKey]) -> None:
     """Read the pool's metrics once per signal and engine, then decide and reconcile each model."""
     now = time.time()
@@ -351,69 +340,29 @@ def _adjust(
     loads: PodLoads,
     md: ModelDeployment,
     workload: WorkloadObservation | None,
-) -> ModelDeployment:
-    adjusted = autoscale(md, workload, pool_metrics, pool, time.time())
-    if scales_down(md, adjusted):
+) -> Scaling | None:
+    scaling = autoscale(md, workload, pool_metrics, pool, time.time())
+    if scaling is not None and md.status is not None and scaling.replicas < md.status.replicas:
         # Before the Deployment is rendered with fewer replicas: the ReplicaSet controller reads the
         # costs when it picks the pods to delete.
         mark_least_busy(kube, md.metadata["namespace"], md.metadata["name"], loads)
-    return adjusted
+    return scaling
 
 
-def scales_down(before: ModelDeployment, after: ModelDeployment) -> bool:
-    """The autoscaler's decision lowers the count the Deployment runs now."""
-    if before.status is None or after.status is None or after.status.autoscaling is None:
-        return False
-    decision = after.status.autoscaling.last_decision
-    return decision is not None and decision.to_replicas < before.status.replicas
-
-
-def _availability(
-    decision: ScalingDecision, pool: InferencePool | None, pool_metrics: PoolMetrics, key: ModelKey
-) -> tuple[ConditionStatus, Reason, str]:
+def _unavailable(
+    pool: InferencePool | None, pool_metrics: PoolMetrics, key: ModelKey
+) -> tuple[Reason, str] | None:
+    """Why the model's metrics cannot be read at all, or None."""
     if pool is None or pool.spec.prometheus is None:
-        return (
-            ConditionStatus.FALSE,
-            Reason.PROMETHEUS_NOT_CONFIGURED,
-            "the pool has no spec.prometheus.url; the count is held",
-        )
+        return (Reason.PROMETHEUS_NOT_CONFIGURED, "the pool has no spec.prometheus.url; the count is held")
     if pool_metrics.error is not None:
-        error = pool_metrics.error
-        return (ConditionStatus.FALSE, pool_metrics.error_reason, f"{error}; the count is held")
+        return (pool_metrics.error_reason, f"{pool_metrics.error}; the count is held")
     if not pool_metrics.has_series(*key):
         return (
-            ConditionStatus.FALSE,
             Reason.NO_METRICS,
             "Prometheus has no series for this model (pool and model_deployment labels); the count is held",
         )
-    if not decision.metrics_available:
-        # Without the ages and values in parentheses, so that the message is stable while it lasts.
-        missing = ", ".join(re.sub(r" \(.*\)$", "", m) for m in decision.missing)
-        return (
-            ConditionStatus.FALSE,
-            Reason.METRICS_INCOMPLETE,
-            f"missing: {missing}; the count never goes down while any is missing",
-        )
-    return (ConditionStatus.TRUE, Reason.METRICS_FRESH, "every signal the autoscaler reads is fresh")
-
-
-def _newest(state: ScalerState) -> float:
-    return max((r.time for r in state.recommendations), default=float("-inf"))
-
-
-def _shape(decision: AutoscalingDecision) -> tuple[object, ...]:
-    """What a decision says, without its clock, wording and numbers."""
-    return (
-        decision.from_replicas,
-        decision.to_replicas,
-        decision.recommendation,
-        decision.direction,
-        decision.metrics_available,
-        [re.sub(r" \(.*\)$", "", m) for m in decision.missing],
-        decision.overload,
-        decision.limits,
-        [rule.split(":")[0] for rule in decision.rules],
-    )
+    return None
 
 
 def autoscale(
@@ -422,80 +371,33 @@ def autoscale(
     pool_metrics: PoolMetrics | None,
     pool: InferencePool | None,
     now: float,
-) -> ModelDeployment:
-    """The ModelDeployment with the autoscaler's decision and condition in its status (pure but for
-    the in-process state cache and the operator metrics)."""
-    status = md.status
-    if not autoscaled(md) or status is None or status.plan is None or not status.plan.qps_per_instance:
-        return md  # not planned yet: the next evaluation decides
+) -> Scaling | None:
+    """The autoscaler's decision for the model (`gpupool.services.autoscaling.scale`) from the
+    pool's metrics, kept as the newest state and counted in the operator's metrics."""
     namespace, name = md.metadata["namespace"], md.metadata["name"]
     key = (namespace, name)
-    previous = status.autoscaling or AutoscalingStatus()
-    state = _states.get(key)
-    if state is None or _newest(state) < _newest(previous.state):
-        state = previous.state
     if pool_metrics is None:
         vendor = pool.spec.vendor if pool is not None else Vendor.NVIDIA
         pool_metrics = unavailable(md.spec.engine.type, vendor, "no Prometheus to read")
-    policy = md.spec.autoscaling
-    assert policy is not None  # autoscaled(md)
-    current = status.replicas
-    decision = decide_replicas(
+    scaling = scale(
+        md,
+        workload.ready_replicas if workload else 0,
         pool_metrics.window(namespace, name),
-        state,
-        current,
-        min(workload.ready_replicas if workload else 0, current),
-        status.plan.qps_per_instance,
-        status.plan.load_time_seconds,
-        policy,
+        _unavailable(pool, pool_metrics, key),
+        _states.get(key),
         now,
-        min_replicas=md.spec.scaling.min_replicas,
-        max_replicas=md.spec.scaling.max_replicas,
-        latency_slo_seconds=md.spec.traffic.latency_slo_ms / 1000,
+        PERSIST_SECONDS,
     )
+    if scaling is None:
+        return None  # not planned yet: the next evaluation decides
+    decision = scaling.decision
     _states[key] = decision.state
     metrics.SCALING_DECISIONS.labels(decision.direction.value).inc()
     metrics.AUTOSCALER_DESIRED.labels(namespace, name).set(decision.desired)
-    recorded = AutoscalingDecision(
-        time=_rfc3339(now),
-        from_replicas=decision.current,
-        to_replicas=decision.desired,
-        ready=decision.ready,
-        recommendation=decision.recommendation,
-        direction=decision.direction,
-        reason=decision.reason,
-        metrics_available=decision.metrics_available,
-        missing=decision.missing,
-        overload=decision.overload,
-        limits=decision.limits,
-        rules=decision.rules,
-        signals=decision.signals,
-    )
-    last = previous.last_decision
-    stale = last is None or now - _parse_time(last.time) >= PERSIST_SECONDS
-    autoscaling = previous
-    if stale or decision.desired != current or last is None or _shape(last) != _shape(recorded):
-        autoscaling = AutoscalingStatus(last_decision=recorded, state=decision.state)
-    conditions = set_condition(
-        list(status.conditions),
-        ConditionType.METRICS_AVAILABLE,
-        *_availability(decision, pool, pool_metrics, key),
-        md.metadata.get("generation"),
-        _rfc3339(now),
-    )
-    if decision.desired != current:
+    if decision.desired != decision.current:
         log.info(
             "autoscaler: %s",
             decision.reason,
             extra={"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name},
         )
-    return md.model_copy(
-        update={"status": status.model_copy(update={"autoscaling": autoscaling, "conditions": conditions})}
-    )
-
-
-def _parse_time(value: str) -> float:
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return 0.0
+    return scaling

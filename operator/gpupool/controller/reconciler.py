@@ -57,12 +57,13 @@ from gpupool.render.labels import (
     label_value,
 )
 from gpupool.render.quota import QUOTA_COMPONENT, render_resource_quotas, tenant_quota_grants
+from gpupool.services.autoscaling import Scaling
 from gpupool.services.modeldeployment import (
     ModelOutcome,
     PoolContext,
     WorkloadObservation,
     decide,
-    decide_pools,
+    total_observed,
 )
 from gpupool.services.pool import pool_state, status_of
 
@@ -141,8 +142,9 @@ def _invalid_spec_status(body: dict[str, Any], message: str) -> dict[str, Any]:
 Snapshot = dict[tuple[str, str, str], dict[str, Any]]
 
 
-# A last step before the decision: the autoscaler records its decision in the model's status here.
-Adjust = Callable[[ModelDeployment, WorkloadObservation | None], ModelDeployment]
+# A step before the decision: the autoscaler's decision for the model (None: it has none), which
+# `decide` takes as its `scaling` input.
+Adjust = Callable[[ModelDeployment, WorkloadObservation | None], Scaling | None]
 
 
 ModelKey = tuple[str, str]
@@ -337,15 +339,9 @@ def reconcile_model(
             else:
                 deployments[pool] = snapshot.get(("Deployment", namespace, workload))
         preemption = _preemption_message(key)
-        if spec.pools:
-            observed = {pool: observe_workload(d) for pool, d in deployments.items()}
-            outcome = decide_pools(md, contexts, observed, now_rfc3339())
-        else:
-            assert spec.pool is not None
-            workload_seen = observe_workload(deployments[spec.pool])
-            if adjust is not None:
-                md = adjust(md, workload_seen)
-            outcome = decide(md, contexts[spec.pool], workload_seen, now_rfc3339(), preemption=preemption)
+        observed = {pool: observe_workload(d) for pool, d in deployments.items()}
+        scaling = adjust(md, total_observed(observed)) if adjust is not None else None
+        outcome = decide(md, contexts, observed, now_rfc3339(), scaling=scaling, preemption=preemption)
         if register_only:
             _remember_asks(key, outcome, contexts)
             return outcome

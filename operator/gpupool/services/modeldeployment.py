@@ -1,8 +1,10 @@
 """Decide what a ModelDeployment should become: plan, objects, status and events.
 
-Pure: it takes the ModelDeployment, its pool (or None) and what the cluster reports about the
-workload, and returns the desired objects, the status to write and the events worth posting. The
-controller does the IO. The same inputs always give the same outputs (the clock is a parameter), so a
+Pure: `decide` takes the ModelDeployment, its pools (with their accounting, when counted), what the
+cluster reports about its workloads and the autoscaler's decision, and returns the desired
+objects, the status to write and the events worth posting. A model of one pool (spec.pool) and a
+model of several (spec.pools) go through the same steps. The controller and `gpupool render` do
+the IO. The same inputs always give the same outputs (the clock is a parameter), so a
 resync that finds nothing new produces exactly the status that is already there, and nothing is
 written.
 """
@@ -54,11 +56,11 @@ from gpupool.placement import (
 from gpupool.placement.pools import DEFAULT_HYSTERESIS_INSTANCES, rank_key, why_unusable
 from gpupool.render import (
     UnsupportedEngineError,
-    object_name,
     render_model_deployment,
     selector_labels,
     workload_name,
 )
+from gpupool.services.autoscaling import Scaling, autoscaled, standing_replicas
 from gpupool.sizing import Plan, SizingRequest, plan_deployment
 
 
@@ -172,25 +174,23 @@ def plan_model(md: ModelDeployment, pool: InferencePool) -> tuple[ResolvedModel,
     return resolved, plan
 
 
-def autoscaled(md: ModelDeployment) -> bool:
-    """The autoscaler owns the count: autoscaling is on and spec.replicas is not set."""
-    policy = md.spec.autoscaling
-    return policy is not None and policy.enabled and md.spec.replicas is None
-
-
-def desired_replicas(md: ModelDeployment, plan: Plan) -> int:
-    """spec.replicas when set (kubectl scale, an HPA or KEDA own it); else the autoscaler's last
-    decision when it owns the count; else the plan. Both within spec.scaling's bounds."""
+def desired_replicas(md: ModelDeployment, plan: Plan, scaled: int | None = None) -> int:
+    """spec.replicas when set (kubectl scale, an HPA or KEDA own it); else the autoscaler's count
+    (`scaled`) when it owns the count; else the plan. Both within spec.scaling's bounds."""
     if md.spec.replicas is not None:
         return md.spec.replicas
-    count = plan.instances
-    last = md.status.autoscaling.last_decision if md.status and md.status.autoscaling else None
-    if autoscaled(md) and last is not None:
-        count = last.to_replicas
+    count = plan.instances if scaled is None else scaled
     count = max(count, md.spec.scaling.min_replicas)
     if md.spec.scaling.max_replicas is not None:
         count = min(count, md.spec.scaling.max_replicas)
     return count
+
+
+def _scaled_count(md: ModelDeployment, scaling: Scaling | None) -> int | None:
+    """The autoscaler's count: the decision of this pass, or the one it made last."""
+    if scaling is not None and autoscaled(md):
+        return scaling.replicas
+    return standing_replicas(md)
 
 
 # How long a Preempted condition holds at least, whatever the workload's status says.
@@ -272,32 +272,43 @@ def lost_message(lost: tuple[tuple[Claim, str], ...]) -> str:
     )
 
 
+# Status, reason and message of a condition.
+Verdict = tuple[ConditionStatus, Reason, str]
+
+
 def _placed_condition(
     previous: ModelDeploymentStatus,
-    placement: Placement,
+    verdict: Verdict | None,
+    lost: tuple[tuple[Claim, str], ...],
     asked: int,
     replicas: int,
     ready: int,
     preemption: str | None,
     now: str,
-) -> tuple[ConditionStatus, Reason, str] | None:
-    """The Placed condition: True when every asked instance has room, else why not, with numbers.
+) -> Verdict | None:
+    """The Placed condition: `verdict` (what the split says of the room the pools have), unless
+    instances were preempted or lost with their nodes.
 
     A preemption reported by the pod watch (`preemption`) holds the condition at Preempted until
-    every asked instance is back and ready; then the condition returns to what the caps say.
+    every asked instance is back and ready; then the condition returns to what the split says.
     """
-    caps = placement.caps
     before = find_condition(previous.conditions, ConditionType.PLACED)
     if preemption is not None:
         return (ConditionStatus.FALSE, Reason.PREEMPTED, preemption)
-    if placement.lost:
-        return (ConditionStatus.FALSE, Reason.INSTANCES_LOST, lost_message(placement.lost))
+    if lost:
+        return (ConditionStatus.FALSE, Reason.INSTANCES_LOST, lost_message(lost))
     if before is not None and before.reason == Reason.PREEMPTED:
         # The workload's status trails the pods by a moment: hold the condition a little while
         # even when the counts already look whole, so a stale "all ready" does not end it.
         settling = _seconds_between(before.last_transition_time, now) < PREEMPTION_SETTLE_SECONDS
         if replicas < asked or ready < replicas or settling:
             return (ConditionStatus.FALSE, Reason.PREEMPTED, before.message)
+    return verdict
+
+
+def _capacity_verdict(placement: Placement, replicas: int) -> Verdict | None:
+    """What one pool's caps say of the model's instances there (None: the pool is not counted)."""
+    caps = placement.caps
     if caps is None:
         return None
     if placement.empty:
@@ -322,99 +333,303 @@ def _selector(md: ModelDeployment) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(selector_labels(md.metadata["name"]).items()))
 
 
+# --------------------------------------------------------------------------------------------------
+# The pipeline: resolve -> plan per pool -> place -> split -> render -> status -> events
+
+
+def pool_preferences(md: ModelDeployment) -> list[PoolPreference]:
+    """The pools the model may use, spec.pool read as a one-element spec.pools.
+
+    Only here, never in the stored spec (the spec is the user's); the single-pool Deployment keeps
+    the model's own name (`render.workload_name`), so existing workloads are not renamed.
+    """
+    if md.spec.pool is not None:
+        return [PoolPreference(name=md.spec.pool)]
+    return list(md.spec.pools)
+
+
+@dataclass(frozen=True)
+class PlannedPool:
+    """A pool the model may use and its plan there."""
+
+    preference: PoolPreference
+    context: PoolContext
+    model: ResolvedModel
+    plan: Plan
+
+    @property
+    def name(self) -> str:
+        return self.preference.name
+
+
+@dataclass(frozen=True)
+class Share:
+    """The instances one pool runs after the split, and the limits that stopped it."""
+
+    pool: PlannedPool
+    instances: int
+    limits: tuple[PlacementLimit, ...] = ()
+
+
+@dataclass(frozen=True)
+class Split:
+    """How the model's instances go over its pools."""
+
+    shares: tuple[Share, ...]  # in rank order, pools with zero instances included
+    asked: int  # instances asked for before the caps
+    placements: dict[str, Placement]  # each pool's placement, for its ask and its allocation
+    verdict: Verdict | None  # the Placed condition before preemption and lost instances
+    first: Plan  # the plan of the first choice, for status.plan and the Planned condition
+
+
 def decide(
     md: ModelDeployment,
-    pool: InferencePool | PoolContext | None,
-    workload: WorkloadObservation | None,
+    contexts: Mapping[str, PoolContext | None],
+    observed: Mapping[str, WorkloadObservation | None],
     now: str,
     *,
+    scaling: Scaling | None = None,
     preemption: str | None = None,
 ) -> ModelOutcome:
-    """The plan, objects, status and events for a ModelDeployment of one pool (spec.pool).
+    """The plans, objects, status and events for a ModelDeployment, by pool name.
 
-    With the pool's state (a `PoolContext`), the count is cut to what the tier and the tenant
-    allow and the Placed condition says why; `preemption` is what the pod watch saw of instances
-    the scheduler evicted for a higher tier.
+    `contexts` holds each allowed pool (None: it does not exist), with its accounting once the
+    operator counted it (without, as on the command line, nothing is shared or capped);
+    `observed` holds the Deployment seen on each pool. One pool takes what the model asks, cut to
+    what its tier, tenant and capacity allow; several pools split the demand
+    (`place_across_pools`, docs/placement.md), each pool's share running as its own Deployment.
+    `scaling` is the autoscaler's decision of this pass (between its evaluations the count stays
+    what it decided last); `preemption` is what the pod watch saw of instances the scheduler
+    evicted for a higher tier.
     """
-    context = pool if isinstance(pool, PoolContext) else (PoolContext(pool) if pool is not None else None)
-    pool = context.pool if context is not None else None
     previous = md.status or ModelDeploymentStatus()
     generation = md.metadata.get("generation")
-    conditions = list(previous.conditions)
-    autoscaling = previous.autoscaling
-    if not autoscaled(md):
-        # The autoscaler stands aside: what it said last no longer describes anything.
-        autoscaling = None
-        conditions = [c for c in conditions if c.type != ConditionType.METRICS_AVAILABLE.value]
-        md = md.model_copy(update={"status": previous.model_copy(update={"autoscaling": None})})
+    conditions, autoscaling = _autoscaler_status(md, previous, scaling, generation)
+    workload = total_observed(observed)
     try:
-        if pool is None:
-            raise SpecError(
-                Reason.POOL_NOT_FOUND,
-                f"InferencePool {md.spec.pool!r} does not exist; create it or set spec.pool to an "
-                "existing pool (kubectl get inferencepools.gpupool.io)",
-            )
-        resolved, plan = plan_model(md, pool)
-        asked = desired_replicas(md, plan)
-        assert context is not None
-        placement = place_on_pool(md, context, plan, asked)
-        replicas = placement.replicas
-        try:
-            objects = render_model_deployment(md, pool, plan, replicas)
-        except UnsupportedEngineError as err:
-            raise SpecError(Reason.UNSUPPORTED_ENGINE, str(err)) from err
+        pools, skipped = _plan_pools(md, contexts)
+        count = _scaled_count(md, scaling)
+        if len(pool_preferences(md)) == 1:
+            split = _split_one(md, pools[0], count)
+        else:
+            split = _split_several(md, pools, skipped, count)
+        objects, shares, verdict = _render(md, split)
     except SpecError as err:
         return _failed(md, previous, conditions, err, generation, workload, now, autoscaling)
 
-    observed = workload or WorkloadObservation()
-    ready = min(observed.ready_replicas, replicas)
-    placed = _placed_condition(previous, placement, asked, replicas, ready, preemption, now)
+    name = str(md.metadata.get("name", ""))
+    placements: list[PoolPlacement] = []
+    limits: list[PlacementLimit] = []
+    cost: float | None = 0.0
+    ready_total = replicas_total = 0
+    settled = True
+    for share in shares:
+        plan = share.pool.plan
+        seen = observed.get(share.pool.name)
+        ready = min((seen or WorkloadObservation()).ready_replicas, share.instances)
+        settled = settled and _settled(seen, share.instances)
+        ready_total += ready
+        replicas_total += share.instances
+        price = share.pool.context.pool.spec.price_per_accelerator_hour
+        share_cost = None if price is None else price * share.instances * plan.tensor_parallel
+        cost = None if cost is None or share_cost is None else cost + share_cost
+        placements.append(
+            PoolPlacement(
+                pool=share.pool.name,
+                workload=workload_name(name, share.pool.name if md.spec.pools else None),
+                ready=ready,
+                accelerator=plan.accelerator,
+                tensor_parallel=plan.tensor_parallel,
+                instances=share.instances,
+                qps=round(share.instances * (plan.qps_per_instance or 0.0), 3),
+                cost_per_hour=None if share_cost is None else round(share_cost, 4),
+            )
+        )
+        limits.extend(share.limits)
+
+    # Instances that went with their nodes, on any pool the model may use.
+    lost = tuple(claim for placement in split.placements.values() for claim in placement.lost)
+    placed = _placed_condition(
+        previous, verdict, lost, split.asked, replicas_total, ready_total, preemption, now
+    )
     if placed is not None:
         conditions = set_condition(conditions, ConditionType.PLACED, *placed, generation, now)
-    caps = placement.caps
-    limits = [c.status() for c in caps.binding(with_capacity=True)] if caps is not None else []
-    price = pool.spec.price_per_accelerator_hour
-    cost = None if price is None else round(price * replicas * plan.tensor_parallel, 4)
-    placements = [
-        PoolPlacement(
-            pool=str(pool.metadata.get("name", "")),
-            workload=object_name(str(md.metadata.get("name", ""))),
-            ready=ready,
-            accelerator=plan.accelerator,
-            tensor_parallel=plan.tensor_parallel,
-            instances=replicas,
-            qps=round(replicas * (plan.qps_per_instance or 0.0), 3),
-            cost_per_hour=cost,
-        )
-    ]
     conditions = set_condition(
         conditions,
         ConditionType.PLANNED,
         ConditionStatus.TRUE,
         Reason.PLANNED,
-        plan.reason,
+        split.first.reason,
         generation,
         now,
     )
-    settled = _settled(workload, replicas)
-    conditions = _running(conditions, replicas, ready, settled, workload, generation, now)
-    conditions = _capped_to_zero(conditions, asked, replicas, placed, generation, now)
-
+    conditions = _running(conditions, replicas_total, ready_total, settled, workload, generation, now)
+    conditions = _capped_to_zero(conditions, split.asked, replicas_total, placed, generation, now)
     status = ModelDeploymentStatus(
         observed_generation=generation,
-        model=resolved.label,
-        plan=plan,
-        replicas=replicas,
-        ready_replicas=ready,
+        model=pools[0].model.label,
+        plan=split.first,
+        replicas=replicas_total,
+        ready_replicas=ready_total,
         selector=_selector(md),
         conditions=conditions,
         autoscaling=autoscaling,
         placements=placements,
         limits=limits,
-        asked_replicas=asked,
-        cost_per_hour=cost,
+        asked_replicas=split.asked,
+        cost_per_hour=None if cost is None else round(cost, 4),
     )
-    return _applied(objects, previous, status, {placements[0].pool: placement})
+    return _applied(objects, previous, status, split.placements)
+
+
+def _autoscaler_status(
+    md: ModelDeployment,
+    previous: ModelDeploymentStatus,
+    scaling: Scaling | None,
+    generation: int | None,
+) -> tuple[list[Condition], AutoscalingStatus | None]:
+    """The conditions to start from and status.autoscaling: the autoscaler's decision of this pass
+    with its MetricsAvailable condition, or what it recorded last."""
+    conditions = list(previous.conditions)
+    if not autoscaled(md):
+        # The autoscaler stands aside: what it said last no longer describes anything.
+        return [c for c in conditions if c.type != ConditionType.METRICS_AVAILABLE.value], None
+    if scaling is None:
+        return conditions, previous.autoscaling
+    conditions = set_condition(
+        conditions, ConditionType.METRICS_AVAILABLE, *scaling.metrics, generation, scaling.time
+    )
+    return conditions, scaling.autoscaling
+
+
+def _missing_pool(md: ModelDeployment, name: str) -> SpecError:
+    if md.spec.pools:
+        return SpecError(Reason.POOL_NOT_FOUND, f"InferencePool {name} does not exist")
+    return SpecError(
+        Reason.POOL_NOT_FOUND,
+        f"InferencePool {name!r} does not exist; create it or set spec.pool to an existing pool "
+        "(kubectl get inferencepools.gpupool.io)",
+    )
+
+
+def _plan_pools(
+    md: ModelDeployment, contexts: Mapping[str, PoolContext | None]
+) -> tuple[list[PlannedPool], list[tuple[str, str]]]:
+    """Each allowed pool with the model's plan for it, and the pools that cannot serve it with why.
+
+    A model of one pool cannot be served when that pool cannot, for that pool's reason; a model of
+    several, when none of them can (PoolSkipped, with each pool's reason).
+    """
+    preferences = pool_preferences(md)
+    if len(preferences) > 1:
+        # Of several pools a missing one is only skipped, while an unknown model runs nowhere.
+        resolve_model(md)
+    pools: list[PlannedPool] = []
+    errors: list[tuple[str, SpecError]] = []
+    for preference in preferences:
+        context = contexts.get(preference.name)
+        try:
+            if context is None:
+                raise _missing_pool(md, preference.name)
+            resolved, plan = plan_model(md, context.pool)
+        except SpecError as err:
+            errors.append((preference.name, err))
+            continue
+        pools.append(PlannedPool(preference, context, resolved, plan))
+    if pools:
+        return pools, [(pool, err.message) for pool, err in errors]
+    if len(errors) == 1:
+        raise errors[0][1]
+    reasons = "; ".join(f"{pool}: {err.message}" for pool, err in errors)
+    raise SpecError(Reason.POOL_SKIPPED, f"none of the allowed pools can serve the model: {reasons}")
+
+
+def _split_one(md: ModelDeployment, pool: PlannedPool, scaled: int | None) -> Split:
+    """One pool: it takes the instances the model asks for, cut to what its allocation gives."""
+    asked = desired_replicas(md, pool.plan, scaled)
+    placement = place_on_pool(md, pool.context, pool.plan, asked)
+    caps = placement.caps
+    limits = tuple(c.status() for c in caps.binding(with_capacity=True)) if caps is not None else ()
+    return Split(
+        shares=(Share(pool, placement.replicas, limits),),
+        asked=asked,
+        placements={pool.name: placement},
+        verdict=_capacity_verdict(placement, placement.replicas),
+        first=pool.plan,
+    )
+
+
+def _split_several(
+    md: ModelDeployment, pools: list[PlannedPool], skipped: list[tuple[str, str]], scaled: int | None
+) -> Split:
+    """Several pools: `place_across_pools` fills them in rank order with the demand, each up to
+    the room its allocation gives, and overflows the rest."""
+    # Demand first needs each pool's QPS per instance, which does not depend on the demand.
+    demand, best = _demand_qps(md, [_pool_option(md, p, 0.0)[0] for p in pools], scaled)
+    options = {p.name: _pool_option(md, p, demand) for p in pools}
+    split = place_across_pools(
+        [option for option, _ in options.values()],
+        demand,
+        latency_slo_ms=md.spec.traffic.latency_slo_ms,
+        min_instances=md.spec.scaling.min_replicas,
+    )
+    for pool_name, why in skipped:
+        split = _skip(split, pool_name, why)
+    by_name = {p.name: p for p in pools}
+    shares = []
+    for share in split.shares:
+        option, placement = options[share.pool]
+        caps = placement.caps
+        limits: tuple[PlacementLimit, ...] = ()
+        if caps is not None and share.instances >= option.room:
+            # The pool gave all the room it has: say which limits stopped it.
+            limits = tuple(c.status() for c in caps.binding(with_capacity=True))
+        shares.append(Share(by_name[share.pool], share.instances, limits))
+    needed = math.ceil(round(demand / best, 9)) if best > 0 else 0
+    status = (
+        ConditionStatus.FALSE
+        if split.reason == PlacementReason.INSUFFICIENT_CAPACITY
+        else ConditionStatus.TRUE
+    )
+    return Split(
+        shares=tuple(shares),
+        asked=max(needed, md.spec.scaling.min_replicas),
+        placements={name: placement for name, (_, placement) in options.items()},
+        verdict=(status, Reason(split.reason.value), split.message),
+        first=by_name[split.ranked[0]].plan if split.ranked else pools[0].plan,
+    )
+
+
+def _render(md: ModelDeployment, split: Split) -> tuple[list[dict[str, Any]], list[Share], Verdict | None]:
+    """Each share's objects (the Service once, last), the shares rendered and the Placed verdict.
+
+    A pool whose accelerators the engine cannot run on is skipped; when no pool is left, the model
+    cannot be served (with one pool, for that pool's reason).
+    """
+    several = bool(md.spec.pools)
+    objects: list[dict[str, Any]] = []
+    service: dict[str, Any] | None = None
+    shares: list[Share] = []
+    verdict = split.verdict
+    failures: list[UnsupportedEngineError] = []
+    for share in split.shares:
+        try:
+            rendered = render_model_deployment(
+                md, share.pool.context.pool, share.pool.plan, share.instances, per_pool=several
+            )
+        except UnsupportedEngineError as err:
+            failures.append(err)
+            if verdict is not None:
+                verdict = (*verdict[:2], f"{verdict[2]}; skipped {share.pool.name} ({err})")
+            continue
+        objects.extend(o for o in rendered if o["kind"] != "Service")
+        service = service or next(o for o in rendered if o["kind"] == "Service")
+        shares.append(share)
+    if service is None:
+        if len(failures) == 1 and len(pool_preferences(md)) == 1:
+            raise SpecError(Reason.UNSUPPORTED_ENGINE, str(failures[0]))
+        raise SpecError(Reason.POOL_SKIPPED, verdict[2] if verdict is not None else "no pool can serve it")
+    return [*objects, service], shares, verdict
 
 
 def _applied(
@@ -625,25 +840,11 @@ def _events(previous: ModelDeploymentStatus, current: ModelDeploymentStatus) -> 
     return events
 
 
-# --------------------------------------------------------------------------------------------------
-# Several pools (spec.pools)
-
-
-def _pool_option(
-    md: ModelDeployment,
-    preference: PoolPreference,
-    context: PoolContext | None,
-    demand_qps: float,
-) -> tuple[PoolOption | None, str | None, Placement | None]:
-    """The option one allowed pool offers, or why it cannot serve the model."""
-    if context is None:
-        return None, f"InferencePool {preference.name} does not exist", None
-    pool = context.pool
-    try:
-        _, plan = plan_model(md, pool)
-    except SpecError as err:
-        return None, err.message, None
-    accelerator = get_accelerator(pool.spec.accelerator)
+def _pool_option(md: ModelDeployment, pool: PlannedPool, demand_qps: float) -> tuple[PoolOption, Placement]:
+    """The option one pool offers the split, with its placement for the whole demand."""
+    context = pool.context
+    plan = pool.plan
+    accelerator = get_accelerator(context.pool.spec.accelerator)
     namespace = str(md.metadata.get("namespace", ""))
     key = workload_key(namespace, str(md.metadata.get("name", "")))
     running = running_instances(context.state, key) if context.state is not None else 0
@@ -653,164 +854,35 @@ def _pool_option(
     asked = running + (math.ceil(demand_qps / qps) if qps > 0 else 0) + DEFAULT_HYSTERESIS_INSTANCES
     placement = place_on_pool(md, context, plan, asked)
     caps = placement.caps
-    room = caps.runnable if caps is not None else asked
     option = PoolOption(
-        pool=preference.name,
+        pool=pool.name,
         plan=plan,
-        room=room,
+        room=caps.runnable if caps is not None else asked,
         running=running,
-        price_per_accelerator_hour=pool.spec.price_per_accelerator_hour,
-        priority=preference.priority,
-        max_instances=preference.max_instances,
+        price_per_accelerator_hour=context.pool.spec.price_per_accelerator_hour,
+        priority=pool.preference.priority,
+        max_instances=pool.preference.max_instances,
         latency_ms=latency_floor_ms(plan, accelerator),
     )
-    return option, None, placement
+    return option, placement
 
 
-def _demand_qps(md: ModelDeployment, options: list[PoolOption]) -> float:
-    """Requests per second to place: the traffic spec with headroom, or spec.replicas instances of
-    the first-ranked pool; spec.scaling.maxReplicas of that pool at most."""
+def _demand_qps(md: ModelDeployment, options: list[PoolOption], scaled: int | None) -> tuple[float, float]:
+    """Requests per second to place, with the QPS per instance of the first-ranked pool: the
+    traffic spec with headroom, or spec.replicas (else the autoscaler's count) instances of that
+    pool; spec.scaling.maxReplicas of that pool at most."""
     usable = sorted(
         (o for o in options if why_unusable(o, md.spec.traffic.latency_slo_ms) is None), key=rank_key
     )
     best = usable[0].qps_per_instance if usable else 0.0
     traffic = md.spec.traffic
     demand = traffic.peak_qps * (1 + traffic.headroom_percent / 100)
-    if md.spec.replicas is not None:
-        demand = md.spec.replicas * best
+    count = md.spec.replicas if md.spec.replicas is not None else scaled
+    if count is not None:
+        demand = count * best
     if md.spec.scaling.max_replicas is not None and best > 0:
         demand = min(demand, md.spec.scaling.max_replicas * best)
-    return demand
-
-
-def decide_pools(
-    md: ModelDeployment,
-    contexts: Mapping[str, PoolContext | None],
-    workloads: Mapping[str, WorkloadObservation | None],
-    now: str,
-) -> ModelOutcome:
-    """The objects, status and events for a ModelDeployment that may use several pools.
-
-    Each allowed pool gets its own plan; `place_across_pools` splits the demand over them
-    (docs/placement.md), and each pool's share runs as its own Deployment. `workloads` holds the
-    observed Deployment per pool name. Status reports the total and each pool's share.
-    """
-    previous = md.status or ModelDeploymentStatus()
-    generation = md.metadata.get("generation")
-    conditions = [c for c in previous.conditions if c.type != ConditionType.METRICS_AVAILABLE.value]
-    md = md.model_copy(update={"status": previous.model_copy(update={"autoscaling": None})})
-    name = str(md.metadata.get("name", ""))
-    try:
-        resolved = resolve_model(md)
-    except SpecError as err:
-        return _failed(md, previous, conditions, err, generation, _total(workloads), now)
-
-    # Demand first needs each pool's QPS per instance, which does not depend on the demand.
-    probes = [_pool_option(md, p, contexts.get(p.name), 0.0) for p in md.spec.pools]
-    demand = _demand_qps(md, [o for o, _, _ in probes if o is not None])
-    options: list[PoolOption] = []
-    placements: dict[str, Placement] = {}
-    skipped: list[tuple[str, str]] = []
-    for preference in md.spec.pools:
-        option, why, placement = _pool_option(md, preference, contexts.get(preference.name), demand)
-        if option is None or placement is None:
-            skipped.append((preference.name, why or "unusable"))
-            continue
-        options.append(option)
-        placements[option.pool] = placement
-    if not options:
-        reasons = "; ".join(f"{pool}: {why}" for pool, why in skipped)
-        none = SpecError(Reason.POOL_SKIPPED, f"none of the allowed pools can serve the model: {reasons}")
-        return _failed(md, previous, conditions, none, generation, _total(workloads), now)
-    split = place_across_pools(
-        options,
-        demand,
-        latency_slo_ms=md.spec.traffic.latency_slo_ms,
-        min_instances=md.spec.scaling.min_replicas,
-    )
-    for pool_name, why in skipped:
-        split = _skip(split, pool_name, why)
-    by_pool = {o.pool: o for o in options}
-    objects: list[dict[str, Any]] = []
-    service: dict[str, Any] | None = None
-    shares: list[PoolPlacement] = []
-    limits: list[PlacementLimit] = []
-    cost: float | None = 0.0
-    ready_total = replicas_total = 0
-    settled = True
-    for share in split.shares:
-        option = by_pool[share.pool]
-        context = contexts[share.pool]
-        assert context is not None
-        try:
-            rendered = render_model_deployment(md, context.pool, option.plan, share.instances, per_pool=True)
-        except UnsupportedEngineError as err:
-            split = _skip(split, share.pool, str(err))
-            continue
-        objects.extend(o for o in rendered if o["kind"] != "Service")
-        service = service or next(o for o in rendered if o["kind"] == "Service")
-        observed = workloads.get(share.pool) or WorkloadObservation()
-        ready = min(observed.ready_replicas, share.instances)
-        settled = settled and _settled(workloads.get(share.pool), share.instances)
-        ready_total += ready
-        replicas_total += share.instances
-        shares.append(
-            share.status().model_copy(update={"workload": workload_name(name, share.pool), "ready": ready})
-        )
-        if cost is not None:
-            cost = None if share.cost_per_hour is None else cost + share.cost_per_hour
-        caps = placements[share.pool].caps
-        if caps is not None and share.instances >= option.room:
-            # The pool gave all the room it has: say which limits stopped it.
-            limits.extend(c.status() for c in caps.binding(with_capacity=True))
-    if service is None:
-        nothing = SpecError(Reason.POOL_SKIPPED, split.message)
-        return _failed(md, previous, conditions, nothing, generation, _total(workloads), now)
-    objects.append(service)
-
-    first = by_pool[split.ranked[0]].plan
-    placed_status = (
-        ConditionStatus.FALSE
-        if split.reason == PlacementReason.INSUFFICIENT_CAPACITY
-        else ConditionStatus.TRUE
-    )
-    conditions = set_condition(
-        conditions,
-        ConditionType.PLACED,
-        placed_status,
-        Reason(split.reason.value),
-        split.message,
-        generation,
-        now,
-    )
-    conditions = set_condition(
-        conditions, ConditionType.PLANNED, ConditionStatus.TRUE, Reason.PLANNED, first.reason, generation, now
-    )
-    conditions = _running(
-        conditions, replicas_total, ready_total, settled, _total(workloads), generation, now
-    )
-    conditions = _capped_to_zero(
-        conditions,
-        1 if demand > 0 else 0,
-        replicas_total,
-        (placed_status, Reason(split.reason.value), split.message),
-        generation,
-        now,
-    )
-    status = ModelDeploymentStatus(
-        observed_generation=generation,
-        model=resolved.label,
-        plan=first,
-        replicas=replicas_total,
-        ready_replicas=ready_total,
-        selector=_selector(md),
-        conditions=conditions,
-        placements=shares,
-        limits=limits,
-        asked_replicas=None,
-        cost_per_hour=None if cost is None else round(cost, 4),
-    )
-    return _applied(objects, previous, status, placements)
+    return demand, best
 
 
 def _skip(split: CrossPoolPlacement, pool: str, why: str) -> CrossPoolPlacement:
@@ -822,7 +894,8 @@ def _skip(split: CrossPoolPlacement, pool: str, why: str) -> CrossPoolPlacement:
     )
 
 
-def _total(workloads: Mapping[str, WorkloadObservation | None]) -> WorkloadObservation | None:
+def total_observed(workloads: Mapping[str, WorkloadObservation | None]) -> WorkloadObservation | None:
+    """The model's workloads on all its pools seen as one (None: none exists)."""
     seen = [w for w in workloads.values() if w is not None]
     if not seen:
         return None

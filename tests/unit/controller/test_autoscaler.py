@@ -18,7 +18,7 @@ from gpupool.catalog.types import Vendor
 from gpupool.controller import autoscaler
 from gpupool.controller.prometheus import Connection, queries, read_pool, unavailable
 from gpupool.scaling import Signal
-from gpupool.services.modeldeployment import WorkloadObservation, decide
+from gpupool.services.modeldeployment import PoolContext, WorkloadObservation, decide
 
 NOW = 1_700_000_000.0
 POLICY = {"enabled": True, "evaluationIntervalSeconds": 5, "predictive": False}
@@ -116,8 +116,12 @@ def planned(**spec: Any) -> ModelDeployment:
     md = ModelDeployment.model_validate(
         {"metadata": {"name": "chat", "namespace": "a", "generation": 1}, "spec": body}
     )
-    outcome = decide(md, pool(), None, "2026-01-01T00:00:00Z")
+    outcome = decide(md, {"h100": PoolContext(pool())}, {}, "2026-01-01T00:00:00Z")
     return md.model_copy(update={"status": outcome.status})
+
+
+def on_h100() -> dict[str, PoolContext | None]:
+    return {"h100": PoolContext(pool())}
 
 
 def test_prometheus_down_holds_and_says_why() -> None:
@@ -125,13 +129,15 @@ def test_prometheus_down_holds_and_says_why() -> None:
     md = planned()
     metrics = unavailable(EngineType.VLLM, Vendor.NVIDIA, "Prometheus at x cannot be queried")
     configured = pool(prometheus={"url": "http://127.0.0.1:9"})
-    adjusted = autoscaler.autoscale(md, WorkloadObservation(1, 1, 1), metrics, configured, NOW)
-    assert adjusted.status is not None and adjusted.status.autoscaling is not None
-    decision = adjusted.status.autoscaling.last_decision
+    scaling = autoscaler.autoscale(md, WorkloadObservation(1, 1, 1), metrics, configured, NOW)
+    assert scaling is not None
+    decision = scaling.autoscaling.last_decision
     assert decision is not None and decision.direction == "Hold" and not decision.metrics_available
-    cond = find_condition(adjusted.status.conditions, ConditionType.METRICS_AVAILABLE)
+    outcome = decide(md, on_h100(), {"h100": WorkloadObservation(1, 1, 1)}, "t", scaling=scaling)
+    cond = find_condition(outcome.status.conditions, ConditionType.METRICS_AVAILABLE)
     assert cond is not None and (cond.status, cond.reason) == ("False", "PrometheusUnreachable")
-    assert decide(adjusted, pool(), WorkloadObservation(1, 1, 1), "t").status.replicas == 1
+    assert outcome.status.replicas == 1
+    assert outcome.status.autoscaling == scaling.autoscaling
 
 
 def test_a_decision_sets_the_count_the_next_reconcile_renders(prometheus: tuple[str, type[_Answers]]) -> None:
@@ -146,20 +152,23 @@ def test_a_decision_sets_the_count_the_next_reconcile_renders(prometheus: tuple[
     handler.answers["DCGM_FI_DEV_GPU_UTIL"] = [series("a", "chat", [(t, "0.9") for t in times])]
     metrics = read_pool(Connection(url), "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 65, 5)
     md = planned()
-    adjusted = autoscaler.autoscale(
+    scaling = autoscaler.autoscale(
         md, WorkloadObservation(1, 1, 1), metrics, pool(prometheus={"url": url}), NOW
     )
-    assert adjusted.status is not None and adjusted.status.autoscaling is not None
-    decision = adjusted.status.autoscaling.last_decision
+    assert scaling is not None and scaling.replicas == 4
+    decision = scaling.autoscaling.last_decision
     assert decision is not None and decision.direction == "Up" and decision.to_replicas == 4
-    outcome = decide(adjusted, pool(), WorkloadObservation(1, 1, 1), "t")
+    outcome = decide(md, on_h100(), {"h100": WorkloadObservation(1, 1, 1)}, "t", scaling=scaling)
     assert outcome.status.replicas == 4
     deployment = next(o for o in outcome.objects if o["kind"] == "Deployment")
     assert deployment["spec"]["replicas"] == 4
     assert any(
         e.reason == "Scaled" and e.message.startswith("autoscaler: scale up 1 -> 4") for e in outcome.events
     )
-    assert outcome.status.autoscaling == adjusted.status.autoscaling
+    assert outcome.status.autoscaling == scaling.autoscaling
+    # A pass between evaluations keeps the count the autoscaler decided last.
+    later = decide(md.model_copy(update={"status": outcome.status}), on_h100(), {}, "u")
+    assert later.status.replicas == 4 and later.status.autoscaling == scaling.autoscaling
 
 
 def test_what_the_policy_learned_survives_a_restart_in_status(prometheus: tuple[str, type[_Answers]]) -> None:
@@ -175,34 +184,39 @@ def test_what_the_policy_learned_survives_a_restart_in_status(prometheus: tuple[
         handler.answers["num_requests_running"] = [series("a", "chat", [(t, "240") for t in times])]
         return read_pool(Connection(url), "h100", EngineType.VLLM, Vendor.NVIDIA, now, 65, 5)
 
+    md = planned()
     first = autoscaler.autoscale(
-        planned(), WorkloadObservation(4, 4, 4), metrics_at(NOW), pool(prometheus={"url": url}), NOW
+        md, WorkloadObservation(4, 4, 4), metrics_at(NOW), pool(prometheus={"url": url}), NOW
     )
-    assert first.status is not None and first.status.autoscaling is not None
-    state = first.status.autoscaling.state
+    assert first is not None
+    state = first.autoscaling.state
     assert state.demand_history is not None and state.demand_history.values == [40.0]
     assert state.batch_seconds == pytest.approx(6.0)  # 240 running / 40 QPS
+    written = decide(md, on_h100(), {"h100": WorkloadObservation(4, 4, 4)}, "t", scaling=first).status
     # A restarted operator has no memory but the status it reads back from the API server.
     autoscaler._states.clear()
-    restarted = ModelDeployment.model_validate(first.to_wire())
+    restarted = ModelDeployment.model_validate(md.model_copy(update={"status": written}).to_wire())
     later = NOW + 120
     second = autoscaler.autoscale(
         restarted, WorkloadObservation(4, 4, 4), metrics_at(later), pool(prometheus={"url": url}), later
     )
-    assert second.status is not None and second.status.autoscaling is not None
-    kept = second.status.autoscaling.state
+    assert second is not None
+    kept = second.autoscaling.state
     assert kept.demand_history is not None and kept.demand_history.values == [40.0, 40.0, 40.0]
     assert kept.batch_seconds == pytest.approx(6.0)
 
 
 def test_explicit_replicas_win_and_clear_the_autoscaler_status() -> None:
     md = planned()
-    with_decision = autoscaler.autoscale(
-        md, None, unavailable(EngineType.VLLM, Vendor.NVIDIA, "down"), pool(), NOW
+    scaling = autoscaler.autoscale(md, None, unavailable(EngineType.VLLM, Vendor.NVIDIA, "down"), pool(), NOW)
+    assert scaling is not None
+    with_decision = decide(md, on_h100(), {}, "t", scaling=scaling).status
+    assert with_decision.autoscaling is not None
+    assert find_condition(with_decision.conditions, ConditionType.METRICS_AVAILABLE) is not None
+    owned = md.model_copy(
+        update={"spec": md.spec.model_copy(update={"replicas": 2}), "status": with_decision}
     )
-    assert with_decision.status is not None and with_decision.status.autoscaling is not None
-    owned = with_decision.model_copy(update={"spec": with_decision.spec.model_copy(update={"replicas": 2})})
-    outcome = decide(owned, pool(), None, "t")
+    outcome = decide(owned, on_h100(), {}, "t", scaling=scaling)
     assert outcome.status.replicas == 2
     assert outcome.status.autoscaling is None
     assert find_condition(outcome.status.conditions, ConditionType.METRICS_AVAILABLE) is None

@@ -13,7 +13,6 @@ from gpupool.services.modeldeployment import (
     PoolContext,
     WorkloadObservation,
     decide,
-    decide_pools,
 )
 from gpupool.services.pool import pool_state
 
@@ -76,7 +75,7 @@ def placed(outcome: Any) -> Any:
 
 def test_a_model_within_its_tier_is_placed_and_reports_cost() -> None:
     ctx = context(h100(), [node("n1"), node("n2")], [])
-    outcome = decide(model(3), ctx, None, NOW)
+    outcome = decide(model(3), {"h100": ctx}, {}, NOW)
     assert outcome.status.replicas == 3 and outcome.status.asked_replicas == 3
     condition = placed(outcome)
     assert (condition.status, condition.reason) == ("True", "Placed")
@@ -91,7 +90,7 @@ def test_the_tier_share_caps_the_count_and_the_condition_gives_the_numbers() -> 
     # P1 workload already holds 8, so this one gets the other 8 of the 12 it asks for.
     pods = [pod(f"rag-{i}", 1, node_name="n1", model="rag", tier="P1") for i in range(8)]
     ctx = context(h100(), [node("n1"), node("n2")], pods)
-    outcome = decide(model(12), ctx, None, NOW)
+    outcome = decide(model(12), {"h100": ctx}, {}, NOW)
     assert outcome.status.replicas == 8
     assert outcome.status.asked_replicas == 12
     deployment = next(o for o in outcome.objects if o["kind"] == "Deployment")
@@ -111,7 +110,7 @@ def test_a_borrowing_limit_caps_the_tier() -> None:
         {"name": "P1", "priority": 100, "reservedPercent": 25, "borrowingLimitPercent": 25},
     ]
     ctx = context(h100(tiers=tiers), [node("n1"), node("n2")], [])
-    outcome = decide(model(16), ctx, None, NOW)
+    outcome = decide(model(16), {"h100": ctx}, {}, NOW)
     assert outcome.status.replicas == 8  # its 4, and 4 borrowed at most
     assert "at most 8 with borrowing" in placed(outcome).message
 
@@ -120,7 +119,7 @@ def test_a_tenant_quota_caps_the_count() -> None:
     pool = h100(tenants=[{"name": "team-a", "namespaces": ["team-a"], "maxAccelerators": 3}])
     pods = [pod("other-0", 1, node_name="n1", model="other", tier="P0")]
     ctx = context(pool, [node("n1"), node("n2")], pods)
-    outcome = decide(model(4, tier="P0"), ctx, None, NOW)
+    outcome = decide(model(4, tier="P0"), {"h100": ctx}, {}, NOW)
     assert outcome.status.replicas == 2  # the tenant's other workload holds 1 of its 3
     condition = placed(outcome)
     assert condition.reason == "QuotaExceeded"
@@ -138,10 +137,10 @@ def test_no_room_on_the_nodes_is_reported_but_the_count_is_kept_for_pending_pods
     ]
     ctx = context(pool, [node("n1"), node("n2"), node("n3")], pods)
     big = {"model": {"name": "llama-3.1-70b"}}
-    outcome = decide(model(3, tier="P0", **big), ctx, None, NOW)
+    outcome = decide(model(3, tier="P0", **big), {"h100": ctx}, {}, NOW)
     assert outcome.status.plan is not None and outcome.status.plan.tensor_parallel == 4
     assert placed(outcome).reason == "Placed"
-    outcome = decide(model(4, tier="P0", **big), ctx, None, NOW)
+    outcome = decide(model(4, tier="P0", **big), {"h100": ctx}, {}, NOW)
     assert outcome.status.replicas == 4  # a cluster autoscaler may add a node for the pending one
     condition = placed(outcome)
     assert (condition.status, condition.reason) == ("False", "InsufficientCapacity")
@@ -151,11 +150,11 @@ def test_no_room_on_the_nodes_is_reported_but_the_count_is_kept_for_pending_pods
 def test_preemption_holds_until_every_instance_is_back_then_restores_with_an_event() -> None:
     ctx = context(h100(), [node("n1")], [])
     md = model(2, tier="P2")
-    first = decide(md, ctx, WorkloadObservation(2, 2, 2), NOW)
+    first = decide(md, {"h100": ctx}, {"h100": WorkloadObservation(2, 2, 2)}, NOW)
     evicted = decide(
         md.model_copy(update={"status": first.status}),
-        ctx,
-        WorkloadObservation(2, 1, 2),
+        {"h100": ctx},
+        {"h100": WorkloadObservation(2, 1, 2)},
         SOON,
         preemption="preempted for a higher tier (pod chat-1 on n1)",
     )
@@ -164,11 +163,19 @@ def test_preemption_holds_until_every_instance_is_back_then_restores_with_an_eve
     assert any(e.reason == "Preempted" and e.type == "Warning" for e in evicted.events)
     # Still one short: the condition holds without a new report.
     holding = decide(
-        md.model_copy(update={"status": evicted.status}), ctx, WorkloadObservation(2, 1, 2), LATER
+        md.model_copy(update={"status": evicted.status}),
+        {"h100": ctx},
+        {"h100": WorkloadObservation(2, 1, 2)},
+        LATER,
     )
     assert placed(holding).reason == "Preempted"
     assert holding.events == []
-    back = decide(md.model_copy(update={"status": holding.status}), ctx, WorkloadObservation(2, 2, 2), LATER)
+    back = decide(
+        md.model_copy(update={"status": holding.status}),
+        {"h100": ctx},
+        {"h100": WorkloadObservation(2, 2, 2)},
+        LATER,
+    )
     assert placed(back).reason == "Placed"
     assert [e.reason for e in back.events if e.reason == "Restored"] == ["Restored"]
 
@@ -176,16 +183,21 @@ def test_preemption_holds_until_every_instance_is_back_then_restores_with_an_eve
 def test_a_stale_all_ready_right_after_a_preemption_does_not_end_it() -> None:
     ctx = context(h100(), [node("n1")], [])
     md = model(2, tier="P2")
-    evicted = decide(md, ctx, WorkloadObservation(2, 2, 2), NOW, preemption="preempted")
-    again = decide(md.model_copy(update={"status": evicted.status}), ctx, WorkloadObservation(2, 2, 2), SOON)
+    evicted = decide(md, {"h100": ctx}, {"h100": WorkloadObservation(2, 2, 2)}, NOW, preemption="preempted")
+    again = decide(
+        md.model_copy(update={"status": evicted.status}),
+        {"h100": ctx},
+        {"h100": WorkloadObservation(2, 2, 2)},
+        SOON,
+    )
     assert placed(again).reason == "Preempted"
 
 
 def test_the_same_state_gives_the_same_status_so_a_resync_writes_nothing() -> None:
     pods = [pod(f"rag-{i}", 1, node_name="n1", model="rag", tier="P1") for i in range(6)]
     ctx = context(h100(), [node("n1"), node("n2")], pods)
-    first = decide(model(8), ctx, None, NOW)
-    second = decide(model(8).model_copy(update={"status": first.status}), ctx, None, LATER)
+    first = decide(model(8), {"h100": ctx}, {}, NOW)
+    second = decide(model(8).model_copy(update={"status": first.status}), {"h100": ctx}, {}, LATER)
     assert second.status == first.status and second.events == []
 
 
@@ -212,7 +224,7 @@ def test_overflow_goes_to_the_next_pool_as_its_own_workload_and_status_shows_the
     busy = [pod(f"x-{i}", 1, node_name="h1", model=None, tier=None, pool=None) for i in range(6)]
     nvidia = context(h100(), [node("h1")], busy)
     npu = context(ascend(), [node("a1", resource="huawei.com/Ascend910", pool="ascend")], [])
-    outcome = decide_pools(multi(replicas=5), {"h100": nvidia, "ascend": npu}, {}, NOW)
+    outcome = decide(multi(replicas=5), {"h100": nvidia, "ascend": npu}, {}, NOW)
     shares = {p.pool: p.instances for p in outcome.status.placements}
     assert shares["h100"] == 2 and shares["ascend"] >= 3
     assert outcome.status.replicas == sum(shares.values())
@@ -236,7 +248,7 @@ def test_overflow_goes_to_the_next_pool_as_its_own_workload_and_status_shows_the
 def test_with_room_on_the_preferred_pool_everything_goes_there() -> None:
     nvidia = context(h100(), [node("h1")], [])
     npu = context(ascend(), [node("a1", resource="huawei.com/Ascend910", pool="ascend")], [])
-    outcome = decide_pools(multi(replicas=3), {"h100": nvidia, "ascend": npu}, {}, NOW)
+    outcome = decide(multi(replicas=3), {"h100": nvidia, "ascend": npu}, {}, NOW)
     shares = {p.pool: p.instances for p in outcome.status.placements}
     assert shares == {"h100": 3, "ascend": 0}
     assert placed(outcome).reason == "Placed"
@@ -247,9 +259,9 @@ def test_with_room_on_the_preferred_pool_everything_goes_there() -> None:
 
 def test_a_missing_pool_is_skipped_and_no_usable_pool_is_an_error_with_reasons() -> None:
     nvidia = context(h100(), [node("h1")], [])
-    outcome = decide_pools(multi(replicas=1), {"h100": nvidia, "ascend": None}, {}, NOW)
+    outcome = decide(multi(replicas=1), {"h100": nvidia, "ascend": None}, {}, NOW)
     assert "skipped ascend (InferencePool ascend does not exist)" in placed(outcome).message
-    failed = decide_pools(multi(replicas=1), {"h100": None, "ascend": None}, {}, NOW)
+    failed = decide(multi(replicas=1), {"h100": None, "ascend": None}, {}, NOW)
     assert not failed.apply
     condition = find_condition(failed.status.conditions, ConditionType.READY)
     assert condition is not None and condition.reason == "PoolSkipped"
@@ -258,7 +270,7 @@ def test_a_missing_pool_is_skipped_and_no_usable_pool_is_an_error_with_reasons()
 
 def test_a_pool_without_nodes_keeps_the_count_so_pending_pods_can_bring_nodes() -> None:
     ctx = context(h100(), [], [])
-    outcome = decide(model(2), ctx, None, NOW)
+    outcome = decide(model(2), {"h100": ctx}, {}, NOW)
     assert outcome.status.replicas == 2
     condition = placed(outcome)
     assert (condition.status, condition.reason) == ("False", "InsufficientCapacity")
@@ -267,9 +279,9 @@ def test_a_pool_without_nodes_keeps_the_count_so_pending_pods_can_bring_nodes() 
 
 def test_every_count_is_bounded_by_the_pool_or_by_a_fixed_cap_without_nodes() -> None:
     huge = model(1_000_000_000)
-    empty = decide(huge, context(h100(), [], []), None, NOW)
+    empty = decide(huge, {"h100": context(h100(), [], [])}, {}, NOW)
     assert empty.status.replicas == MAX_INSTANCES_WITHOUT_NODES
     assert placed(empty).reason == "InsufficientCapacity"
     nodes = [node("n1"), node("n2"), node("n3")]
-    counted = decide(huge, context(h100(), nodes, []), None, NOW)
+    counted = decide(huge, {"h100": context(h100(), nodes, [])}, {}, NOW)
     assert counted.status.replicas == 24  # every GPU of the pool, one instance each

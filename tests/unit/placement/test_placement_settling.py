@@ -69,7 +69,7 @@ class Pool:
         for name, md in self.models.items():
             if self.allocation is None or f"ns/{name}" not in self.allocation.demands:
                 self.allocation = decide(
-                    md, PoolContext(pool, state, None, self.allocation), None, NOW
+                    md, {"h100": PoolContext(pool, state, None, self.allocation)}, {}, NOW
                 ).allocations["h100"]
         for name, md in self.models.items():
             previous = self.outcomes.get(name)
@@ -78,8 +78,8 @@ class Pool:
             seen = WorkloadObservation(replicas=replicas, ready_replicas=replicas, updated_replicas=replicas)
             outcome = decide(
                 md.model_copy(update={"status": status}),
-                PoolContext(pool, state, None, self.allocation),
-                seen,
+                {"h100": PoolContext(pool, state, None, self.allocation)},
+                {"h100": seen},
                 NOW,
             )
             self.allocation = outcome.allocations["h100"]
@@ -92,7 +92,9 @@ class Pool:
                     replicas=status.replicas, ready_replicas=status.replicas, updated_replicas=status.replicas
                 )
                 context = PoolContext(pool, state, None, self.allocation)
-                self.outcomes[name] = decide(md.model_copy(update={"status": status}), context, seen, NOW)
+                self.outcomes[name] = decide(
+                    md.model_copy(update={"status": status}), {"h100": context}, {"h100": seen}, NOW
+                )
         for name, outcome in self.outcomes.items():
             assert outcome.status.plan is not None
             self.follow(name, outcome.status.replicas, outcome.status.plan.tensor_parallel)

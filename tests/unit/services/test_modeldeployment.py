@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from gpupool.api.conditions import ConditionType, find_condition
 from gpupool.api.v1alpha1 import InferencePool, ModelDeployment
-from gpupool.services.modeldeployment import WorkloadObservation, decide, desired_replicas
+from gpupool.services.modeldeployment import PoolContext, WorkloadObservation, decide, desired_replicas
 
 NOW = "2026-01-01T00:00:00Z"
 LATER = "2026-01-01T01:00:00Z"
@@ -31,6 +31,11 @@ def pool(accelerator: str = "H100-80GB", vendor: str = "nvidia", **spec: Any) ->
     )
 
 
+def on_pool(the_pool: InferencePool | None) -> dict[str, PoolContext | None]:
+    """The model's one pool as the command line sees it: not counted (None: it does not exist)."""
+    return {"h100": PoolContext(the_pool) if the_pool is not None else None}
+
+
 def model(**spec: Any) -> ModelDeployment:
     body: dict[str, Any] = {"model": {"name": "llama-3.1-70b"}, "pool": "h100", "traffic": {"peakQps": 20}}
     body.update(spec)
@@ -46,7 +51,7 @@ def condition(outcome: Any, type_: ConditionType) -> Any:
 
 
 def test_catalog_model_is_planned_rendered_and_reported() -> None:
-    outcome = decide(model(), pool(), None, NOW)
+    outcome = decide(model(), on_pool(pool()), {}, NOW)
     assert outcome.apply
     plan = outcome.status.plan
     assert plan is not None and plan.tensor_parallel == 4
@@ -64,10 +69,12 @@ def test_catalog_model_is_planned_rendered_and_reported() -> None:
 
 
 def test_ready_when_every_instance_is_ready() -> None:
-    first = decide(model(), pool(), None, NOW)
+    first = decide(model(), on_pool(pool()), {}, NOW)
     replicas = first.status.replicas
     running = WorkloadObservation(replicas=replicas, ready_replicas=replicas, updated_replicas=replicas)
-    settled = decide(model().model_copy(update={"status": first.status}), pool(), running, LATER)
+    settled = decide(
+        model().model_copy(update={"status": first.status}), on_pool(pool()), {"h100": running}, LATER
+    )
     ready = condition(settled, ConditionType.READY)
     assert (ready.status, ready.reason) == ("True", "Available")
     assert condition(settled, ConditionType.PROGRESSING).status == "False"
@@ -75,8 +82,8 @@ def test_ready_when_every_instance_is_ready() -> None:
 
 
 def test_second_pass_with_its_own_status_changes_nothing() -> None:
-    first = decide(model(), pool(), None, NOW)
-    again = decide(model().model_copy(update={"status": first.status}), pool(), None, LATER)
+    first = decide(model(), on_pool(pool()), {}, NOW)
+    again = decide(model().model_copy(update={"status": first.status}), on_pool(pool()), {}, LATER)
     assert again.status == first.status
     assert again.objects == first.objects
     assert again.events == []
@@ -101,7 +108,7 @@ def test_second_pass_with_its_own_status_changes_nothing() -> None:
 def test_unservable_specs_explain_themselves_and_write_no_workload(
     md: ModelDeployment, the_pool: InferencePool | None, reason: str, words: str
 ) -> None:
-    outcome = decide(md, the_pool, None, NOW)
+    outcome = decide(md, on_pool(the_pool), {}, NOW)
     assert not outcome.apply
     assert outcome.objects == []
     degraded = condition(outcome, ConditionType.DEGRADED)
@@ -113,9 +120,9 @@ def test_unservable_specs_explain_themselves_and_write_no_workload(
 
 def test_a_broken_update_keeps_the_running_workload_and_says_so() -> None:
     running = WorkloadObservation(replicas=2, ready_replicas=2, updated_replicas=2)
-    good = decide(model(), pool(), running, NOW)
+    good = decide(model(), on_pool(pool()), {"h100": running}, NOW)
     broken = model(model={"name": "no-such-model"}).model_copy(update={"status": good.status})
-    outcome = decide(broken, pool(), running, LATER)
+    outcome = decide(broken, on_pool(pool()), {"h100": running}, LATER)
     assert not outcome.apply
     assert outcome.status.plan == good.status.plan
     assert outcome.status.ready_replicas == 2
@@ -123,7 +130,7 @@ def test_a_broken_update_keeps_the_running_workload_and_says_so() -> None:
 
 
 def test_explicit_replicas_win_and_bounds_clamp_the_plan() -> None:
-    planned = decide(model(), pool(), None, NOW).status.plan
+    planned = decide(model(), on_pool(pool()), {}, NOW).status.plan
     assert planned is not None and planned.instances > 1
     assert desired_replicas(model(replicas=0), planned) == 0
     assert desired_replicas(model(replicas=5), planned) == 5
@@ -132,7 +139,7 @@ def test_explicit_replicas_win_and_bounds_clamp_the_plan() -> None:
 
 
 def test_scaled_to_zero_is_ready_and_settled() -> None:
-    outcome = decide(model(replicas=0), pool(), None, NOW)
+    outcome = decide(model(replicas=0), on_pool(pool()), {}, NOW)
     assert condition(outcome, ConditionType.READY).reason == "ScaledToZero"
     assert condition(outcome, ConditionType.PROGRESSING).status == "False"
 
@@ -148,8 +155,10 @@ def test_decide_is_a_fixed_point(qps: float, replicas: int | None, name: str, re
     """Feeding a pass its own status back gives the same status, objects and no events."""
     md = model(model={"name": name}, traffic={"peakQps": qps}, replicas=replicas)
     observed = WorkloadObservation(replicas=ready, ready_replicas=ready, updated_replicas=ready)
-    first = decide(md, pool(), observed, NOW)
-    second = decide(md.model_copy(update={"status": first.status}), pool(), observed, LATER)
+    first = decide(md, on_pool(pool()), {"h100": observed}, NOW)
+    second = decide(
+        md.model_copy(update={"status": first.status}), on_pool(pool()), {"h100": observed}, LATER
+    )
     assert second.status == first.status
     assert second.objects == first.objects
     assert second.events == []
