@@ -213,11 +213,11 @@ class _Fill:
         borrowers = self.borrowers(tier)
         for within in (True, False):
             for borrower in borrowers:
+                spare = self.used(borrower.name) - self.reserve[borrower.name]
                 held = [
                     d
                     for d in self.models(borrower.name)
-                    if self.count[d.workload] > 0
-                    and (not within or self.used(borrower.name) - d.tensor_parallel >= self.reserve[borrower.name])
+                    if self.count[d.workload] > 0 and (not within or d.tensor_parallel <= spare)
                 ]
                 if held:
                     return borrower, max(
