@@ -176,7 +176,7 @@ def forget_model(namespace: str, name: str) -> set[str]:
     """Drop a deleted model's demand; returns the pools it asked of, whose allocations must be
     recounted without it so that its share goes back to the others."""
     _preemptions.pop((namespace, name), None)
-    return set(_asks.pop((namespace, name), None) or {})
+    return set(_asks.pop((namespace, name), {}))
 
 
 def model_for_label(namespace: str, label: str) -> str:
