@@ -32,7 +32,7 @@ from gpupool.api.v1alpha1 import (
 )
 from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.models import UnknownModelError, get_model
-from gpupool.catalog.types import Architecture
+from gpupool.catalog.types import Accelerator, Architecture, KVCacheDtype, Vendor
 from gpupool.placement import (
     Allocation,
     Claim,
@@ -113,6 +113,22 @@ class SpecError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class UnparsedPool:
+    """An InferencePool that exists but whose spec the operator cannot read (`message`: why)."""
+
+    name: str
+    message: str
+
+
+def pool_invalid_error(pool: UnparsedPool) -> SpecError:
+    return SpecError(
+        Reason.POOL_INVALID,
+        f"InferencePool {pool.name!r} exists but its spec is invalid ({pool.message}); fix the pool "
+        "(kubectl describe inferencepool.gpupool.io " + pool.name + ") or set spec.pool to another pool",
+    )
+
+
 def resolve_model(md: ModelDeployment) -> ResolvedModel:
     source = md.spec.model
     if source.architecture is not None:
@@ -161,15 +177,37 @@ def plan_model(md: ModelDeployment, pool: InferencePool) -> tuple[ResolvedModel,
             f"pool {pool.metadata.get('name')!r} has no tier {md.spec.tier!r}; its tiers are {tiers}",
         )
     accelerator = get_accelerator(pool.spec.accelerator)
+    context = resolved.architecture.max_position_embeddings
+    if md.spec.max_model_len > context:
+        raise SpecError(
+            Reason.CONTEXT_TOO_LONG,
+            f"spec.maxModelLen {md.spec.max_model_len:,} exceeds the {context:,}-token context of "
+            f"{resolved.label} (max_position_embeddings): set spec.maxModelLen to {context} or less",
+        )
     try:
         plan = plan_deployment(
             resolved.architecture, accelerator, sizing_request(md, pool), model_name=resolved.label
         )
+    except (OverflowError, ZeroDivisionError) as err:
+        raise SpecError(
+            Reason.OUT_OF_RANGE,
+            f"the spec's figures are too large to size ({err}): lower spec.traffic.peakQps, "
+            "spec.maxModelLen or the model.architecture sizes",
+        ) from err
     except ValueError as err:
-        raise SpecError(Reason.UNSUPPORTED_PRECISION, str(err)) from err
+        raise SpecError(_sizing_reason(md, accelerator), str(err)) from err
     if not plan.fits:
         raise SpecError(Reason.DOES_NOT_FIT, plan.reason)
     return resolved, plan
+
+
+def _sizing_reason(md: ModelDeployment, accelerator: Accelerator) -> Reason:
+    """The reason of a request the sizing refused: the precision or KV-cache type when the
+    accelerator cannot hold it, else a spec the sizing cannot work with."""
+    fp8_cache = md.spec.kv_cache_dtype is KVCacheDtype.FP8 and accelerator.vendor is Vendor.ASCEND
+    if md.spec.precision not in accelerator.supported_precisions or fp8_cache:
+        return Reason.UNSUPPORTED_PRECISION
+    return Reason.INVALID_SPEC
 
 
 def autoscaled(md: ModelDeployment) -> bool:
@@ -324,7 +362,7 @@ def _selector(md: ModelDeployment) -> str:
 
 def decide(
     md: ModelDeployment,
-    pool: InferencePool | PoolContext | None,
+    pool: InferencePool | PoolContext | UnparsedPool | None,
     workload: WorkloadObservation | None,
     now: str,
     *,
@@ -336,6 +374,9 @@ def decide(
     allow and the Placed condition says why; `preemption` is what the pod watch saw of instances
     the scheduler evicted for a higher tier.
     """
+    unparsed = pool if isinstance(pool, UnparsedPool) else None
+    if isinstance(pool, UnparsedPool):
+        pool = None
     context = pool if isinstance(pool, PoolContext) else (PoolContext(pool) if pool is not None else None)
     pool = context.pool if context is not None else None
     previous = md.status or ModelDeploymentStatus()
@@ -348,6 +389,8 @@ def decide(
         conditions = [c for c in conditions if c.type != ConditionType.METRICS_AVAILABLE.value]
         md = md.model_copy(update={"status": previous.model_copy(update={"autoscaling": None})})
     try:
+        if unparsed is not None:
+            raise pool_invalid_error(unparsed)
         if pool is None:
             raise SpecError(
                 Reason.POOL_NOT_FOUND,
@@ -359,10 +402,7 @@ def decide(
         assert context is not None
         placement = place_on_pool(md, context, plan, asked)
         replicas = placement.replicas
-        try:
-            objects = render_model_deployment(md, pool, plan, replicas)
-        except UnsupportedEngineError as err:
-            raise SpecError(Reason.UNSUPPORTED_ENGINE, str(err)) from err
+        objects = _render(md, pool, plan, replicas)
     except SpecError as err:
         return _failed(md, previous, conditions, err, generation, workload, now, autoscaling)
 
@@ -415,6 +455,18 @@ def decide(
         cost_per_hour=cost,
     )
     return _applied(objects, previous, status, {placements[0].pool: placement})
+
+
+def _render(
+    md: ModelDeployment, pool: InferencePool, plan: Plan, replicas: int, *, per_pool: bool = False
+) -> list[dict[str, Any]]:
+    """The model's objects on `pool`; SpecError when they cannot be rendered from this spec."""
+    try:
+        return render_model_deployment(md, pool, plan, replicas, per_pool=per_pool)
+    except UnsupportedEngineError as err:
+        raise SpecError(Reason.UNSUPPORTED_ENGINE, str(err)) from err
+    except ValueError as err:
+        raise SpecError(Reason.INVALID_SPEC, f"the objects cannot be rendered: {err}") from err
 
 
 def _applied(
@@ -543,6 +595,16 @@ def _failed(
     )
     running = workload.ready_replicas if workload else 0
     kept = f"; the previous workload keeps serving ({running} ready)" if running else ""
+    # Every condition describes this generation, Placed included: nothing of it is placed.
+    conditions = set_condition(
+        conditions,
+        ConditionType.PLACED,
+        ConditionStatus.FALSE,
+        err.reason,
+        "nothing of this generation is placed: " + err.message,
+        generation,
+        now,
+    )
     conditions = set_condition(
         conditions,
         ConditionType.READY,
@@ -570,8 +632,9 @@ def _failed(
         selector=_selector(md),
         conditions=conditions,
         autoscaling=autoscaling,
-        # What runs keeps running: remember where, so a later spec can clean it up.
-        placements=previous.placements if workload else [],
+        # What runs keeps running: remember where, so that the pass that applies a fixed spec
+        # also removes the Deployments it no longer needs, whichever pools they are on.
+        placements=previous.placements,
     )
     return ModelOutcome(objects=[], status=status, events=_events(previous, status), apply=False)
 
@@ -632,12 +695,14 @@ def _events(previous: ModelDeploymentStatus, current: ModelDeploymentStatus) -> 
 def _pool_option(
     md: ModelDeployment,
     preference: PoolPreference,
-    context: PoolContext | None,
+    context: PoolContext | UnparsedPool | None,
     demand_qps: float,
 ) -> tuple[PoolOption | None, str | None, Placement | None]:
     """The option one allowed pool offers, or why it cannot serve the model."""
     if context is None:
         return None, f"InferencePool {preference.name} does not exist", None
+    if isinstance(context, UnparsedPool):
+        return None, pool_invalid_error(context).message, None
     pool = context.pool
     try:
         _, plan = plan_model(md, pool)
@@ -685,7 +750,7 @@ def _demand_qps(md: ModelDeployment, options: list[PoolOption]) -> float:
 
 def decide_pools(
     md: ModelDeployment,
-    contexts: Mapping[str, PoolContext | None],
+    contexts: Mapping[str, PoolContext | UnparsedPool | None],
     workloads: Mapping[str, WorkloadObservation | None],
     now: str,
 ) -> ModelOutcome:
@@ -741,11 +806,11 @@ def decide_pools(
     for share in split.shares:
         option = by_pool[share.pool]
         context = contexts[share.pool]
-        assert context is not None
+        assert isinstance(context, PoolContext)  # a pool without a context offers no option
         try:
-            rendered = render_model_deployment(md, context.pool, option.plan, share.instances, per_pool=True)
-        except UnsupportedEngineError as err:
-            split = _skip(split, share.pool, str(err))
+            rendered = _render(md, context.pool, option.plan, share.instances, per_pool=True)
+        except SpecError as err:
+            split = _skip(split, share.pool, err.message)
             continue
         objects.extend(o for o in rendered if o["kind"] != "Service")
         service = service or next(o for o in rendered if o["kind"] == "Service")
