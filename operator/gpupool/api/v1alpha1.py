@@ -21,6 +21,7 @@ from gpupool.api.names import (
     MAX_CONFIG_KEY_LENGTH,
     MAX_LABEL_VALUE_LENGTH,
     MAX_QUALIFIED_NAME_LENGTH,
+    MAX_SELECTOR_LABELS,
     QUALIFIED_NAME,
     LabelValue,
     check_label_keys,
@@ -350,6 +351,7 @@ class InferencePoolSpec(ApiModel):
     )
     node_selector: dict[str, LabelValue] = Field(
         default_factory=dict,
+        max_length=MAX_SELECTOR_LABELS,
         description="Labels a node must carry to belong to the pool; copied to every pod. Keys are "
         "label keys, values label values (63 characters at most).",
         json_schema_extra=label_map_schema("nodeSelector"),
@@ -390,6 +392,20 @@ class InferencePoolSpec(ApiModel):
     @classmethod
     def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
         return check_label_keys("nodeSelector", value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        accelerator = ACCELERATORS[self.accelerator]
+        if accelerator.vendor is not self.vendor:
+            raise ValueError(
+                f"accelerator does not belong to vendor: {self.accelerator} is {accelerator.vendor.value}"
+            )
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError("tiers must have distinct names")
+        if sum(t.reserved_percent for t in self.tiers) > 100:
+            raise ValueError("the tiers' reservedPercent must add up to at most 100")
+        return self
 
     @field_validator("tenants")
     @classmethod
@@ -525,6 +541,16 @@ class ModelSource(ApiModel):
         max_length=253,
     )
 
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.name is None) == (self.architecture is None):
+            raise ValueError(
+                "set exactly one of model.name (a catalog model) and model.architecture (explicit shapes)"
+            )
+        if self.architecture is not None and self.served_name is None:
+            raise ValueError("model.servedName is required with an explicit model.architecture")
+        return self
+
 
 class HuggingFaceWeights(ApiModel):
     id: str = Field(
@@ -561,6 +587,12 @@ class WeightsSource(ApiModel):
     )
     hugging_face: HuggingFaceWeights | None = Field(default=None, description="Download from Hugging Face.")
     pvc: PvcWeights | None = Field(default=None, description="Mount from a PersistentVolumeClaim.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.hugging_face is None) == (self.pvc is None):
+            raise ValueError("set exactly one of weights.huggingFace and weights.pvc")
+        return self
 
 
 class EngineType(StrEnum):
@@ -651,6 +683,12 @@ class ScalingSpec(ApiModel):
     min_replicas: int = Field(default=1, ge=0, le=MAX_INSTANCES, description="Fewest instances.")
     max_replicas: int | None = Field(default=None, ge=0, le=MAX_INSTANCES, description="Most instances.")
 
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.max_replicas is not None and self.min_replicas > self.max_replicas:
+            raise ValueError("scaling.minReplicas must be at most scaling.maxReplicas")
+        return self
+
 
 class ModelDeploymentSpec(ApiModel):
     model_config = with_rules(
@@ -732,7 +770,15 @@ class ModelDeploymentSpec(ApiModel):
     )
 
     @model_validator(mode="after")
-    def _one_pool_field(self) -> ModelDeploymentSpec:
+    def _consistent(self) -> ModelDeploymentSpec:
+        arch = self.model.architecture
+        if arch is not None and self.max_model_len > arch.max_position_embeddings:
+            raise ValueError("maxModelLen exceeds the model's maxPositionEmbeddings")
+        if arch is not None and self.weights is None:
+            raise ValueError("weights is required with an explicit model.architecture")
+        maximum = self.scaling.max_replicas
+        if self.replicas is not None and maximum is not None and self.replicas > maximum:
+            raise ValueError("replicas exceeds scaling.maxReplicas")
         if (self.pool is None) == (not self.pools):
             raise ValueError("set exactly one of pool (one pool) and pools (several, in order of preference)")
         names = [p.name for p in self.pools]
