@@ -602,7 +602,7 @@ def _bad_pools() -> list[Case]:
         Case(
             CPU_POOL,
             "InferencePool",
-            _merge(POOL_BASE, {"nodeSelector": {"node.kubernetes.io/instance-type": "simulated-cpu"}}),
+            {**POOL_BASE, "nodeSelector": {"node.kubernetes.io/instance-type": "simulated-cpu"}},
             condition=("Ready", "NoAcceleratorResource", "nvidia.com/gpu"),
         ),
         pool("selects no node", condition=("Ready", "NoNodesMatch", "spec.nodeSelector")),
@@ -624,9 +624,8 @@ def _bad_pools() -> list[Case]:
             QUOTA_POOL,
             "InferencePool",
             _merge(
-                POOL_BASE,
+                {**POOL_BASE, "nodeSelector": {"gpu-type": "nvidia"}},
                 {
-                    "nodeSelector": {"gpu-type": "nvidia"},
                     "tolerations": [toleration],
                     "tenants": [{"name": "team", "namespaces": [NAMESPACE], "maxAccelerators": 0}],
                 },

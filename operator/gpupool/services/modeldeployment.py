@@ -636,7 +636,10 @@ def _failed(
         # also removes the Deployments it no longer needs, whichever pools they are on.
         placements=previous.placements,
     )
-    return ModelOutcome(objects=[], status=status, events=_events(previous, status), apply=False)
+    # Placed and Degraded turn False and True with the same reason: one Warning says it, the
+    # Degraded one (the last), whose message is the error itself.
+    events = list({(e.type, e.reason): e for e in _events(previous, status)}.values())
+    return ModelOutcome(objects=[], status=status, events=events, apply=False)
 
 
 def _events(previous: ModelDeploymentStatus, current: ModelDeploymentStatus) -> list[EventRecord]:

@@ -111,6 +111,9 @@ def test_what_the_crd_admits_but_cannot_serve_gets_its_condition(case: Case) -> 
     assert (found.status, found.reason) == ("False", reason), found
     assert text in found.message
     assert not outcome.apply and not outcome.objects
+    # One Warning per reason, the first time.
+    warnings = [(e.reason, e.message) for e in outcome.events if e.type == "Warning"]
+    assert [r for r, _ in warnings] == [reason]
     # Every condition describes this generation, Placed included.
     assert {c.observed_generation for c in outcome.status.conditions} == {1}
 
