@@ -31,6 +31,7 @@ from bad_manifests import (
 
 from gpupool.api.conditions import ConditionType, find_condition
 from gpupool.api.names import LABEL_VALUE, QUALIFIED_NAME, label_key_rule, qualified_name_problem
+from gpupool.api.tenancy import PoolPreference
 from gpupool.api.v1alpha1 import InferencePool, InferencePoolSpec, ModelDeployment, ModelDeploymentSpec
 from gpupool.services.modeldeployment import PoolContext, UnparsedPool, decide, decide_pools
 from gpupool.sizing.instances import plan_instances
@@ -130,11 +131,14 @@ def test_a_spec_that_cannot_be_served_keeps_where_the_old_instances_run() -> Non
     broken = good.model_copy(
         update={
             "metadata": {**good.metadata, "generation": 2},
-            "spec": good.spec.model_copy(update={"max_model_len": 1_000_000}),
+            # Unservable, and on another pool: nothing of the new spec runs anywhere yet.
+            "spec": good.spec.model_copy(
+                update={"max_model_len": 1_000_000, "pools": [PoolPreference(name=ASCEND_POOL)]}
+            ),
             "status": served.status,
         }
     )
-    failed = decide_pools(broken, {NVIDIA_POOL: _context(NVIDIA_POOL)}, {}, NOW)
+    failed = decide_pools(broken, {ASCEND_POOL: _context(ASCEND_POOL)}, {ASCEND_POOL: None}, NOW)
     placed = find_condition(failed.status.conditions, ConditionType.PLACED)
     assert placed is not None and (placed.reason, placed.observed_generation) == ("PoolSkipped", 2)
     assert "spec.maxModelLen" in placed.message
