@@ -48,16 +48,24 @@ class Reason(StrEnum):
     UNKNOWN_MODEL = "UnknownModel"
     # spec.pool names no InferencePool.
     POOL_NOT_FOUND = "PoolNotFound"
-    # The pool's accelerator is not in the catalog or the pool spec is inconsistent.
-    INVALID_POOL = "InvalidPool"
+    # spec.pool names an InferencePool that exists but whose spec does not parse (the pool's own
+    # Ready condition says why).
+    POOL_INVALID = "PoolInvalid"
     # spec.tier names no tier of the pool.
     UNKNOWN_TIER = "UnknownTier"
     # The precision cannot run on the pool's accelerator.
     UNSUPPORTED_PRECISION = "UnsupportedPrecision"
+    # spec.maxModelLen is longer than the model's context (max_position_embeddings).
+    CONTEXT_TOO_LONG = "ContextTooLong"
+    # The spec asks for figures the sizing cannot represent (too large to compute with).
+    OUT_OF_RANGE = "OutOfRange"
     # The engine cannot run on the pool's hardware.
     UNSUPPORTED_ENGINE = "UnsupportedEngine"
     # The spec is inconsistent in a way the CRD schema cannot express.
     INVALID_SPEC = "InvalidSpec"
+    # The API server refused an object rendered from the spec (message: its answer); the same
+    # objects are not sent again until the spec or the pool changes.
+    REJECTED = "Rejected"
     # Pods exist but cannot be scheduled.
     UNSCHEDULABLE = "Unschedulable"
     # No desired instances (scaled to zero).
@@ -102,6 +110,8 @@ class Reason(StrEnum):
     INSTANCES_LOST = "InstancesLost"
     NODES_FOUND = "NodesFound"
     NO_NODES = "NoNodesMatch"
+    # Nodes match the pool's nodeSelector, but none advertises the accelerator's resource.
+    NO_ACCELERATORS = "NoAcceleratorResource"
 
 
 class Condition(ApiModel):

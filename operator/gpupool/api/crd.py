@@ -13,8 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from gpupool.api.schema import cel
 from gpupool.api.v1alpha1 import (
     GROUP,
+    MAX_POOL_NAME_LENGTH,
     VERSION,
     InferencePoolSpec,
     InferencePoolStatus,
@@ -113,8 +115,13 @@ def openapi_schema(model: type[BaseModel]) -> dict[str, Any]:
     return schema
 
 
-def _root_schema(spec: type[BaseModel], status: type[BaseModel], description: str) -> dict[str, Any]:
-    return {
+def _root_schema(
+    spec: type[BaseModel],
+    status: type[BaseModel],
+    description: str,
+    rules: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    schema: dict[str, Any] = {
         "type": "object",
         "description": description,
         "required": ["spec"],
@@ -126,6 +133,9 @@ def _root_schema(spec: type[BaseModel], status: type[BaseModel], description: st
             "status": openapi_schema(status),
         },
     }
+    if rules:
+        schema["x-kubernetes-validations"] = rules
+    return schema
 
 
 def _crd(
@@ -193,6 +203,13 @@ def inference_pool_crd() -> dict[str, Any]:
             InferencePoolSpec,
             InferencePoolStatus,
             "A pool of accelerator nodes that gpupool sizes and places models on.",
+            [
+                cel(
+                    f"size(self.metadata.name) <= {MAX_POOL_NAME_LENGTH}",
+                    f"metadata.name: a pool's name has {MAX_POOL_NAME_LENGTH} characters at most, so "
+                    "that its tiers' PriorityClass names (gpupool-<pool>-<tier>) stay valid",
+                )
+            ],
         ),
         subresources={"status": {}},
         columns=[

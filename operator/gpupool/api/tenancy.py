@@ -207,12 +207,14 @@ class Tenant(ApiModel):
     max_accelerators: int | None = Field(
         default=None,
         ge=0,
+        le=1_000_000,
         description="Most accelerators of this pool the tenant's pods may request together, "
         "running and pending.",
     )
     max_accelerator_memory: str | None = Field(
         default=None,
         pattern=QUANTITY_PATTERN,
+        max_length=32,
         description="Most accelerator memory of this pool the tenant may hold, as a Kubernetes "
         "quantity (e.g. 640Gi); whole accelerators count, each with the memory of the pool's "
         "accelerator model.",
@@ -324,6 +326,7 @@ class PoolPreference(ApiModel):
     max_instances: int | None = Field(
         default=None,
         ge=0,
+        le=10_000,
         description="Most instances of the model on this pool; unset is no limit beyond the "
         "pool's tiers and quotas.",
     )

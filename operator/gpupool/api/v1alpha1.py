@@ -8,12 +8,26 @@ object it reads through them.
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
 from gpupool.api.base import ApiModel
 from gpupool.api.conditions import Condition
+from gpupool.api.names import (
+    CONFIG_KEY,
+    IMAGE,
+    LABEL_VALUE,
+    MAX_CONFIG_KEY_LENGTH,
+    MAX_LABEL_VALUE_LENGTH,
+    MAX_QUALIFIED_NAME_LENGTH,
+    MAX_SELECTOR_LABELS,
+    QUALIFIED_NAME,
+    LabelValue,
+    check_label_keys,
+    label_map_schema,
+    qualified_name_problem,
+)
 from gpupool.api.schema import atomic_list, cel, list_map, with_rules
 from gpupool.api.tenancy import (
     MAX_POOLS_PER_MODEL,
@@ -44,6 +58,17 @@ DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?
 
 DEFAULT_MAX_MODEL_LEN = 8192
 
+# Bounds that keep every figure the operator derives from a spec a finite, representable number
+# (1e308 QPS once overflowed the instance count): far above any real deployment, far below where
+# float or int64 arithmetic breaks.
+MAX_QPS = 1_000_000.0
+MAX_INSTANCES = 10_000
+MAX_PRICE_PER_HOUR = 1_000_000.0
+MAX_LATENCY_SLO_MS = 3_600_000
+# A pool's name is part of its tiers' PriorityClass names, gpupool-<pool>-<tier>, which must stay
+# within the 253 characters of a DNS subdomain (tier names have 16 characters at most).
+MAX_POOL_NAME_LENGTH = 253 - len("gpupool-") - 1 - 16
+
 
 # --------------------------------------------------------------------------------------------------
 # Shared pieces
@@ -61,18 +86,81 @@ class TaintEffect(StrEnum):
 
 
 class Toleration(ApiModel):
-    """A core/v1 Toleration, copied into every pod the pool runs."""
+    """A core/v1 Toleration, copied into every pod the pool runs.
 
-    key: str | None = Field(default=None, description="Taint key; empty with Exists matches all.")
+    Checked as the API server checks a pod's tolerations, so a pool the CRD admits never renders
+    a Deployment the API server refuses.
+    """
+
+    model_config = with_rules(
+        cel(
+            "self.operator == 'Exists' || (has(self.key) && size(self.key) > 0)",
+            "tolerations: operator must be Exists when key is empty",
+            field_path=".operator",
+        ),
+        cel(
+            "self.operator != 'Exists' || !has(self.value) || size(self.value) == 0",
+            "tolerations: value must be empty when operator is Exists",
+            field_path=".value",
+        ),
+        cel(
+            "!has(self.tolerationSeconds) || (has(self.effect) && self.effect == 'NoExecute')",
+            "tolerations: effect must be NoExecute when tolerationSeconds is set",
+            field_path=".tolerationSeconds",
+        ),
+    )
+
+    key: str | None = Field(
+        default=None,
+        description="Taint key (a label key); empty with Exists matches all.",
+        pattern=QUALIFIED_NAME,
+        max_length=MAX_QUALIFIED_NAME_LENGTH,
+    )
     operator: TolerationOperator = Field(default=TolerationOperator.EQUAL, description="Exists or Equal.")
-    value: str | None = Field(default=None, description="Taint value, for Equal.")
+    value: str | None = Field(
+        default=None,
+        description="Taint value (a label value), for Equal.",
+        pattern=LABEL_VALUE,
+        max_length=MAX_LABEL_VALUE_LENGTH,
+    )
     effect: TaintEffect | None = Field(default=None, description="Taint effect; empty matches all.")
-    toleration_seconds: int | None = Field(default=None, description="For NoExecute: how long to stay.")
+    toleration_seconds: int | None = Field(
+        default=None,
+        ge=-(2**62),
+        le=2**62,
+        description="For NoExecute: how long to stay after the taint appears.",
+    )
+
+    @field_validator("key")
+    @classmethod
+    def _key_is_qualified(cls, value: str | None) -> str | None:
+        problem = qualified_name_problem(value) if value else None
+        if problem is not None:
+            raise ValueError(f"tolerations: {problem}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        exists = self.operator is TolerationOperator.EXISTS
+        if not exists and not self.key:
+            raise ValueError("tolerations: operator must be Exists when key is empty")
+        if exists and self.value:
+            raise ValueError("tolerations: value must be empty when operator is Exists")
+        if self.toleration_seconds is not None and self.effect is not TaintEffect.NO_EXECUTE:
+            raise ValueError("tolerations: effect must be NoExecute when tolerationSeconds is set")
+        return self
 
 
 class SecretKeyRef(ApiModel):
-    name: str = Field(description="Secret in the ModelDeployment's namespace.", pattern=DNS_SUBDOMAIN)
-    key: str = Field(default="token", description="Key inside the Secret.", min_length=1)
+    name: str = Field(
+        description="Secret in the ModelDeployment's namespace.", pattern=DNS_SUBDOMAIN, max_length=253
+    )
+    key: str = Field(
+        default="token",
+        description="Key inside the Secret.",
+        pattern=CONFIG_KEY,
+        max_length=MAX_CONFIG_KEY_LENGTH,
+    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,12 +349,16 @@ class InferencePoolSpec(ApiModel):
         description="Accelerators in one node's NVLink/HCCS domain; a tensor-parallel group never "
         "spans nodes.",
     )
-    node_selector: dict[str, str] = Field(
+    node_selector: dict[str, LabelValue] = Field(
         default_factory=dict,
-        description="Labels a node must carry to belong to the pool; copied to every pod.",
+        max_length=MAX_SELECTOR_LABELS,
+        description="Labels a node must carry to belong to the pool; copied to every pod. Keys are "
+        "label keys, values label values (63 characters at most).",
+        json_schema_extra=label_map_schema("nodeSelector"),
     )
     tolerations: list[Toleration] = Field(
         default_factory=list,
+        max_length=32,
         description="Tolerations for the taints of the pool's nodes; copied to every pod.",
         json_schema_extra=atomic_list(),
     )
@@ -278,7 +370,10 @@ class InferencePoolSpec(ApiModel):
         json_schema_extra=list_map("name"),
     )
     price_per_accelerator_hour: float | None = Field(
-        default=None, ge=0, description="Hourly price of one accelerator, for cost reporting."
+        default=None,
+        ge=0,
+        le=MAX_PRICE_PER_HOUR,
+        description="Hourly price of one accelerator, for cost reporting.",
     )
     prometheus: PrometheusSpec | None = Field(
         default=None,
@@ -292,6 +387,25 @@ class InferencePoolSpec(ApiModel):
         "namespaces, so pods it does not create are held to the same limit.",
         json_schema_extra=list_map("name"),
     )
+
+    @field_validator("node_selector")
+    @classmethod
+    def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        return check_label_keys("nodeSelector", value)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        accelerator = ACCELERATORS[self.accelerator]
+        if accelerator.vendor is not self.vendor:
+            raise ValueError(
+                f"accelerator does not belong to vendor: {self.accelerator} is {accelerator.vendor.value}"
+            )
+        names = [t.name for t in self.tiers]
+        if len(set(names)) != len(names):
+            raise ValueError("tiers must have distinct names")
+        if sum(t.reserved_percent for t in self.tiers) > 100:
+            raise ValueError("the tiers' reservedPercent must add up to at most 100")
+        return self
 
     @field_validator("tenants")
     @classmethod
@@ -427,6 +541,16 @@ class ModelSource(ApiModel):
         max_length=253,
     )
 
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.name is None) == (self.architecture is None):
+            raise ValueError(
+                "set exactly one of model.name (a catalog model) and model.architecture (explicit shapes)"
+            )
+        if self.architecture is not None and self.served_name is None:
+            raise ValueError("model.servedName is required with an explicit model.architecture")
+        return self
+
 
 class HuggingFaceWeights(ApiModel):
     id: str = Field(
@@ -434,15 +558,24 @@ class HuggingFaceWeights(ApiModel):
         pattern=r"^[A-Za-z0-9._\-]+(/[A-Za-z0-9._\-]+)?$",
         max_length=200,
     )
-    revision: str | None = Field(default=None, description="Branch, tag or commit.", max_length=100)
+    revision: str | None = Field(
+        default=None, description="Branch, tag or commit.", pattern=r"^\S+$", max_length=100
+    )
     token_secret_ref: SecretKeyRef | None = Field(
         default=None, description="Secret key holding the Hugging Face token (gated models)."
     )
 
 
 class PvcWeights(ApiModel):
-    claim_name: str = Field(description="PersistentVolumeClaim holding the weights.", pattern=DNS_SUBDOMAIN)
-    path: str = Field(default="/", description="Directory of the weights inside the volume.", pattern=r"^/")
+    claim_name: str = Field(
+        description="PersistentVolumeClaim holding the weights.", pattern=DNS_SUBDOMAIN, max_length=253
+    )
+    path: str = Field(
+        default="/",
+        description="Directory of the weights inside the volume.",
+        pattern=r"^/",
+        max_length=1024,
+    )
 
 
 class WeightsSource(ApiModel):
@@ -455,6 +588,12 @@ class WeightsSource(ApiModel):
     hugging_face: HuggingFaceWeights | None = Field(default=None, description="Download from Hugging Face.")
     pvc: PvcWeights | None = Field(default=None, description="Mount from a PersistentVolumeClaim.")
 
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.hugging_face is None) == (self.pvc is None):
+            raise ValueError("set exactly one of weights.huggingFace and weights.pvc")
+        return self
+
 
 class EngineType(StrEnum):
     VLLM = "vllm"
@@ -464,10 +603,14 @@ class EngineType(StrEnum):
 class EngineSpec(ApiModel):
     type: EngineType = Field(default=EngineType.VLLM, description="Serving engine: vllm or triton.")
     image: str | None = Field(
-        default=None, description="Image override; the default depends on engine and vendor."
+        default=None,
+        description="Image override; the default depends on engine and vendor.",
+        pattern=IMAGE,
+        max_length=512,
     )
-    extra_args: list[str] = Field(
+    extra_args: list[Annotated[str, StringConstraints(max_length=4096)]] = Field(
         default_factory=list,
+        max_length=128,
         description="Extra engine arguments, appended after the ones gpupool derives from the plan.",
         json_schema_extra=atomic_list(),
     )
@@ -481,12 +624,14 @@ class EngineSpec(ApiModel):
     max_num_batched_tokens: int | None = Field(
         default=None,
         ge=1,
+        le=16_777_216,
         description="vLLM's --max-num-batched-tokens; unset means vLLM's default for the "
         "accelerator (8192 on 70 GiB and larger devices other than A100, else 2048).",
     )
     max_num_seqs: int | None = Field(
         default=None,
         ge=1,
+        le=65_536,
         description="vLLM's --max-num-seqs; unset means vLLM's default for the accelerator "
         "(1024 on 70 GiB and larger devices other than A100, else 256).",
     )
@@ -500,10 +645,13 @@ class EngineSpec(ApiModel):
 
 
 class TrafficSpec(ApiModel):
-    peak_qps: float = Field(default=1.0, ge=0, description="Peak requests per second to plan for.")
+    peak_qps: float = Field(
+        default=1.0, ge=0, le=MAX_QPS, description="Peak requests per second to plan for."
+    )
     qps_per_instance: float | None = Field(
         default=None,
         gt=0,
+        le=MAX_QPS,
         description="Measured requests per second one instance sustains within the SLO.",
     )
     headroom_percent: int = Field(
@@ -516,7 +664,12 @@ class TrafficSpec(ApiModel):
         description="Full-length sequences per instance the KV cache should hold; tensor parallelism "
         "grows to fit them when it can.",
     )
-    latency_slo_ms: int = Field(default=500, ge=1, description="Target time to first token, in milliseconds.")
+    latency_slo_ms: int = Field(
+        default=500,
+        ge=1,
+        le=MAX_LATENCY_SLO_MS,
+        description="Target time to first token, in milliseconds.",
+    )
 
 
 class ScalingSpec(ApiModel):
@@ -527,8 +680,14 @@ class ScalingSpec(ApiModel):
             field_path=".minReplicas",
         ),
     )
-    min_replicas: int = Field(default=1, ge=0, description="Fewest instances.")
-    max_replicas: int | None = Field(default=None, ge=0, description="Most instances.")
+    min_replicas: int = Field(default=1, ge=0, le=MAX_INSTANCES, description="Fewest instances.")
+    max_replicas: int | None = Field(default=None, ge=0, le=MAX_INSTANCES, description="Most instances.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Self:
+        if self.max_replicas is not None and self.min_replicas > self.max_replicas:
+            raise ValueError("scaling.minReplicas must be at most scaling.maxReplicas")
+        return self
 
 
 class ModelDeploymentSpec(ApiModel):
@@ -598,6 +757,7 @@ class ModelDeploymentSpec(ApiModel):
     replicas: int | None = Field(
         default=None,
         ge=0,
+        le=MAX_INSTANCES,
         description="Explicit instance count; overrides the planned count. The scale subresource "
         "writes this field, so `kubectl scale` and an HPA or KEDA can own it.",
     )
@@ -610,7 +770,15 @@ class ModelDeploymentSpec(ApiModel):
     )
 
     @model_validator(mode="after")
-    def _one_pool_field(self) -> ModelDeploymentSpec:
+    def _consistent(self) -> ModelDeploymentSpec:
+        arch = self.model.architecture
+        if arch is not None and self.max_model_len > arch.max_position_embeddings:
+            raise ValueError("maxModelLen exceeds the model's maxPositionEmbeddings")
+        if arch is not None and self.weights is None:
+            raise ValueError("weights is required with an explicit model.architecture")
+        maximum = self.scaling.max_replicas
+        if self.replicas is not None and maximum is not None and self.replicas > maximum:
+            raise ValueError("replicas exceeds scaling.maxReplicas")
         if (self.pool is None) == (not self.pools):
             raise ValueError("set exactly one of pool (one pool) and pools (several, in order of preference)")
         names = [p.name for p in self.pools]

@@ -17,6 +17,16 @@ from gpupool.api.schema import cel, with_rules
 # Lower-case DNS-label-like names, so a catalog name can appear in a resource name or a label.
 CATALOG_NAME_PATTERN = r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"
 
+# Bounds on a model's shapes, far above any published model (the largest have about 2e12
+# parameters, 160 layers, 10M-token contexts), so that no figure derived from them overflows.
+MAX_PARAMS = 100_000_000_000_000
+MAX_LAYERS = 4096
+MAX_WIDTH = 1_048_576
+MAX_HEADS = 4096
+MAX_HEAD_DIM = 16_384
+MAX_EXPERTS = 65_536
+MAX_CONTEXT = 1 << 26
+
 
 class Vendor(StrEnum):
     """Who makes the accelerator, which decides the device plugin and the engine image."""
@@ -69,6 +79,7 @@ class Quantization(ApiModel):
         default=None,
         description="Weights sharing one scale (AWQ/GPTQ groups, 32 for MXFP4, 16 for NVFP4).",
         ge=1,
+        le=MAX_WIDTH,
     )
     block_size: int | None = Field(
         default=None,
@@ -77,6 +88,7 @@ class Quantization(ApiModel):
             "rank's share of an MLP must be a whole number of blocks."
         ),
         ge=1,
+        le=MAX_HEAD_DIM,
     )
     experts_only: bool = Field(
         default=False,
@@ -159,18 +171,19 @@ class MoE(ApiModel):
         ),
     )
 
-    experts: int = Field(description="Routed experts per MoE layer.", ge=1)
-    experts_per_token: int = Field(description="Routed experts activated per token.", ge=1)
-    active_params: int = Field(description="Parameters used for one token.", ge=1)
+    experts: int = Field(description="Routed experts per MoE layer.", ge=1, le=MAX_EXPERTS)
+    experts_per_token: int = Field(description="Routed experts activated per token.", ge=1, le=MAX_EXPERTS)
+    active_params: int = Field(description="Parameters used for one token.", ge=1, le=MAX_PARAMS)
     expert_intermediate_size: int | None = Field(
         default=None,
         description=(
             "Width of one expert's MLP (moe_intermediate_size); unset means the model's intermediateSize."
         ),
         ge=1,
+        le=MAX_WIDTH,
     )
     shared_experts: int = Field(
-        default=0, description="Experts every token uses besides the routed ones.", ge=0
+        default=0, description="Experts every token uses besides the routed ones.", ge=0, le=MAX_EXPERTS
     )
 
     @model_validator(mode="after")
@@ -185,9 +198,11 @@ class MoE(ApiModel):
 class MLA(ApiModel):
     """Multi-head latent attention (DeepSeek-V2/V3): one compressed latent per token and layer."""
 
-    kv_lora_rank: int = Field(description="Width of the compressed KV latent.", ge=1)
+    kv_lora_rank: int = Field(
+        description="Width of the compressed KV latent.", ge=1, le=MAX_HEAD_DIM * MAX_HEADS
+    )
     qk_rope_head_dim: int = Field(
-        description="Width of the decoupled rotary key stored beside the latent.", ge=0
+        description="Width of the decoupled rotary key stored beside the latent.", ge=0, le=MAX_HEAD_DIM
     )
 
 
@@ -206,27 +221,34 @@ class Architecture(ApiModel):
             "architecture.moe.activeParams cannot exceed architecture.params",
             field_path=".moe.activeParams",
         ),
+        cel(
+            "self.slidingWindowLayers <= self.layers",
+            "architecture.slidingWindowLayers cannot exceed architecture.layers",
+            field_path=".slidingWindowLayers",
+        ),
     )
 
-    params: int = Field(description="Total parameter count (all experts for MoE).", ge=1)
+    params: int = Field(description="Total parameter count (all experts for MoE).", ge=1, le=MAX_PARAMS)
     layers: int = Field(
         description=(
             "Decoder layers that keep a KV cache (num_hidden_layers, less linear-attention and "
             "attention-free layers of hybrid and NAS models)."
         ),
         ge=1,
+        le=MAX_LAYERS,
     )
-    hidden_size: int = Field(description="Model width (hidden_size).", ge=1)
-    attention_heads: int = Field(description="Query heads (num_attention_heads).", ge=1)
+    hidden_size: int = Field(description="Model width (hidden_size).", ge=1, le=MAX_WIDTH)
+    attention_heads: int = Field(description="Query heads (num_attention_heads).", ge=1, le=MAX_HEADS)
     kv_heads: int = Field(
         description="Key/value heads (num_key_value_heads); fewer than query heads under GQA.",
         ge=1,
+        le=MAX_HEADS,
     )
-    head_dim: int = Field(description="Width of one attention head.", ge=1)
+    head_dim: int = Field(description="Width of one attention head.", ge=1, le=MAX_HEAD_DIM)
     max_position_embeddings: int = Field(
-        description="Longest context the model was configured for, in tokens.", ge=1
+        description="Longest context the model was configured for, in tokens.", ge=1, le=MAX_CONTEXT
     )
-    vocab_size: int | None = Field(default=None, description="Vocabulary size.", ge=1)
+    vocab_size: int | None = Field(default=None, description="Vocabulary size.", ge=1, le=MAX_WIDTH * 100)
     intermediate_size: int | None = Field(
         default=None,
         description=(
@@ -234,16 +256,19 @@ class Architecture(ApiModel):
             "vLLM's profiling pass; unset means 4 x hiddenSize."
         ),
         ge=1,
+        le=MAX_WIDTH,
     )
     sliding_window: int | None = Field(
         default=None,
         description="Tokens a sliding-window attention layer attends to and caches.",
         ge=1,
+        le=MAX_CONTEXT,
     )
     sliding_window_layers: int = Field(
         default=0,
         description="How many of the layers use the sliding window (the rest attend fully).",
         ge=0,
+        le=MAX_LAYERS,
     )
     quantization: Quantization | None = Field(
         default=None,
@@ -262,6 +287,10 @@ class Architecture(ApiModel):
             raise ValueError(
                 f"attention_heads ({self.attention_heads}) must be a multiple of kv_heads "
                 f"({self.kv_heads}): each KV head serves a whole group of query heads"
+            )
+        if self.sliding_window_layers > self.layers:
+            raise ValueError(
+                f"sliding_window_layers ({self.sliding_window_layers}) cannot exceed layers ({self.layers})"
             )
         if self.moe is not None and self.moe.active_params > self.params:
             raise ValueError(

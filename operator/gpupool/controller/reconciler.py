@@ -13,8 +13,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from gpupool.api.conditions import (
@@ -44,6 +46,7 @@ from gpupool.controller.kube import (
     RESOURCE_QUOTA,
     SERVICE,
     Kube,
+    applied_hash,
     resource_of,
     with_applied_hash,
 )
@@ -61,6 +64,7 @@ from gpupool.services.autoscaling import Scaling
 from gpupool.services.modeldeployment import (
     ModelOutcome,
     PoolContext,
+    UnparsedPool,
     WorkloadObservation,
     decide,
     total_observed,
@@ -92,6 +96,19 @@ def _short(err: ValidationError) -> str:
     return "; ".join(parts)
 
 
+# The API server's answers to an object it will not store as it is: Bad Request, Unprocessable.
+REFUSED = (400, 422)
+
+
+def refusal_message(err: ApiException) -> str:
+    """What the API server said about a refused object, in one line."""
+    try:
+        message = str(json.loads(err.body or "{}").get("message") or "")
+    except (ValueError, AttributeError):
+        message = ""
+    return " ".join((message or f"{err.status} {err.reason}").split())
+
+
 def parse_status(raw: Any, kind: type[ModelDeploymentStatus] | type[InferencePoolStatus]) -> Any:
     """Our own earlier status, if it still parses; an older or hand-edited one is just dropped."""
     if not raw:
@@ -121,7 +138,8 @@ def _invalid_spec_status(body: dict[str, Any], message: str) -> dict[str, Any]:
     generation = body["metadata"].get("generation")
     now = now_rfc3339()
     conditions = list(previous.conditions)
-    for type_ in (ConditionType.READY, ConditionType.PLANNED):
+    failed = (ConditionType.READY, ConditionType.PLANNED, ConditionType.PLACED, ConditionType.PROGRESSING)
+    for type_ in failed:
         conditions = set_condition(
             conditions, type_, ConditionStatus.FALSE, Reason.INVALID_SPEC, message, generation, now
         )
@@ -200,10 +218,10 @@ def _preemption_message(key: ModelKey) -> str | None:
     )
 
 
-def _context(kube: Kube, name: str, namespace: str) -> PoolContext | None:
+def _context(kube: Kube, name: str, namespace: str) -> PoolContext | UnparsedPool | None:
     pool = _read_pool(kube, name)
-    if pool is None:
-        return None
+    if isinstance(pool, UnparsedPool) or pool is None:
+        return pool
     state = _states.get(name)
     if state is None:
         state = _account_one(kube, pool)
@@ -346,31 +364,22 @@ def reconcile_model(
             _remember_asks(key, outcome, contexts)
             return outcome
         writes = 0
-        if outcome.apply:
-            current_by_name = {
-                ("Deployment", namespace, d["metadata"]["name"]): d for d in deployments.values() if d
-            }
-            fresh = all(d is None for d in deployments.values())
-            for obj in outcome.objects:
-                if fresh:
-                    # A new workload: nothing to compare with, so skip the reads.
-                    kube.apply(with_applied_hash(obj))
-                    writes += 1
-                    continue
-                if workloads_only and obj["kind"] != "Deployment":
-                    continue
-                obj_key = (obj["kind"], namespace, obj["metadata"]["name"])
-                current = current_by_name.get(obj_key)
-                if current is None and resource_of(obj) == DEPLOYMENT:
-                    current = None  # a pool the model did not use before: apply_if_changed reads it
-                elif current is None and snapshot is not None:
-                    current = snapshot.get(obj_key) or kube.get(
-                        resource_of(obj), namespace, obj["metadata"]["name"]
-                    )
-                writes += kube.apply_if_changed(obj, current)
-            writes += _prune_workloads(kube, body, md, outcome, snapshot)
+        refused = _refusal_of(key, outcome) if outcome.apply else None
+        if outcome.apply and refused is None:
+            try:
+                writes += _apply_outcome(kube, body, md, outcome, deployments, snapshot, workloads_only)
+            except ApiException as err:
+                if err.status not in REFUSED:
+                    raise
+                refused = _remember_refusal(key, body, outcome, err)
+        if refused is not None:
+            outcome = replace(outcome, status=_rejected_status(outcome, refused), events=[])
+        else:
+            _rejections.pop(key, None)
         if kube.apply_status(MODEL_DEPLOYMENT, body, outcome.status.to_wire()):
             writes += 1
+            if refused is not None and _newly_rejected(md, outcome):
+                kube.post_event(body, "Warning", Reason.REJECTED.value, refused, now_rfc3339())
         placed = find_condition(outcome.status.conditions, ConditionType.PLACED)
         if preemption is not None and placed is not None and placed.reason == Reason.PREEMPTED:
             _preemptions.pop(key, None)
@@ -386,8 +395,107 @@ def reconcile_model(
     return outcome
 
 
+def _apply_outcome(
+    kube: Kube,
+    body: dict[str, Any],
+    md: ModelDeployment,
+    outcome: ModelOutcome,
+    deployments: dict[str, dict[str, Any] | None],
+    snapshot: Snapshot | None,
+    workloads_only: bool,
+) -> int:
+    """Apply the model's objects that differ from what the cluster holds, then prune the
+    Deployments it no longer needs; the number of writes."""
+    namespace = body["metadata"]["namespace"]
+    writes = 0
+    current_by_name = {("Deployment", namespace, d["metadata"]["name"]): d for d in deployments.values() if d}
+    fresh = all(d is None for d in deployments.values())
+    for obj in outcome.objects:
+        if fresh:
+            # A new workload: nothing to compare with, so skip the reads.
+            kube.apply(with_applied_hash(obj))
+            writes += 1
+            continue
+        if workloads_only and obj["kind"] != "Deployment":
+            continue
+        obj_key = (obj["kind"], namespace, obj["metadata"]["name"])
+        current = current_by_name.get(obj_key)
+        if current is None and resource_of(obj) == DEPLOYMENT:
+            current = None  # a pool the model did not use before: apply_if_changed reads it
+        elif current is None and snapshot is not None:
+            current = snapshot.get(obj_key) or kube.get(resource_of(obj), namespace, obj["metadata"]["name"])
+        writes += kube.apply_if_changed(obj, current)
+    writes += _prune_workloads(kube, body, md, outcome, snapshot)
+    return writes
+
+
+# Objects of a model the API server refused, by model: the digests of the objects as rendered
+# and the server's answer. The same objects are not sent again on every resync; a change of
+# the spec or of the pool renders different objects, which are tried.
+_rejections: dict[ModelKey, tuple[frozenset[str], str]] = {}
+
+
+def _digests(outcome: ModelOutcome) -> frozenset[str]:
+    return frozenset(applied_hash(obj) for obj in outcome.objects)
+
+
+def _refusal_of(key: ModelKey, outcome: ModelOutcome) -> str | None:
+    """The API server's answer when it already refused exactly these objects, else None."""
+    held = _rejections.get(key)
+    if held is None or held[0] != _digests(outcome):
+        return None
+    return held[1]
+
+
+def _remember_refusal(key: ModelKey, body: dict[str, Any], outcome: ModelOutcome, err: ApiException) -> str:
+    message = refusal_message(err)
+    _rejections[key] = (_digests(outcome), message)
+    log.warning(
+        "the API server refused an object of %s/%s: %s",
+        key[0],
+        key[1],
+        message,
+        extra={"obj_kind": "ModelDeployment", "obj_namespace": key[0], "obj_name": key[1]},
+    )
+    return message
+
+
+def _rejected_status(outcome: ModelOutcome, message: str) -> ModelDeploymentStatus:
+    """The decided status with Ready=False and Degraded=True saying what the API server refused."""
+    status = outcome.status
+    generation = status.observed_generation
+    now = now_rfc3339()
+    text = (
+        f"the API server refused the rendered objects: {message}; fix the field it names in the "
+        "ModelDeployment or its InferencePool (what ran before keeps running)"
+    )
+    conditions = list(status.conditions)
+    for type_, state in (
+        (ConditionType.READY, ConditionStatus.FALSE),
+        (ConditionType.DEGRADED, ConditionStatus.TRUE),
+        (ConditionType.PROGRESSING, ConditionStatus.FALSE),
+    ):
+        conditions = set_condition(conditions, type_, state, Reason.REJECTED, text, generation, now)
+    return status.model_copy(update={"conditions": conditions})
+
+
+def _newly_rejected(md: ModelDeployment, outcome: ModelOutcome) -> bool:
+    """Whether the status before this pass did not already say Rejected for this generation."""
+    before = find_condition(md.status.conditions if md.status else [], ConditionType.DEGRADED)
+    after = find_condition(outcome.status.conditions, ConditionType.DEGRADED)
+    return (
+        before is None
+        or after is None
+        or (before.reason, before.observed_generation)
+        != (
+            after.reason,
+            after.observed_generation,
+        )
+    )
+
+
 def _remember_asks(
-    key: ModelKey, outcome: ModelOutcome, contexts: dict[str, PoolContext | None]
+    key: ModelKey, outcome: ModelOutcome, contexts: dict[str, PoolContext | UnparsedPool | None]
 ) -> set[ModelKey]:
     """Keep what the model asked, and each pool's allocation with its demand in it. Returns the
     other models whose count that allocation changed."""
@@ -395,7 +503,9 @@ def _remember_asks(
     moved: set[ModelKey] = set()
     for pool, allocation in outcome.allocations.items():
         context = contexts.get(pool)
-        if context is None or context.state is None or _states.get(pool) is not context.state:
+        if not isinstance(context, PoolContext) or context.state is None:
+            continue
+        if _states.get(pool) is not context.state:
             continue
         before = context.allocation
         _allocations[pool] = (context.state, allocation)
@@ -475,34 +585,31 @@ def forget_pool(name: str) -> None:
     _allocations.pop(name, None)
 
 
-def _read_pool(kube: Kube, name: str) -> InferencePool | None:
+def _read_pool(kube: Kube, name: str) -> InferencePool | UnparsedPool | None:
+    """The pool a model names: parsed, or why it does not parse (its own status says so too)."""
     body = _pools.get(name) or kube.get(INFERENCE_POOL, None, name)
     if body is None:
         return None
     try:
         return InferencePool(
             metadata=body["metadata"],
-            spec=body["spec"],
+            spec=body.get("spec") or {},
             status=parse_status(body.get("status"), InferencePoolStatus),
         )
     except ValidationError as err:
-        log.warning(
-            "pool %s does not parse: %s",
-            name,
-            _short(err),
-            extra={"obj_kind": "InferencePool", "obj_name": name},
-        )
-        return None
+        return UnparsedPool(name, _short(err))
 
 
-def _invalid_pool_status(body: dict[str, Any], message: str) -> dict[str, Any]:
+def _invalid_pool_status(
+    body: dict[str, Any], message: str, reason: Reason = Reason.INVALID_SPEC
+) -> dict[str, Any]:
     previous = parse_status(body.get("status"), InferencePoolStatus) or InferencePoolStatus()
     generation = body["metadata"].get("generation")
     conditions = set_condition(
         previous.conditions,
         ConditionType.READY,
         ConditionStatus.FALSE,
-        Reason.INVALID_SPEC,
+        reason,
         message,
         generation,
         now_rfc3339(),
@@ -544,33 +651,75 @@ def reconcile_pools(kube: Kube, names: list[str]) -> list[tuple[str, str]]:
     for body in bodies:
         name = body["metadata"]["name"]
         with _locked(("", name)):
-            try:
-                pool = InferencePool(
-                    metadata=body["metadata"],
-                    spec=body["spec"],
-                    status=parse_status(body.get("status"), InferencePoolStatus),
-                )
-            except ValidationError as err:
-                message = f"spec is invalid: {_short(err)}"
-                kube.apply_status(INFERENCE_POOL, body, _invalid_pool_status(body, message))
-                _states.pop(name, None)
-                continue
-            for obj in render_priority_classes(pool):
-                kube.apply_if_changed(obj)
-            state = pool_state(pool, nodes, pods, _namespace_labels if pools_with_tenants else None)
-            before = _states.get(name)
-            _states[name] = state
-            held = _allocations.get(name)
-            asking = [caps.request.workload for asks in list(_asks.values()) if (caps := asks.get(name))]
-            allocation = recount(state, held[1] if held is not None else None, asking)
-            if allocation is not None:
-                _allocations[name] = (state, allocation)
-            status = status_of(pool, state, now_rfc3339(), allocation)
-            kube.apply_status(INFERENCE_POOL, body, status.to_wire())
-            metrics.observe_pool(name, status)
-            changed |= _limits_changed(name, state, allocation) | _lost_changed(name, before, state)
+            changed |= _reconcile_one_pool(kube, body, nodes, pods, pools_with_tenants)
     _reconcile_quotas(kube, pools_with_tenants)
     return sorted(changed)
+
+
+def _reconcile_one_pool(
+    kube: Kube,
+    body: dict[str, Any],
+    nodes: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    pools_with_tenants: bool,
+) -> set[ModelKey]:
+    """One pool of a batched recount. A pool that does not parse, or whose objects the API server
+    refuses, gets a status saying so and never stops the recount of the others."""
+    name = body["metadata"]["name"]
+    try:
+        pool = InferencePool(
+            metadata=body["metadata"],
+            spec=body.get("spec") or {},
+            status=parse_status(body.get("status"), InferencePoolStatus),
+        )
+    except ValidationError as err:
+        _refuse_pool(kube, body, Reason.INVALID_SPEC, f"spec is invalid: {_short(err)}")
+        return set()
+    try:
+        return _count_pool(kube, body, pool, nodes, pods, pools_with_tenants)
+    except ApiException as err:
+        if err.status not in REFUSED:
+            raise
+        _refuse_pool(kube, body, Reason.REJECTED, refusal_message(err))
+    except Exception:  # one pool's failure must not stop the recount of the others
+        where = {"obj_kind": "InferencePool", "obj_name": name}
+        log.exception("recount of pool %s failed", name, extra=where)
+    return set()
+
+
+def _refuse_pool(kube: Kube, body: dict[str, Any], reason: Reason, message: str) -> None:
+    """Ready=False with why: once in the log and as an event when the status changes."""
+    name = body["metadata"]["name"]
+    _states.pop(name, None)
+    if kube.apply_status(INFERENCE_POOL, body, _invalid_pool_status(body, message, reason)):
+        log.warning("pool %s: %s", name, message, extra={"obj_kind": "InferencePool", "obj_name": name})
+        kube.post_event(body, "Warning", reason.value, message, now_rfc3339())
+
+
+def _count_pool(
+    kube: Kube,
+    body: dict[str, Any],
+    pool: InferencePool,
+    nodes: list[dict[str, Any]],
+    pods: list[dict[str, Any]],
+    pools_with_tenants: bool,
+) -> set[ModelKey]:
+    """PriorityClasses, accounting and status of one parsed pool; the models whose limits moved."""
+    name = body["metadata"]["name"]
+    for obj in render_priority_classes(pool):
+        kube.apply_if_changed(obj)
+    state = pool_state(pool, nodes, pods, _namespace_labels if pools_with_tenants else None)
+    before = _states.get(name)
+    _states[name] = state
+    held = _allocations.get(name)
+    asking = [caps.request.workload for asks in list(_asks.values()) if (caps := asks.get(name))]
+    allocation = recount(state, held[1] if held is not None else None, asking)
+    if allocation is not None:
+        _allocations[name] = (state, allocation)
+    status = status_of(pool, state, now_rfc3339(), allocation)
+    kube.apply_status(INFERENCE_POOL, body, status.to_wire())
+    metrics.observe_pool(name, status)
+    return _limits_changed(name, state, allocation) | _lost_changed(name, before, state)
 
 
 def _limits_changed(pool: str, state: PoolState, allocation: Allocation | None) -> set[ModelKey]:

@@ -34,7 +34,7 @@ from gpupool.api.v1alpha1 import (
 )
 from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.models import UnknownModelError, get_model
-from gpupool.catalog.types import Architecture
+from gpupool.catalog.types import Accelerator, Architecture, KVCacheDtype, Vendor
 from gpupool.placement import (
     Allocation,
     Claim,
@@ -115,6 +115,22 @@ class SpecError(Exception):
         self.message = message
 
 
+@dataclass(frozen=True)
+class UnparsedPool:
+    """An InferencePool that exists but whose spec the operator cannot read (`message`: why)."""
+
+    name: str
+    message: str
+
+
+def pool_invalid_error(pool: UnparsedPool) -> SpecError:
+    return SpecError(
+        Reason.POOL_INVALID,
+        f"InferencePool {pool.name!r} exists but its spec is invalid ({pool.message}); fix the pool "
+        "(kubectl describe inferencepool.gpupool.io " + pool.name + ") or set spec.pool to another pool",
+    )
+
+
 def resolve_model(md: ModelDeployment) -> ResolvedModel:
     source = md.spec.model
     if source.architecture is not None:
@@ -163,15 +179,37 @@ def plan_model(md: ModelDeployment, pool: InferencePool) -> tuple[ResolvedModel,
             f"pool {pool.metadata.get('name')!r} has no tier {md.spec.tier!r}; its tiers are {tiers}",
         )
     accelerator = get_accelerator(pool.spec.accelerator)
+    context = resolved.architecture.max_position_embeddings
+    if md.spec.max_model_len > context:
+        raise SpecError(
+            Reason.CONTEXT_TOO_LONG,
+            f"spec.maxModelLen {md.spec.max_model_len:,} exceeds the {context:,}-token context of "
+            f"{resolved.label} (max_position_embeddings): set spec.maxModelLen to {context} or less",
+        )
     try:
         plan = plan_deployment(
             resolved.architecture, accelerator, sizing_request(md, pool), model_name=resolved.label
         )
+    except (OverflowError, ZeroDivisionError) as err:
+        raise SpecError(
+            Reason.OUT_OF_RANGE,
+            f"the spec's figures are too large to size ({err}): lower spec.traffic.peakQps, "
+            "spec.maxModelLen or the model.architecture sizes",
+        ) from err
     except ValueError as err:
-        raise SpecError(Reason.UNSUPPORTED_PRECISION, str(err)) from err
+        raise SpecError(_sizing_reason(md, accelerator), str(err)) from err
     if not plan.fits:
         raise SpecError(Reason.DOES_NOT_FIT, plan.reason)
     return resolved, plan
+
+
+def _sizing_reason(md: ModelDeployment, accelerator: Accelerator) -> Reason:
+    """The reason of a request the sizing refused: the precision or KV-cache type when the
+    accelerator cannot hold it, else a spec the sizing cannot work with."""
+    fp8_cache = md.spec.kv_cache_dtype is KVCacheDtype.FP8 and accelerator.vendor is Vendor.ASCEND
+    if md.spec.precision not in accelerator.supported_precisions or fp8_cache:
+        return Reason.UNSUPPORTED_PRECISION
+    return Reason.INVALID_SPEC
 
 
 def desired_replicas(md: ModelDeployment, plan: Plan, scaled: int | None = None) -> int:
@@ -384,7 +422,7 @@ class Split:
 
 def decide(
     md: ModelDeployment,
-    contexts: Mapping[str, PoolContext | None],
+    contexts: Mapping[str, PoolContext | UnparsedPool | None],
     observed: Mapping[str, WorkloadObservation | None],
     now: str,
     *,
@@ -513,7 +551,7 @@ def _missing_pool(md: ModelDeployment, name: str) -> SpecError:
 
 
 def _plan_pools(
-    md: ModelDeployment, contexts: Mapping[str, PoolContext | None]
+    md: ModelDeployment, contexts: Mapping[str, PoolContext | UnparsedPool | None]
 ) -> tuple[list[PlannedPool], list[tuple[str, str]]]:
     """Each allowed pool with the model's plan for it, and the pools that cannot serve it with why.
 
@@ -531,6 +569,8 @@ def _plan_pools(
         try:
             if context is None:
                 raise _missing_pool(md, preference.name)
+            if isinstance(context, UnparsedPool):
+                raise pool_invalid_error(context)
             resolved, plan = plan_model(md, context.pool)
         except SpecError as err:
             errors.append((preference.name, err))
@@ -617,7 +657,9 @@ def _render(md: ModelDeployment, split: Split) -> tuple[list[dict[str, Any]], li
             rendered = render_model_deployment(
                 md, share.pool.context.pool, share.pool.plan, share.instances, per_pool=several
             )
-        except UnsupportedEngineError as err:
+        except ValueError as err:  # a spec the objects cannot be rendered from (not the engine's)
+            if not isinstance(err, UnsupportedEngineError):
+                raise SpecError(Reason.INVALID_SPEC, f"the objects cannot be rendered: {err}") from err
             failures.append(err)
             if verdict is not None:
                 verdict = (*verdict[:2], f"{verdict[2]}; skipped {share.pool.name} ({err})")
@@ -758,6 +800,16 @@ def _failed(
     )
     running = workload.ready_replicas if workload else 0
     kept = f"; the previous workload keeps serving ({running} ready)" if running else ""
+    # Every condition describes this generation, Placed included: nothing of it is placed.
+    conditions = set_condition(
+        conditions,
+        ConditionType.PLACED,
+        ConditionStatus.FALSE,
+        err.reason,
+        "nothing of this generation is placed: " + err.message,
+        generation,
+        now,
+    )
     conditions = set_condition(
         conditions,
         ConditionType.READY,
@@ -785,10 +837,14 @@ def _failed(
         selector=_selector(md),
         conditions=conditions,
         autoscaling=autoscaling,
-        # What runs keeps running: remember where, so a later spec can clean it up.
-        placements=previous.placements if workload else [],
+        # What runs keeps running: remember where, so that the pass that applies a fixed spec
+        # also removes the Deployments it no longer needs, whichever pools they are on.
+        placements=previous.placements,
     )
-    return ModelOutcome(objects=[], status=status, events=_events(previous, status), apply=False)
+    # Placed and Degraded turn False and True with the same reason: one Warning says it, the
+    # Degraded one (the last), whose message is the error itself.
+    events = list({(e.type, e.reason): e for e in _events(previous, status)}.values())
+    return ModelOutcome(objects=[], status=status, events=events, apply=False)
 
 
 def _events(previous: ModelDeploymentStatus, current: ModelDeploymentStatus) -> list[EventRecord]:

@@ -18,6 +18,7 @@ from gpupool.api.v1alpha1 import (
     PoolAccelerators,
     TierCapacity,
 )
+from gpupool.catalog.accelerators import get_accelerator
 from gpupool.placement import Allocation, PoolState, TierAccount, TierShare, account_pool
 
 
@@ -38,7 +39,16 @@ def status_of(
     with the pool's allocation, what it grants each tier, lends and takes back."""
     previous = pool.status.conditions if pool.status else []
     generation = pool.metadata.get("generation")
-    if state.nodes:
+    if state.nodes and state.total == 0:
+        resource = get_accelerator(pool.spec.accelerator).resource_name
+        condition = (
+            ConditionStatus.FALSE,
+            Reason.NO_ACCELERATORS,
+            f"{len(state.nodes)} node(s) match spec.nodeSelector {dict(pool.spec.node_selector)} but "
+            f"none advertises {resource}, the device resource of {pool.spec.accelerator}: point "
+            "spec.nodeSelector at the accelerator nodes, or run the device plugin on these nodes",
+        )
+    elif state.nodes:
         condition = (
             ConditionStatus.TRUE,
             Reason.NODES_FOUND,

@@ -8,6 +8,8 @@ import math
 # Ratios are rounded to this many decimals before ceil(), so that 10 x 1.2 / 6 (which floating
 # point makes 2.0000000000000004) needs 2 instances, not 3.
 _RATIO_DECIMALS = 9
+# Beyond this a float no longer holds every whole number: the count is an error, not a plan.
+_MAX_INSTANCES = 2**53
 
 
 def plan_instances(peak_qps: float, qps_per_instance: float, headroom: float) -> int:
@@ -16,8 +18,14 @@ def plan_instances(peak_qps: float, qps_per_instance: float, headroom: float) ->
         raise ValueError(f"qps_per_instance must be positive, got {qps_per_instance}")
     if peak_qps < 0 or headroom < 0:
         raise ValueError("peak_qps and headroom cannot be negative")
-    needed = round(peak_qps * (1 + headroom) / qps_per_instance, _RATIO_DECIMALS)
-    return max(1, math.ceil(needed))
+    needed = peak_qps * (1 + headroom) / qps_per_instance
+    if not math.isfinite(needed) or needed > _MAX_INSTANCES:
+        # ceil() of infinity raises; a count this large is a typo, never a plan.
+        raise OverflowError(
+            f"{peak_qps:g} QPS with {headroom:.0%} headroom at {qps_per_instance:g} QPS per instance "
+            f"needs more than {_MAX_INSTANCES:,} instances"
+        )
+    return max(1, math.ceil(round(needed, _RATIO_DECIMALS)))
 
 
 def instances_per_node(accelerators_per_node: int, tensor_parallel: int) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 from placement_fixtures import node, pod
 
 from gpupool.api.conditions import ConditionType, find_condition
-from gpupool.api.v1alpha1 import InferencePool, ModelDeployment
+from gpupool.api.v1alpha1 import MAX_INSTANCES, InferencePool, ModelDeployment
 from gpupool.placement import MAX_INSTANCES_WITHOUT_NODES
 from gpupool.services.modeldeployment import (
     PoolContext,
@@ -278,7 +278,7 @@ def test_a_pool_without_nodes_keeps_the_count_so_pending_pods_can_bring_nodes() 
 
 
 def test_every_count_is_bounded_by_the_pool_or_by_a_fixed_cap_without_nodes() -> None:
-    huge = model(1_000_000_000)
+    huge = model(MAX_INSTANCES)  # the most the schema admits
     empty = decide(huge, {"h100": context(h100(), [], [])}, {}, NOW)
     assert empty.status.replicas == MAX_INSTANCES_WITHOUT_NODES
     assert placed(empty).reason == "InsufficientCapacity"
