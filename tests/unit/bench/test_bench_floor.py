@@ -102,26 +102,30 @@ def test_a_model_that_cannot_be_served_is_refused_before_the_floor_runs() -> Non
         raise AssertionError("a model with nothing to apply was rendered for the floor")
 
 
-def test_single_reads_counts_gets_of_the_reconciled_resources_only() -> None:
+def test_reads_count_single_gets_and_cluster_lists_of_what_a_reconcile_reads() -> None:
+    def line(resource: str, verb: str, value: int, scope: str = "resource", **labels: str) -> str:
+        fields = {"code": "200", "resource": resource, "scope": scope, "subresource": "", "verb": verb}
+        fields.update(labels)
+        return "apiserver_request_total{" + ",".join(f'{k}="{v}"' for k, v in fields.items()) + f"}} {value}"
+
     metrics = "\n".join(
         [
             "# HELP apiserver_request_total Counter of apiserver requests",
-            'apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",'
-            'resource="deployments",scope="resource",subresource="",verb="GET",version="v1"} 12',
-            'apiserver_request_total{code="404",component="apiserver",dry_run="",group="apps",'
-            'resource="deployments",scope="resource",subresource="",verb="GET",version="v1"} 3',
-            'apiserver_request_total{code="200",component="apiserver",dry_run="",group="apps",'
-            'resource="deployments",scope="namespace",subresource="",verb="LIST",version="v1"} 40',
-            'apiserver_request_total{code="200",component="apiserver",dry_run="",group="gpupool.io",'
-            'resource="modeldeployments",scope="resource",subresource="status",verb="GET",'
-            'version="v1alpha1"} 7',
-            'apiserver_request_total{code="200",component="apiserver",dry_run="",group="coordination.k8s.io",'
-            'resource="leases",scope="resource",subresource="",verb="GET",version="v1"} 99',
-            'apiserver_request_total{code="200",component="apiserver",dry_run="",group="gpupool.io",'
-            'resource="modeldeployments",scope="resource",subresource="",verb="GET",version="v1alpha1"} 5',
+            line("deployments", "GET", 12),
+            line("deployments", "GET", 3, code="404"),
+            line("deployments", "LIST", 40, scope="namespace"),  # the benchmark's own polling
+            line("modeldeployments", "GET", 7, subresource="status"),
+            line("leases", "GET", 99),  # leader election
+            line("modeldeployments", "GET", 5),
+            line("nodes", "LIST", 2, scope="cluster"),
+            line("nodes", "WATCH", 1, scope="cluster"),
         ]
     )
-    assert operator_scale.single_reads(metrics) == {"deployments": 15, "modeldeployments": 5}
+    assert operator_scale.reads(metrics) == {
+        "GET deployments": 15,
+        "GET modeldeployments": 5,
+        "LIST nodes": 2,
+    }
 
 
 def test_writes_are_counted_by_verb_and_resource() -> None:
