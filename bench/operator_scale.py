@@ -177,18 +177,7 @@ class Bench:
                 raise
 
     def body(self, name: str, replicas: int) -> dict[str, Any]:
-        return {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "ModelDeployment",
-            "metadata": {"name": name},
-            "spec": {
-                "model": {"name": "llama-3.1-8b"},
-                "pool": "nvidia-h100",
-                "tier": "P1",
-                "traffic": {"peakQps": 1},
-                "replicas": replicas,
-            },
-        }
+        return floor.model_body(name, replicas)
 
     def create(self, namespace: str, name: str, replicas: int) -> None:
         self.custom.create_namespaced_custom_object(
@@ -309,8 +298,7 @@ class Bench:
 
     def bodies(self, namespace: str, names: list[str], replicas: int) -> list[dict[str, Any]]:
         """The models `create` makes, as stored in `namespace` (what the floor renders from)."""
-        bodies = [self.body(name, replicas) for name in names]
-        return [{**b, "metadata": {**b["metadata"], "namespace": namespace}} for b in bodies]
+        return [floor.model_body(name, replicas, namespace) for name in names]
 
     # -- the run --------------------------------------------------------------------------------
 

@@ -83,6 +83,22 @@ def build(cache_root: Path | None = None) -> Path:
     return binary
 
 
+def model_body(name: str, replicas: int, namespace: str | None = None) -> dict[str, Any]:
+    """The ModelDeployment the benchmark creates: a small model on the H100 sample pool."""
+    return {
+        "apiVersion": "gpupool.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {"name": name, **({"namespace": namespace} if namespace else {})},
+        "spec": {
+            "model": {"name": "llama-3.1-8b"},
+            "pool": "nvidia-h100",
+            "tier": "P1",
+            "traffic": {"peakQps": 1},
+            "replicas": replicas,
+        },
+    }
+
+
 def rendered_model(body: dict[str, Any], pool: InferencePool, now: str) -> dict[str, Any]:
     """What the operator writes for `body` as a new model of `pool`: objects, status, one event."""
     stored = json.loads(json.dumps(body))

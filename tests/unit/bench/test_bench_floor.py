@@ -26,18 +26,7 @@ POOL = yaml.safe_load((ROOT / "manifests" / "samples" / "pool-nvidia-h100.yaml")
 
 
 def body(namespace: str, name: str, replicas: int = 0) -> dict[str, Any]:
-    return {
-        "apiVersion": "gpupool.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name, "namespace": namespace},
-        "spec": {
-            "model": {"name": "llama-3.1-8b"},
-            "pool": "nvidia-h100",
-            "tier": "P1",
-            "traffic": {"peakQps": 1},
-            "replicas": replicas,
-        },
-    }
+    return floor.model_body(name, replicas, namespace)
 
 
 def without_owner_and_hash(obj: dict[str, Any]) -> dict[str, Any]:
