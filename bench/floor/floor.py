@@ -106,7 +106,7 @@ def rendered_model(body: dict[str, Any], pool: InferencePool, now: str) -> dict[
     meta.setdefault("uid", PLACEHOLDER_UID)
     meta.setdefault("generation", 1)
     md = parse_object(ModelDeployment, stored)
-    outcome = decide(md, PoolContext(pool), None, now)
+    outcome = decide(md, {pool.metadata["name"]: PoolContext(pool)}, {}, now)
     if not outcome.apply or not outcome.events:
         raise FloorError(f"{meta.get('namespace')}/{meta.get('name')} renders nothing to apply")
     event = outcome.events[0]
