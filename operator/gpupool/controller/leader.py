@@ -282,6 +282,9 @@ class LeaderElector:
         reported = None
         while not self._stop.is_set():
             if self._attempt():
+                if self._stop.is_set():  # asked to stop while the Lease was being taken
+                    self.release()
+                    return False
                 log.info("leader election: %s now leads through Lease %s", me, self._lease())
                 return True
             holder = self.election.holder()
