@@ -596,16 +596,25 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     try:
         faults.prepare()
-        if "kills" in chosen:
-            results.append(faults.kills(args.kills, args.models))
-        if "rapid-edits" in chosen:
-            results.append(faults.rapid_edits(args.edits))
-        if "nodes" in chosen:
-            results += faults.node_faults()
-        if "leader-killed" in chosen:
-            results.append(faults.leader_killed(min(args.models, 10)))
-        if "api-down" in chosen:
-            results.append(faults.api_down(args.outage, min(args.models, 10)))
+        scenarios: list[tuple[str, Callable[[], Result | list[Result]]]] = [
+            ("kills", lambda: faults.kills(args.kills, args.models)),
+            ("rapid-edits", lambda: faults.rapid_edits(args.edits)),
+            ("nodes", faults.node_faults),
+            ("leader-killed", lambda: faults.leader_killed(min(args.models, 10))),
+            ("api-down", lambda: faults.api_down(args.outage, min(args.models, 10))),
+        ]
+        for name, run in scenarios:
+            if name not in chosen:
+                continue
+            log(f"scenario {name}")
+            started = time.monotonic()
+            try:
+                outcome = run()
+            except Exception as err:  # one broken scenario must not hide the others' figures
+                outcome = Result(name, 0, problems=[f"scenario failed: {type(err).__name__}: {err}"])
+            for r in outcome if isinstance(outcome, list) else [outcome]:
+                r.figures["took"] = f"{time.monotonic() - started:.0f} s"
+                results.append(r)
     finally:
         faults.cleanup()
         if cluster.started_here:
