@@ -615,6 +615,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in outcome if isinstance(outcome, list) else [outcome]:
                 r.figures["took"] = f"{time.monotonic() - started:.0f} s"
                 results.append(r)
+                log(f"{r.scenario}: {r.figures}; {r.verdict}")
     finally:
         faults.cleanup()
         if cluster.started_here:
