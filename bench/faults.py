@@ -202,7 +202,10 @@ class Faults:
         ]
         pool = self.custom.get_cluster_custom_object(GROUP, VERSION, "inferencepools", POOL)
         live = self.apps.list_namespaced_deployment(namespace, label_selector=MANAGED, _preload_content=False)
-        deployments = json.loads(live.data)["items"]
+        # Items of a list carry no apiVersion and kind of their own.
+        deployments = [
+            {"apiVersion": "apps/v1", "kind": "Deployment", **d} for d in json.loads(live.data)["items"]
+        ]
         found: list[str] = []
         uids = {m["metadata"]["uid"]: m for m in models}
         owned: Counter[str] = Counter()
