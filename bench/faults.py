@@ -470,6 +470,8 @@ class Faults:
             "kill→converged": f"{converged_after:.1f} s",
             "writes after kill": str(len(writes)),
             "objects written twice": str(sum(1 for n in per_object.values() if n > 1)),
+            "which": ", ".join("/".join(p for p in key if p) for key, n in per_object.items() if n > 1)
+            or "-",
             "events repeated": str(repeated),
         }
         result.problems += self.problems(ns)
