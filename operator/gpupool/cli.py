@@ -22,6 +22,14 @@ from gpupool.api.v1alpha1 import DEFAULT_MAX_MODEL_LEN, InferencePool, ModelDepl
 from gpupool.catalog.accelerators import ACCELERATORS, get_accelerator
 from gpupool.catalog.models import MODELS, architecture_from_hf_config, get_model
 from gpupool.catalog.types import Architecture, KVCacheDtype, Precision
+from gpupool.controller.leader import (
+    DEFAULT_LEASE_DURATION,
+    DEFAULT_LEASE_NAME,
+    DEFAULT_RENEW_DEADLINE,
+    DEFAULT_RETRY_PERIOD,
+    LeaderElectionSettings,
+    default_namespace,
+)
 from gpupool.manifests import load_documents, parse_object
 from gpupool.services.modeldeployment import PoolContext, decide
 from gpupool.simulate.cli import register as register_simulate
@@ -285,6 +293,19 @@ def run_command(args: argparse.Namespace) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     from gpupool.controller.runner import run_operator
 
+    leader_election = None
+    if args.leader_elect:
+        try:
+            leader_election = LeaderElectionSettings(
+                namespace=args.leader_election_namespace or default_namespace(),
+                name=args.leader_election_id,
+                lease_duration=args.leader_election_lease_duration,
+                renew_deadline=args.leader_election_renew_deadline,
+                retry_period=args.leader_election_retry_period,
+                **({"identity": args.leader_election_identity} if args.leader_election_identity else {}),
+            )
+        except ValueError as err:
+            raise CliError(str(err)) from err
     run_operator(
         kubeconfig=args.kubeconfig,
         health_address=args.health_address,
@@ -292,6 +313,7 @@ def run_command(args: argparse.Namespace) -> int:
         metrics_address=args.metrics_address,
         verbose=args.verbose,
         log_format=args.log_format,
+        leader_election=leader_election,
     )
     return 0
 
@@ -383,10 +405,57 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--log-format", choices=["text", "json"], default="text", help="json: one object per line"
     )
+    _add_leader_election_flags(run)
     run.set_defaults(func=run_command)
 
     register_simulate(sub)
     return parser
+
+
+def _add_leader_election_flags(run: argparse.ArgumentParser) -> None:
+    group = run.add_argument_group(
+        "leader election",
+        "Several replicas of the operator take turns through a coordination.k8s.io/v1 Lease: one "
+        "leads, the others stand by. Off by default for a single process; the chart turns it on.",
+    )
+    group.add_argument(
+        "--leader-elect",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="act only while holding the Lease; exit when it is lost (default: off)",
+    )
+    group.add_argument(
+        "--leader-election-namespace",
+        default=None,
+        help="namespace of the Lease (default: $GPUPOOL_NAMESPACE, else the pod's namespace, else default)",
+    )
+    group.add_argument("--leader-election-id", default=DEFAULT_LEASE_NAME, help="name of the Lease")
+    group.add_argument(
+        "--leader-election-identity",
+        default=None,
+        help="holder identity (default: $POD_NAME, else hostname-pid)",
+    )
+    group.add_argument(
+        "--leader-election-lease-duration",
+        type=float,
+        default=DEFAULT_LEASE_DURATION,
+        metavar="SECONDS",
+        help="a standby takes over once the Lease has not been renewed for this long (default: %(default)g)",
+    )
+    group.add_argument(
+        "--leader-election-renew-deadline",
+        type=float,
+        default=DEFAULT_RENEW_DEADLINE,
+        metavar="SECONDS",
+        help="the leader exits when it has not renewed the Lease for this long (default: %(default)g)",
+    )
+    group.add_argument(
+        "--leader-election-retry-period",
+        type=float,
+        default=DEFAULT_RETRY_PERIOD,
+        metavar="SECONDS",
+        help="how often the leader renews and a standby retries (default: %(default)g)",
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -33,12 +33,15 @@ class OperatorProcess:
         log_dir: Path,
         resync_seconds: float = 5.0,
         extra_env: dict[str, str] | None = None,
+        extra_args: list[str] | None = None,
     ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_dir / "operator.log"
         self.resync_seconds = resync_seconds
         # e.g. GPUPOOL_NAMESPACE: the namespace the operator reads Prometheus credentials from.
         self.extra_env = dict(extra_env or {})
+        # e.g. --leader-elect and its settings.
+        self.extra_args = list(extra_args or [])
         self.health_port = free_port()
         self.metrics_port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -65,6 +68,7 @@ class OperatorProcess:
                 "127.0.0.1",
                 "--metrics-port",
                 str(self.metrics_port),
+                *self.extra_args,
             ],
             env=env,
             stdout=log,

@@ -301,13 +301,18 @@ def test_install_upgrade_and_operator_with_chart_rbac(
     )
     try:
         deployment = cluster.get_json("deployment", f"{release}-gpupool", "-n", namespace)
-        assert deployment["status"]["readyReplicas"] == 1
-        # The default affinity keeps the operator off accelerator nodes when others are free.
-        pod = cluster.get_json("pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}")[
+        # A leader and a standby, on different nodes when they can be.
+        assert deployment["status"]["readyReplicas"] == 2
+        pods = cluster.get_json("pods", "-n", namespace, "-l", f"app.kubernetes.io/instance={release}")[
             "items"
-        ][0]
-        node = cluster.get_json("node", pod["spec"]["nodeName"])
-        assert "gpu-type" not in node["metadata"]["labels"], node["metadata"]["name"]
+        ]
+        assert len({p["spec"]["nodeName"] for p in pods}) == 2
+        # The default affinity keeps the operator off accelerator nodes when others are free.
+        for pod in pods:
+            node = cluster.get_json("node", pod["spec"]["nodeName"])
+            assert "gpu-type" not in node["metadata"]["labels"], node["metadata"]["name"]
+        pdb = cluster.get_json("pdb", f"{release}-gpupool", "-n", namespace)
+        assert pdb["spec"]["minAvailable"] == 1
 
         # An upgrade with changed values: faster resync, debug logs, and a pool from values.
         values = tmp_path / "upgrade.yaml"
@@ -558,6 +563,38 @@ def test_chart_service_account_reads_secrets_by_name_in_its_namespace_only(
         check=False,
     )
     assert (result.returncode == 0) is allowed, f"{verb} secrets in {where}: {result.stdout.strip()}"
+
+
+@pytest.mark.parametrize(
+    ("verb", "lease", "where", "allowed"),
+    [
+        ("get", "own", "release", True),
+        ("update", "own", "release", True),
+        ("create", "any", "release", True),
+        ("update", "other", "release", False),
+        ("delete", "own", "release", False),
+        ("list", "any", "release", False),
+        ("update", "own", "default", False),
+        ("create", "any", "kube-system", False),
+    ],
+)
+def test_chart_service_account_renews_only_its_own_lease(
+    cluster: Cluster, rbac_release: tuple[str, str], verb: str, lease: str, where: str, allowed: bool
+) -> None:
+    """Leader election: its one Lease, by name, in its own namespace; no other Lease anywhere."""
+    namespace, account = rbac_release
+    name = {"own": f"leases/{account}", "other": "leases/kube-scheduler", "any": "leases"}[lease]
+    result = cluster.kubectl(
+        "auth",
+        "can-i",
+        verb,
+        name.replace("leases", "leases.coordination.k8s.io", 1),
+        "-n",
+        namespace if where == "release" else where,
+        f"--as=system:serviceaccount:{namespace}:{account}",
+        check=False,
+    )
+    assert (result.returncode == 0) is allowed, f"{verb} {name} in {where}: {result.stdout.strip()}"
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 # kube-apiserver, kube-controller-manager and kube-scheduler of one pinned
 # release, with kwok simulating the kubelets of GPU, NPU and CPU nodes.
 #
-# Usage: cluster.sh up | down [--keep] | status | env | nodes | kubectl ARGS...
+# Usage: cluster.sh up | down [--keep] | status | env | nodes | stop C | start C | kubectl ARGS...
 #
 #   up        install dependencies, build or reuse the binaries, start
 #             everything and wait until the API is ready, the default
@@ -14,6 +14,9 @@
 #   nodes     create missing simulated nodes and delete extra ones, after
 #             the counts in NVIDIA_NODES, ASCEND_NODES and CPU_NODES (`up`
 #             only adds missing ones).
+#   stop C    stop one component C (etcd, kube-apiserver, kube-controller-manager,
+#             kube-scheduler or kwok) of a running cluster, for fault tests.
+#   start C   start that component again and wait until it is healthy.
 #   kubectl   run the pinned kubectl against the cluster.
 #
 # Settings (environment): GPUPOOL_CLUSTER_DIR (state, default <repo>/.cluster),
@@ -415,6 +418,41 @@ cmd_status() {
   return $ok
 }
 
+component_arg() {
+  local c
+  for c in "${COMPONENTS[@]}"; do [[ "${1:-}" == "$c" ]] && return 0; done
+  warn "name one component: ${COMPONENTS[*]}"
+  exit 2
+}
+
+cmd_stop() {
+  component_arg "$@"
+  [[ -f "$D/settings.env" ]] || { warn "no cluster state in $D; run cluster.sh up"; exit 1; }
+  stop_process "$1"
+  log "stopped $1"
+}
+
+cmd_start() {
+  component_arg "$@"
+  [[ -f "$D/settings.env" ]] || { warn "no cluster state in $D; run cluster.sh up"; exit 1; }
+  if is_running "$1"; then
+    log "$1 is already running"
+    return
+  fi
+  case "$1" in
+    etcd) start_etcd; wait_for etcd 60 "etcd health" etcd_healthy ;;
+    kube-apiserver) start_apiserver; wait_for kube-apiserver 180 "kube-apiserver /readyz" api_ready ;;
+    kube-controller-manager)
+      start_controller_manager
+      wait_for kube-controller-manager 120 "kube-controller-manager /healthz" secure_healthz "$CONTROLLER_MANAGER_PORT" ;;
+    kube-scheduler)
+      start_scheduler
+      wait_for kube-scheduler 120 "kube-scheduler /healthz" secure_healthz "$SCHEDULER_PORT" ;;
+    kwok) start_kwok; wait_for kwok 120 "kwok /healthz" kwok_healthy ;;
+  esac
+  log "started $1"
+}
+
 cmd_env() {
   [[ -f "$D/settings.env" ]] || { warn "no cluster state in $D; run cluster.sh up"; exit 1; }
   printf 'export GPUPOOL_CLUSTER_DIR=%q\n' "$D"
@@ -432,7 +470,7 @@ main() {
   shift || true
   mkdir -p "${GPUPOOL_CACHE:-$HOME/.cache/gpupool}"
   case "$cmd" in
-    up|down|nodes)
+    up|down|nodes|stop|start)
       # One state-changing command at a time per state folder (a test run and
       # `make demo` may race).
       exec 8>"${GPUPOOL_CACHE:-$HOME/.cache/gpupool}/cluster-$(echo "$D" | sha256sum | cut -c1-12).cmdlock"
@@ -444,6 +482,8 @@ main() {
     down) cmd_down "$@" ;;
     status) cmd_status ;;
     env) cmd_env ;;
+    stop) cmd_stop "$@" ;;
+    start) cmd_start "$@" ;;
     nodes)
       [[ -f "$D/settings.env" ]] && all_running || { warn "cluster is not running"; exit 1; }
       ensure_nodes --prune ;;

@@ -66,3 +66,20 @@ app.kubernetes.io/component: operator
 {{- define "gpupool.dashboardNamespace" -}}
 {{- default .Release.Namespace .Values.dashboard.namespace }}
 {{- end }}
+
+{{/*
+The operator pod's affinity: .Values.affinity, plus, with more than one replica, a preference for
+a node without another replica of this release, so that one node going down leaves a standby.
+*/}}
+{{- define "gpupool.affinity" -}}
+{{- $affinity := deepCopy (.Values.affinity | default dict) }}
+{{- if gt (int .Values.replicaCount) 1 }}
+{{- $anti := get $affinity "podAntiAffinity" | default dict }}
+{{- $preferred := get $anti "preferredDuringSchedulingIgnoredDuringExecution" | default list }}
+{{- $selector := dict "matchLabels" (include "gpupool.selectorLabels" . | fromYaml) }}
+{{- $term := dict "weight" 100 "podAffinityTerm" (dict "topologyKey" "kubernetes.io/hostname" "labelSelector" $selector) }}
+{{- $_ := set $anti "preferredDuringSchedulingIgnoredDuringExecution" (append $preferred $term) }}
+{{- $_ := set $affinity "podAntiAffinity" $anti }}
+{{- end }}
+{{- toYaml $affinity }}
+{{- end }}

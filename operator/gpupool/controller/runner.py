@@ -5,9 +5,23 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import FrameType
 
 import kopf
 from prometheus_client import start_http_server
+
+from gpupool.controller.leader import (
+    KubernetesLeaseStore,
+    LeaderElectionSettings,
+    LeaderElector,
+    LeaseElection,
+    exit_on_lost_leadership,
+)
+
+log = logging.getLogger(__name__)
 
 
 class JsonFormatter(logging.Formatter):
@@ -38,7 +52,9 @@ def run_operator(
     metrics_address: str,
     verbose: bool,
     log_format: str = "text",
+    leader_election: LeaderElectionSettings | None = None,
 ) -> None:
+    """Run the operator until SIGTERM; with `leader_election`, only once this process leads."""
     if kubeconfig and os.environ.get("KUBECONFIG") != kubeconfig:
         raise RuntimeError("set KUBECONFIG before importing the operator (gpupool run does)")
     handler = logging.StreamHandler()
@@ -53,8 +69,68 @@ def run_operator(
     from gpupool.controller import handlers  # noqa: F401
 
     start_http_server(metrics_port, addr=metrics_address)
-    kopf.run(
-        clusterwide=True,
-        standalone=True,
-        liveness_endpoint=f"http://{health_address}/healthz",
-    )
+    elector = None
+    if leader_election is not None:
+        elector = _lead_or_stand_by(kubeconfig, health_address, leader_election)
+        if elector is None:
+            return  # stopped while standing by
+    try:
+        kopf.run(
+            clusterwide=True,
+            standalone=True,
+            liveness_endpoint=f"http://{health_address}/healthz",
+        )
+    finally:
+        if elector is not None:
+            elector.release()
+
+
+def _lead_or_stand_by(
+    kubeconfig: str | None, health_address: str, settings: LeaderElectionSettings
+) -> LeaderElector | None:
+    """Wait for the Lease before any handler starts, answering /healthz meanwhile (a standby is
+    alive); then renew it in the background. None when SIGTERM or SIGINT came first."""
+    from gpupool.controller.kube import load_client
+
+    store = KubernetesLeaseStore(load_client(kubeconfig), settings, timeout=settings.renew_deadline / 2)
+    elector = LeaderElector(LeaseElection(store, settings))
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("leader election: %s received while standing by; exiting", signal.Signals(signum).name)
+        elector.stop()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    health = _standby_health_server(health_address)
+    try:
+        leading = elector.wait_for_leadership()
+    finally:
+        health.shutdown()
+        health.server_close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not leading:
+        return None
+    elector.keep_leading(on_lost=exit_on_lost_leadership)
+    return elector
+
+
+class _StandbyHealth(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        ok = self.path.split("?")[0] == "/healthz"
+        body = b'{"leader": false, "state": "standby"}' if ok else b"not found"
+        self.send_response(200 if ok else 404)
+        self.send_header("Content-Type", "application/json" if ok else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass  # probes every few seconds are noise
+
+
+def _standby_health_server(address: str) -> ThreadingHTTPServer:
+    """/healthz of a standby; kopf serves it on the same address once this process leads."""
+    host, _, port = address.rpartition(":")
+    server = ThreadingHTTPServer((host.strip("[]") or "0.0.0.0", int(port)), _StandbyHealth)
+    threading.Thread(target=server.serve_forever, name="standby-health", daemon=True).start()
+    return server

@@ -101,8 +101,6 @@ def test_crds_can_be_left_out_or_made_deletable(render: Render) -> None:
 def test_operator_deployment_is_hardened_and_probed(render: Render) -> None:
     deployment = one(render(), "Deployment")
     spec = deployment["spec"]
-    assert spec["replicas"] == 1
-    assert spec["strategy"] == {"type": "Recreate"}
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
@@ -166,7 +164,9 @@ def test_secrets_are_readable_by_name_in_the_release_namespace_only(render: Rend
     objects = render()
     role = one(objects, "Role")
     assert role["metadata"]["namespace"] == "gpupool-system"
-    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    secrets = [r for r in role["rules"] if "secrets" in r["resources"]]
+    assert secrets == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+    assert {g for r in role["rules"] for g in r["apiGroups"]} == {"", "coordination.k8s.io"}
     binding = one(objects, "RoleBinding")
     assert binding["metadata"]["namespace"] == "gpupool-system"
     assert binding["roleRef"] == {
@@ -255,3 +255,66 @@ def test_dashboard_covers_every_operator_metric() -> None:
     assert sorted(m for m in metrics if m not in exprs) == []
     ids = [p["id"] for p in dashboard["panels"]]
     assert len(ids) == len(set(ids))
+
+
+def test_two_replicas_take_turns_through_a_lease(render: Render) -> None:
+    """A leader and a standby: leader election on, rolling updates, one pod per node preferred,
+    a disruption budget, and the Lease readable and renewable by its name only."""
+    objects = render()
+    deployment = one(objects, "Deployment")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
+    }
+    pod = spec["template"]["spec"]
+    (container,) = pod["containers"]
+    name = deployment["metadata"]["name"]
+    assert "--leader-elect" in container["args"]
+    assert f"--leader-election-id={name}" in container["args"]
+    assert "--leader-election-lease-duration=10" in container["args"]
+    assert {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}} in container["env"]
+    anti = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    own = [
+        t
+        for t in anti
+        if t["podAffinityTerm"]["labelSelector"]["matchLabels"] == spec["selector"]["matchLabels"]
+    ]
+    assert [t["podAffinityTerm"]["topologyKey"] for t in own] == ["kubernetes.io/hostname"]
+    # The user's own affinity stays as it is, the operator's term added beside it.
+    assert pod["affinity"]["nodeAffinity"]
+    pdb = one(objects, "PodDisruptionBudget")
+    assert pdb["spec"] == {"minAvailable": 1, "selector": {"matchLabels": spec["selector"]["matchLabels"]}}
+    leases = [r for r in one(objects, "Role")["rules"] if r["apiGroups"] == ["coordination.k8s.io"]]
+    assert leases == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [name],
+            "verbs": ["get", "update"],
+        },
+    ]
+    assert not any("leases" in r["resources"] for r in one(objects, "ClusterRole")["rules"])
+
+
+def test_one_replica_without_leader_election_is_recreated(render: Render) -> None:
+    objects = render("--set", "replicaCount=1", "--set", "leaderElection.enabled=false")
+    spec = one(objects, "Deployment")["spec"]
+    assert spec["replicas"] == 1
+    assert spec["strategy"] == {"type": "Recreate"}
+    (container,) = spec["template"]["spec"]["containers"]
+    assert not any(a.startswith("--leader-elect") for a in container["args"])
+    assert by_kind(objects, "PodDisruptionBudget") == []
+    own = spec["template"]["spec"]["affinity"]["podAntiAffinity"][
+        "preferredDuringSchedulingIgnoredDuringExecution"
+    ]
+    assert len(own) == 1  # only the default term that keeps it away from inference pods
+    assert not any("leases" in r["resources"] for r in one(objects, "Role")["rules"])
+
+
+def test_several_replicas_without_leader_election_are_refused(helm: str) -> None:
+    result = run_helm(helm, "template", "x", str(CHART), "--set", "leaderElection.enabled=false", check=False)
+    assert result.returncode != 0
+    assert "replicaCount above 1 needs leaderElection.enabled" in result.stderr

@@ -47,6 +47,7 @@ def test_kustomize_base_is_the_chart_rendered(helm: str, tmp_path: Path) -> None
         "ClusterRole",
         "ClusterRoleBinding",
         "Deployment",
+        "PodDisruptionBudget",
         "Role",
         "RoleBinding",
         "Service",
