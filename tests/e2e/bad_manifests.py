@@ -3,7 +3,7 @@
 Every case is either refused by the API server (the CRD's OpenAPI schema or a CEL rule), with a
 message that names the field, or stored and answered by a status condition whose reason and
 message say what is wrong. The end-to-end suite (test_bad_input.py) applies them all against a
-real API server and operator; the unit suite (tests/unit/api/test_bad_input.py) checks the same
+real API server and operator; the unit suite (tests/unit/api/test_api_bad_input.py) checks the same
 table against the pydantic models and the pure core.
 
 The YAML files in bad/ (each with a `# expect:` line) join the table as refused cases.
