@@ -167,6 +167,15 @@ def _demand_points(
     return points
 
 
+def _settling(state: ScalerState, ready: int, now: float) -> bool:
+    """Whether instances became Ready within the last minute, the window of the latency quantile:
+    a p99 over the SLO then is mostly from before they served, no reason to add more."""
+    if state.ready_replicas is not None and ready > state.ready_replicas:
+        return True
+    rose = state.ready_rose_time
+    return rose is not None and 0 <= now - rose < _QUEUE_GROWTH_SECONDS
+
+
 # After its own scale-down the policy holds this long against signals of a rising queue: the removed
 # instances' requests queue again on the others for a while, and that is no new demand.
 def _after_scale_down(state: ScalerState, policy: AutoscalingPolicy, now: float) -> bool:
@@ -487,7 +496,15 @@ def decide_replicas(
     if kv is not None and kv > policy.kv_cache_usage_threshold:
         overload.append(f"KV cache {kv:.0%} full (limit {policy.kv_cache_usage_threshold:.0%})")
     slow = ttft is not None and latency_slo_seconds is not None and ttft > latency_slo_seconds
-    if slow:
+    settling = _settling(state, ready, now)
+    if slow and settling:
+        assert ttft is not None and latency_slo_seconds is not None
+        rules.append(
+            f"new-instances: the p99 time to first token of {ttft * 1000:.0f} ms is over the last "
+            f"{_QUEUE_GROWTH_SECONDS:.0f} s, most of it before the instances that became Ready "
+            "in that minute served: waiting for it to show them"
+        )
+    elif slow:
         assert ttft is not None and latency_slo_seconds is not None
         overload.append(
             f"p99 time to first token {ttft * 1000:.0f} ms over the {latency_slo_seconds * 1000:.0f} ms SLO"
@@ -539,6 +556,20 @@ def decide_replicas(
     pending = current - ready
     # An overload signal says "more", not how much: one step (scaleUpStep), then wait for it.
     step_up = current + policy.scale_up_step if overload and pending <= 0 and not draining else current
+    late_only = (
+        slow and not settling and not queued and not (kv is not None and kv > policy.kv_cache_usage_threshold)
+    )
+    if step_up > current and late_only and qps and ready and demand is not None:
+        # First tokens late with no queue: the Ready instances are at the SLO's edge, so what they
+        # finish is about what they serve within it. Size the step from that, not a fixed one.
+        edge = min(capacity_per_instance, qps / ready)
+        fitted = max(current + 1, instances_for(demand, edge, policy.target_utilization))
+        if fitted < step_up:
+            rules.append(
+                f"latency-step: first tokens late at {qps / ready:.2f} QPS per Ready instance: "
+                f"{fitted} instance(s) serve {demand:.1f} QPS at {policy.target_utilization:.0%} of that"
+            )
+            step_up = fitted
     load: float | None = None
     notes: list[str] = []
     if overload and pending > 0:
@@ -609,7 +640,11 @@ def decide_replicas(
             qps,
             ready,
             # A queue draining a backlog makes first tokens late at any rate: no measure of capacity.
-            saturated=ready == current and not hold and not draining and (late or saturated_queue),
+            saturated=ready == current
+            and not hold
+            and not draining
+            and not settling
+            and (late or saturated_queue),
             late=late,
             overloaded=bool(overload) or queued,
             running=_value(read_signal(window, Signal.RUNNING_REQUESTS, now, max_age)),
@@ -663,7 +698,7 @@ def decide_replicas(
         limits,
         rules,
     )
-    new_state = state.recorded(now, recommendation, current, desired, policy.history_seconds)
+    new_state = state.recorded(now, recommendation, current, desired, policy.history_seconds, ready)
     return ScalingDecision(
         desired=desired,
         current=current,
