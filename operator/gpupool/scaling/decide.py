@@ -10,7 +10,10 @@ One evaluation, pure and deterministic (the clock is a parameter):
    interval ahead when that is higher.
 3. Recommend: above `targetUtilization` of the current instances' capacity, the count that brings
    it back to the target; on a primary overload signal (queue, KV cache, latency) one step
-   (`scaleUpStep`) more, unless instances are still starting or the queue is already shrinking; below
+   (`scaleUpStep`) more, unless instances are still starting or the queue is already shrinking (a
+   late first token alone: the count the Ready instances' throughput calls for, and nothing for a
+   minute after new instances became Ready, while the latency quantile still holds the requests
+   served before them); below
    `scaleDownUtilization` (or accelerator utilisation below its down threshold), the count the
    target needs, when nothing is missing or overloaded.
    Without traffic metrics, only present primary overload signals can scale up (one step at a
@@ -103,8 +106,9 @@ class ScalingDecision(ApiModel):
     limits: list[str] = Field(default_factory=list, description="What held the count back.")
     rules: list[str] = Field(
         default_factory=list,
-        description="The named rules that shaped the decision (hold-after-scale-down, live-demand, "
-        "period, burst-headroom, ski-rental, learned-capacity), each with its numbers.",
+        description="The named rules that shaped the decision (hold-after-scale-down, latency-step, "
+        "new-instances, live-demand, period, burst-headroom, ski-rental, learned-capacity), each with "
+        "its numbers.",
     )
     signals: SignalValues = Field(description="The metric values behind the decision.")
     state: ScalerState = Field(description="State for the next evaluation.")
