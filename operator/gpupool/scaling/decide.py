@@ -644,7 +644,11 @@ def decide_replicas(
             qps,
             ready,
             # A queue draining a backlog makes first tokens late at any rate: no measure of capacity.
-            saturated=ready == current and not hold and not draining and (late or saturated_queue),
+            saturated=ready == current
+            and not hold
+            and not draining
+            and not settling
+            and (late or saturated_queue),
             late=late,
             overloaded=bool(overload) or queued,
             running=_value(read_signal(window, Signal.RUNNING_REQUESTS, now, max_age)),

@@ -176,12 +176,11 @@ class TestScaleUp:
     def test_late_first_tokens_just_after_instances_became_ready_add_none(self) -> None:
         # The p99 of the last minute still holds the requests served before the 5th was Ready.
         state = ScalerState(ready_replicas=4)
-        late = lambda t: 0.9 if t > NOW - 20 else 0.1  # noqa: E731
-        decision = decide(window(35.0, ttft=late), 5, state=state)
+        decision = decide(window(35.0, ttft=0.9), 5, state=state)
         assert decision.desired == 5 and not decision.overload
         assert any(r.startswith("new-instances") for r in decision.rules)
         assert decision.state.ready_rose_time == NOW and decision.state.ready_replicas == 5
-        later = decide(window(35.0, ttft=late, now=NOW + 45), 5, state=decision.state, now=NOW + 45)
+        later = decide(window(35.0, ttft=0.9, now=NOW + 45), 5, state=decision.state, now=NOW + 45)
         assert later.desired == 5 and not later.overload
         minute = decide(window(35.0, ttft=0.9, now=NOW + 75), 5, state=later.state, now=NOW + 75)
         assert minute.overload and minute.desired > 5
