@@ -10,7 +10,10 @@ One evaluation, pure and deterministic (the clock is a parameter):
    interval ahead when that is higher.
 3. Recommend: above `targetUtilization` of the current instances' capacity, the count that brings
    it back to the target; on a primary overload signal (queue, KV cache, latency) one step
-   (`scaleUpStep`) more, unless instances are still starting or the queue is already shrinking; below
+   (`scaleUpStep`) more, unless instances are still starting or the queue is already shrinking (a
+   late first token alone: the count the Ready instances' throughput calls for, and nothing for a
+   minute after new instances became Ready, while the latency quantile still holds the requests
+   served before them); below
    `scaleDownUtilization` (or accelerator utilisation below its down threshold), the count the
    target needs, when nothing is missing or overloaded.
    Without traffic metrics, only present primary overload signals can scale up (one step at a
@@ -103,8 +106,9 @@ class ScalingDecision(ApiModel):
     limits: list[str] = Field(default_factory=list, description="What held the count back.")
     rules: list[str] = Field(
         default_factory=list,
-        description="The named rules that shaped the decision (hold-after-scale-down, live-demand, "
-        "period, burst-headroom, ski-rental, learned-capacity), each with its numbers.",
+        description="The named rules that shaped the decision (hold-after-scale-down, latency-step, "
+        "new-instances, live-demand, period, burst-headroom, ski-rental, learned-capacity), each with "
+        "its numbers.",
     )
     signals: SignalValues = Field(description="The metric values behind the decision.")
     state: ScalerState = Field(description="State for the next evaluation.")
@@ -165,6 +169,15 @@ def _demand_points(
         growth = _queue_growth(waiting, times, time, span) if waiting else None
         points.append((time, max(0.0, qps + (growth or 0.0))))
     return points
+
+
+def _settling(state: ScalerState, ready: int, now: float) -> bool:
+    """Whether instances became Ready within the last minute, the window of the latency quantile:
+    a p99 over the SLO then is mostly from before they served, no reason to add more."""
+    if state.ready_replicas is not None and ready > state.ready_replicas:
+        return True
+    rose = state.ready_rose_time
+    return rose is not None and 0 <= now - rose < _QUEUE_GROWTH_SECONDS
 
 
 # After its own scale-down the policy holds this long against signals of a rising queue: the removed
@@ -487,7 +500,15 @@ def decide_replicas(
     if kv is not None and kv > policy.kv_cache_usage_threshold:
         overload.append(f"KV cache {kv:.0%} full (limit {policy.kv_cache_usage_threshold:.0%})")
     slow = ttft is not None and latency_slo_seconds is not None and ttft > latency_slo_seconds
-    if slow:
+    settling = _settling(state, ready, now)
+    if slow and settling:
+        assert ttft is not None and latency_slo_seconds is not None
+        rules.append(
+            f"new-instances: the p99 time to first token of {ttft * 1000:.0f} ms is over the last "
+            f"{_QUEUE_GROWTH_SECONDS:.0f} s, most of it before the instances that became Ready "
+            "in that minute served: waiting for it to show them"
+        )
+    elif slow:
         assert ttft is not None and latency_slo_seconds is not None
         overload.append(
             f"p99 time to first token {ttft * 1000:.0f} ms over the {latency_slo_seconds * 1000:.0f} ms SLO"
@@ -539,6 +560,20 @@ def decide_replicas(
     pending = current - ready
     # An overload signal says "more", not how much: one step (scaleUpStep), then wait for it.
     step_up = current + policy.scale_up_step if overload and pending <= 0 and not draining else current
+    late_only = (
+        slow and not settling and not queued and not (kv is not None and kv > policy.kv_cache_usage_threshold)
+    )
+    if step_up > current and late_only and qps and ready and demand is not None:
+        # First tokens late with no queue: the Ready instances are at the SLO's edge, so what they
+        # finish is about what they serve within it. Size the step from that, not a fixed one.
+        edge = min(capacity_per_instance, qps / ready)
+        fitted = max(current + 1, instances_for(demand, edge, policy.target_utilization))
+        if fitted < step_up:
+            rules.append(
+                f"latency-step: first tokens late at {qps / ready:.2f} QPS per Ready instance: "
+                f"{fitted} instance(s) serve {demand:.1f} QPS at {policy.target_utilization:.0%} of that"
+            )
+            step_up = fitted
     load: float | None = None
     notes: list[str] = []
     if overload and pending > 0:
@@ -609,7 +644,11 @@ def decide_replicas(
             qps,
             ready,
             # A queue draining a backlog makes first tokens late at any rate: no measure of capacity.
-            saturated=ready == current and not hold and not draining and (late or saturated_queue),
+            saturated=ready == current
+            and not hold
+            and not draining
+            and not settling
+            and (late or saturated_queue),
             late=late,
             overloaded=bool(overload) or queued,
             running=_value(read_signal(window, Signal.RUNNING_REQUESTS, now, max_age)),
@@ -663,7 +702,7 @@ def decide_replicas(
         limits,
         rules,
     )
-    new_state = state.recorded(now, recommendation, current, desired, policy.history_seconds)
+    new_state = state.recorded(now, recommendation, current, desired, policy.history_seconds, ready)
     return ScalingDecision(
         desired=desired,
         current=current,

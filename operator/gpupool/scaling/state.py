@@ -53,6 +53,12 @@ class ScalerState(ApiModel):
     batch_seconds: float | None = Field(
         default=None, description="Seconds a request spends running, as measured (running / QPS)."
     )
+    ready_replicas: int | None = Field(
+        default=None, ge=0, description="Instances serving at the last evaluation."
+    )
+    ready_rose_time: float | None = Field(
+        default=None, description="Last time more instances were serving than at the evaluation before."
+    )
 
     def added_since(self, since: float) -> int:
         """Instances added by scale-ups after `since`."""
@@ -69,8 +75,10 @@ class ScalerState(ApiModel):
         current: int,
         desired: int,
         keep_seconds: float,
+        ready: int | None = None,
     ) -> ScalerState:
-        """This state plus one recommendation and, when the count changes, one event; trimmed."""
+        """This state plus one recommendation, the Ready count and, when the count changes, one
+        event; trimmed."""
         cutoff = now - keep_seconds
         recommendations = [r for r in self.recommendations if r.time > cutoff]
         recommendations.append(Recommendation(time=now, replicas=recommendation))
@@ -82,11 +90,14 @@ class ScalerState(ApiModel):
                 last_up = now
             else:
                 last_down = now
-        return self.model_copy(
-            update={
-                "recommendations": recommendations,
-                "events": events,
-                "last_scale_up_time": last_up,
-                "last_scale_down_time": last_down,
-            }
-        )
+        update: dict[str, object] = {
+            "recommendations": recommendations,
+            "events": events,
+            "last_scale_up_time": last_up,
+            "last_scale_down_time": last_down,
+        }
+        if ready is not None:
+            update["ready_replicas"] = ready
+            if self.ready_replicas is not None and ready > self.ready_replicas:
+                update["ready_rose_time"] = now
+        return self.model_copy(update=update)

@@ -148,7 +148,6 @@ class TestScaleUp:
         [
             ({"waiting": 25.0}, "waiting per Ready instance"),
             ({"kv": 0.95}, "KV cache 95% full"),
-            ({"ttft": 0.9}, "900 ms over the 500 ms SLO"),
         ],
     )
     def test_a_primary_overload_signal_adds_one_step(self, signals: dict[str, float], words: str) -> None:
@@ -156,6 +155,35 @@ class TestScaleUp:
         decision = decide(window(28.0, **signals), 4)  # type: ignore[arg-type]
         assert decision.desired == 8
         assert any(words in o for o in decision.overload)
+
+    def test_late_first_tokens_without_a_queue_size_the_step_from_what_the_instances_finish(self) -> None:
+        # 28 QPS on 4 instances with first tokens late: they serve about 7 QPS each within the SLO,
+        # so 28 QPS at 80% of that needs 5, not the 8 of a fixed step.
+        decision = decide(window(28.0, ttft=0.9), 4)
+        assert any("900 ms over the 500 ms SLO" in o for o in decision.overload)
+        assert decision.desired == 5
+        assert any(r.startswith("latency-step: first tokens late at 7.00 QPS") for r in decision.rules)
+
+    def test_late_first_tokens_at_a_low_rate_add_at_least_one_instance(self) -> None:
+        decision = decide(window(8.0, ttft=0.9), 4)
+        assert decision.desired == 5
+
+    def test_late_first_tokens_with_a_queue_add_the_whole_step(self) -> None:
+        decision = decide(window(28.0, ttft=0.9, waiting=25.0), 4)
+        assert decision.desired == 8
+        assert not any(r.startswith("latency-step") for r in decision.rules)
+
+    def test_late_first_tokens_just_after_instances_became_ready_add_none(self) -> None:
+        # The p99 of the last minute still holds the requests served before the 5th was Ready.
+        state = ScalerState(ready_replicas=4)
+        decision = decide(window(35.0, ttft=0.9), 5, state=state)
+        assert decision.desired == 5 and not decision.overload
+        assert any(r.startswith("new-instances") for r in decision.rules)
+        assert decision.state.ready_rose_time == NOW and decision.state.ready_replicas == 5
+        later = decide(window(35.0, ttft=0.9, now=NOW + 45), 5, state=decision.state, now=NOW + 45)
+        assert later.desired == 5 and not later.overload
+        minute = decide(window(35.0, ttft=0.9, now=NOW + 75), 5, state=later.state, now=NOW + 75)
+        assert minute.overload and minute.desired > 5
 
     def test_no_second_instance_while_one_is_starting(self) -> None:
         decision = decide(window(35.0, ttft=0.9), 5, ready=4)

@@ -46,8 +46,9 @@ class TestHoldAfterScaleDown:
         assert decision.desired == 3
 
     def test_a_late_first_token_still_counts_within_the_hold(self) -> None:
+        # 12 QPS late on 2 instances: 6 QPS each within the SLO, 12 / (0.8 x 6) needs 3.
         decision = decide(window(12.0, ttft=0.9), 2, state=after_scale_down(2.0))
-        assert decision.desired == 6 and decision.overload
+        assert decision.desired == 3 and decision.overload
 
 
 def history(values: list[float], end: float = NOW) -> DemandHistory:
