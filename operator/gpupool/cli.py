@@ -287,10 +287,22 @@ def crd_yaml(crd: dict[str, Any]) -> str:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    if args.kubeconfig:
+    from pydantic import ValidationError
+
+    from gpupool.controller.config import OperatorConfig
+
+    flags = {name: getattr(args, name) for name in OperatorConfig.model_fields if hasattr(args, name)}
+    try:
+        config = OperatorConfig.from_flags(**flags)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
+        )
+        raise CliError(f"invalid operator settings (flags or GPUPOOL_* variables): {problems}") from err
+    if config.kubeconfig:
         # The kubernetes client reads $KUBECONFIG when it is first imported (by kopf's login), so
         # it must be set before the operator's modules load.
-        os.environ["KUBECONFIG"] = args.kubeconfig
+        os.environ["KUBECONFIG"] = config.kubeconfig
     from gpupool.controller.runner import run_operator
 
     leader_election = None
@@ -306,15 +318,7 @@ def run_command(args: argparse.Namespace) -> int:
             )
         except ValueError as err:
             raise CliError(str(err)) from err
-    run_operator(
-        kubeconfig=args.kubeconfig,
-        health_address=args.health_address,
-        metrics_port=args.metrics_port,
-        metrics_address=args.metrics_address,
-        verbose=args.verbose,
-        log_format=args.log_format,
-        leader_election=leader_election,
-    )
+    run_operator(config, leader_election)
     return 0
 
 
@@ -396,15 +400,21 @@ def build_parser() -> argparse.ArgumentParser:
     crds.add_argument("--output-dir", help="write one file per CRD into this folder")
     crds.set_defaults(func=crds_command)
 
-    run = sub.add_parser("run", help="run the operator")
-    run.add_argument("--kubeconfig", default=None)
-    run.add_argument("--health-address", default="0.0.0.0:8080", help="host:port of /healthz")
-    run.add_argument("--metrics-port", type=int, default=9090)
-    run.add_argument("--metrics-address", default="0.0.0.0")
-    run.add_argument("-v", "--verbose", action="store_true")
-    run.add_argument(
-        "--log-format", choices=["text", "json"], default="text", help="json: one object per line"
+    run = sub.add_parser(
+        "run",
+        help="run the operator",
+        description="Run the operator. Each flag overrides its GPUPOOL_* variable (docs/reliability.md).",
     )
+    run.add_argument("--kubeconfig", default=None)
+    run.add_argument("--health-address", default=None, help="host:port of /healthz (0.0.0.0:8080)")
+    run.add_argument("--metrics-port", type=int, default=None, help="port of /metrics (9090)")
+    run.add_argument("--metrics-address", default=None, help="address of /metrics (0.0.0.0)")
+    run.add_argument("-v", "--verbose", action="store_true", default=None)
+    run.add_argument(
+        "--log-format", choices=["text", "json"], default=None, help="json: one object per line (text)"
+    )
+    run.add_argument("--workers", type=int, default=None, help="worker threads of the work queue (8)")
+    run.add_argument("--resync-seconds", type=float, default=None, help="seconds between resyncs (60)")
     _add_leader_election_flags(run)
     run.set_defaults(func=run_command)
 

@@ -16,6 +16,7 @@ import lupa.lua51 as lua51
 import pytest
 import yaml
 from cluster import Cluster
+from harness import condition
 from operator_process import OperatorProcess, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,13 +40,6 @@ def argocd_health(kind: str, obj: dict[str, Any]) -> tuple[str, str]:
     runtime.globals().obj = to_lua(obj)
     result = runtime.execute((HEALTH / kind / "health.lua").read_text())
     return str(result["status"]), str(result["message"])
-
-
-def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
-    for c in ((obj or {}).get("status") or {}).get("conditions", []):
-        if c["type"] == type_:
-            return dict(c)
-    return {}
 
 
 def maybe(cluster: Cluster, *args: str) -> Any:

@@ -34,6 +34,7 @@ import bcrypt
 import pytest
 import yaml
 from cluster import Cluster, h100_pool_spec
+from harness import condition
 from operator_process import OperatorProcess, audit_writes, free_port, wait_for
 from test_observability import Prometheus
 
@@ -221,13 +222,6 @@ def prometheus_config(sd_file: Path) -> dict[str, Any]:
             }
         ],
     }
-
-
-def condition(body: dict[str, Any], type_: str) -> dict[str, Any]:
-    for c in (body.get("status") or {}).get("conditions", []):
-        if c["type"] == type_:
-            return dict(c)
-    return {}
 
 
 @pytest.fixture(scope="module")

@@ -195,7 +195,18 @@ def _answered(case: Case, obj: dict[str, Any] | None) -> bool:
 
 
 def _resyncs(process: OperatorProcess) -> int:
-    return process.log_path.read_text(errors="replace").count(" models took ")
+    """Resync passes done: each queues every pool and model, and is done once the queue is empty."""
+    queued = process.log_path.read_text(errors="replace").count(" models queued (listed in ")
+    if queued and _queue_depth(process) > 0:
+        return queued - 1
+    return queued
+
+
+def _queue_depth(process: OperatorProcess) -> float:
+    for line in process.metrics().splitlines():
+        if line.startswith("gpupool_workqueue_depth "):
+            return float(line.split()[1])
+    return 0.0
 
 
 def test_bad_input_is_refused_or_answered_once_and_never_holds_up_a_good_model(

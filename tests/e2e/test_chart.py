@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from cluster import Cluster, h100_pool_spec
+from harness import condition
 from operator_process import OperatorProcess, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,13 +188,6 @@ def namespace(cluster: Cluster, crds: None) -> Iterator[str]:
 
 def docs(text: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all(text) if d]
-
-
-def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
-    for c in ((obj or {}).get("status") or {}).get("conditions", []):
-        if c["type"] == type_:
-            return dict(c)
-    return {}
 
 
 def maybe(cluster: Cluster, *args: str) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 from cluster import Cluster, wait_until
+from harness import condition
 
 NVIDIA_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 ASCEND_TOLERATION = {"key": "huawei.com/Ascend910", "operator": "Exists", "effect": "NoSchedule"}
@@ -72,10 +73,6 @@ def pod_manifest(
         "metadata": {"name": name, "namespace": namespace},
         "spec": spec,
     }
-
-
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
-    return next((c for c in obj.get("status", {}).get("conditions", []) if c["type"] == type_), {})
 
 
 def running_and_ready(pod: dict[str, Any]) -> bool:

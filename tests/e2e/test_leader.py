@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from cluster import Cluster
+from harness import model_manifest
 from leases import elected_operator, lease_holder, lease_spec, reconciles, wait_for_holder
 from operator_process import OperatorProcess, wait_for
 
@@ -56,20 +57,6 @@ def start(
     return process
 
 
-def model(name: str, replicas: int) -> dict[str, Any]:
-    return {
-        "apiVersion": "gpupool.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": {
-            "model": {"name": "llama-3.1-8b"},
-            "pool": "nvidia-h100",
-            "traffic": {"peakQps": 1},
-            "replicas": replicas,
-        },
-    }
-
-
 def apply(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(obj))
 
@@ -100,7 +87,7 @@ def test_standby_acts_on_nothing_while_the_leader_leads(
     standby = start(cluster, tmp_path, processes, namespace, "b")
     wait_for("b standing by", lambda: "standing by while a leads" in standby.log_path.read_text(), timeout=30)
 
-    apply(cluster, namespace, model("chat", 1))
+    apply(cluster, namespace, model_manifest("chat", replicas=1))
     wait_for("chat converged", lambda: converged(cluster, namespace, "chat", 1), timeout=90)
     # Let the resync (5 s) run a few times: the standby must stay quiet through them too.
     time.sleep(12)
@@ -120,13 +107,13 @@ def test_sigkilled_leader_is_replaced_and_the_standby_converges_later_changes(
     leader = start(cluster, tmp_path, processes, namespace, "a")
     wait_for_holder(cluster, namespace, LEASE, "a")
     standby = start(cluster, tmp_path, processes, namespace, "b")
-    apply(cluster, namespace, model("chat", 1))
+    apply(cluster, namespace, model_manifest("chat", replicas=1))
     wait_for("chat converged", lambda: converged(cluster, namespace, "chat", 1), timeout=90)
 
     assert leader.process is not None
     leader.process.kill()
     killed = time.monotonic()
-    apply(cluster, namespace, model("chat", 2))  # changed while nobody leads
+    apply(cluster, namespace, model_manifest("chat", replicas=2))  # changed while nobody leads
     takeover = wait_for_holder(cluster, namespace, LEASE, "b", timeout=60)
     print(f"\ntakeover after SIGKILL: {time.monotonic() - killed:.1f} s (lease duration 10 s)")
     wait_for("chat converged on b", lambda: converged(cluster, namespace, "chat", 2), timeout=90)

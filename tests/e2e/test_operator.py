@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
+from harness import condition, model_manifest
 from operator_process import OperatorProcess, audit_writes, wait_for
 
 from gpupool.controller.kube import contains
@@ -105,28 +106,6 @@ def namespace(kubectl: Kubectl, operator: OperatorProcess) -> Iterator[str]:
 def load(path: Path) -> dict[str, Any]:
     doc: dict[str, Any] = yaml.safe_load(path.read_text())
     return doc
-
-
-def model_manifest(name: str, **spec: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "model": {"name": "llama-3.1-8b"},
-        "pool": "nvidia-h100",
-        "traffic": {"peakQps": 1},
-    }
-    body.update(spec)
-    return {
-        "apiVersion": "gpupool.io/v1alpha1",
-        "kind": "ModelDeployment",
-        "metadata": {"name": name},
-        "spec": body,
-    }
-
-
-def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
-    for c in ((obj or {}).get("status") or {}).get("conditions", []):
-        if c["type"] == type_:
-            return dict(c)
-    return {}
 
 
 def ready_pods(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, Any]]:

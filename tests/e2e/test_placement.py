@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from cluster import Cluster, h100_pool_spec
+from harness import condition
 from operator_process import OperatorProcess, audit_writes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,13 +37,6 @@ pytestmark = pytest.mark.e2e
 def get(cluster: Cluster, *args: str) -> Any:
     result = cluster.kubectl("get", *args, "-o", "json", check=False)
     return json.loads(result.stdout) if result.returncode == 0 else None
-
-
-def condition(obj: Any, type_: str) -> dict[str, Any]:
-    for c in ((obj or {}).get("status") or {}).get("conditions", []):
-        if c["type"] == type_:
-            return dict(c)
-    return {}
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,13 @@ each model with one extra step: decide the count from its window and its persist
 (`gpupool.services.autoscaling`) and hand the decision to `decide()` as its `scaling` input, which
 records it and the `MetricsAvailable` condition in status and renders the Deployment with the new
 count. A decision that changes nothing writes nothing, except a refresh of the persisted state at
-most every `PERSIST_SECONDS`, so a restart loses at most that much of the stabilisation history.
+most every `autoscaler_persist_seconds`, so a restart loses at most that much of the stabilisation
+history.
 
 Around that step:
 
 - Credentials for Prometheus come from Secrets in the operator's own namespace
-  (`operator_namespace()`), read at each evaluation so that a rotated password is used at once.
+  (`OperatorConfig.operator_namespace()`), read at each evaluation so that a rotated password is used at once.
 - The seasonal forecast's QPS history is one coarse range query per pool, cached for minutes
   (`seasonal_history`), not read at every evaluation.
 - Before a model's count goes down, each of its pods gets its in-flight requests as
@@ -24,10 +25,8 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -37,6 +36,7 @@ from gpupool.api.conditions import Reason
 from gpupool.api.v1alpha1 import EngineType, InferencePool, ModelDeployment
 from gpupool.catalog.types import Vendor
 from gpupool.controller import metrics
+from gpupool.controller.config import DEFAULT_OPERATOR_NAMESPACE
 from gpupool.controller.kube import INFERENCE_POOL, POD, Kube
 from gpupool.controller.prometheus import (
     Connection,
@@ -54,7 +54,7 @@ from gpupool.controller.prometheus import (
     read_pool,
     unavailable,
 )
-from gpupool.controller.reconciler import reconcile_model
+from gpupool.controller.reconciler import Adjust
 from gpupool.render.labels import SELECTOR_LABEL, label_value
 from gpupool.scaling import AutoscalingPolicy, ScalerState
 from gpupool.scaling.deletion import POD_DELETION_COST, cost_changes
@@ -63,15 +63,9 @@ from gpupool.services.modeldeployment import WorkloadObservation
 
 log = logging.getLogger(__name__)
 
-TICK_SECONDS = float(os.environ.get("GPUPOOL_AUTOSCALER_TICK_SECONDS", "1"))
-PERSIST_SECONDS = float(os.environ.get("GPUPOOL_AUTOSCALER_PERSIST_SECONDS", "60"))
 # Range queries cover the trend window plus the queue-growth span, capped at 15 minutes.
 MAX_RANGE_SECONDS = 900
 MAX_STEP_SECONDS = 15
-# Where the operator runs when neither GPUPOOL_NAMESPACE nor a ServiceAccount says: the namespace
-# the chart's kustomize base installs into.
-DEFAULT_OPERATOR_NAMESPACE = "gpupool-system"
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 ModelKey = tuple[str, str]
 
@@ -89,67 +83,226 @@ class Tracked:
         return self.policy.horizon_seconds(self.load_time_seconds)
 
 
-# Models the autoscaler owns, kept current by the ModelDeployment watch.
-_tracked: dict[ModelKey, Tracked] = {}
-# The newest state of each model, which may be newer than the persisted one (see PERSIST_SECONDS).
-_states: dict[ModelKey, ScalerState] = {}
-# Pools' next evaluation, monotonic seconds.
-_due: dict[str, float] = {}
+@dataclass(frozen=True, eq=False)
+class Evaluation:
+    """One pool's readings at one evaluation, shared by the passes of its autoscaled models."""
+
+    pool: InferencePool | None
+    readings: dict[EngineType, PoolMetrics]
+    loads: PodLoads
 
 
-def track(type_: str | None, namespace: str, name: str, body: Any) -> None:
-    """Follow a ModelDeployment event: start or stop autoscaling it."""
-    key = (namespace, name)
-    spec = dict(body.get("spec") or {}) if body is not None else {}
-    raw = spec.get("autoscaling") or {}
-    if type_ == "DELETED" or not raw.get("enabled") or spec.get("replicas") is not None:
-        _tracked.pop(key, None)
-        if _states.pop(key, None) is not None:
-            metrics.forget_autoscaler(namespace, name)
-        return
-    try:
-        policy = AutoscalingPolicy.model_validate(raw)
-        engine = EngineType((spec.get("engine") or {}).get("type", EngineType.VLLM.value))
-        plan = (body.get("status") or {}).get("plan") or {}
-        load_time = float(plan.get("loadTimeSeconds") or 0.0)
-    except (ValidationError, ValueError, TypeError):
-        _tracked.pop(key, None)
-        return
-    _tracked[key] = Tracked(
-        pool=str(spec.get("pool", "")), engine=engine, policy=policy, load_time_seconds=load_time
-    )
+@dataclass
+class _CachedHistory:
+    plan: HistoryPlan
+    url: str
+    history: QpsHistory | None
+    next_read: float
 
 
-def due_pools(now: float) -> dict[str, list[ModelKey]]:
-    """The pools whose evaluation interval has passed, with their autoscaled models."""
-    by_pool: dict[str, list[ModelKey]] = {}
-    by_interval: dict[ModelKey, int] = {}
-    # The watch changes the dict from other threads; copy() is atomic, iterating it is not.
-    for key, tracked in sorted(_tracked.copy().items()):
-        by_pool.setdefault(tracked.pool, []).append(key)
-        by_interval[key] = tracked.policy.evaluation_interval_seconds
-    due = {}
-    for pool, models in by_pool.items():
-        if _due.get(pool, 0.0) <= now:
-            interval = min(by_interval[m] for m in models)
-            _due[pool] = now + interval
-            due[pool] = models
-    for pool in set(_due) - set(by_pool):
-        del _due[pool]
-    for pool in set(_histories) - set(by_pool):
-        del _histories[pool]
-    return due
+class Autoscaling:
+    """The autoscaler's state: the models it owns (kept by the ModelDeployment watch), their newest
+    scaling state, each pool's next evaluation and its cached seasonal history."""
 
+    def __init__(self, persist_seconds: float = 60.0, namespace: str = DEFAULT_OPERATOR_NAMESPACE) -> None:
+        self.persist_seconds = persist_seconds
+        # Where Prometheus credentials are read from: the operator's own namespace.
+        self.namespace = namespace
+        self._tracked: dict[ModelKey, Tracked] = {}
+        # The newest state of each model, which may be newer than the persisted one.
+        self._states: dict[ModelKey, ScalerState] = {}
+        # Pools' next evaluation, monotonic seconds.
+        self._due: dict[str, float] = {}
+        # The seasonal QPS history by pool, re-read every `HistoryPlan.refresh_seconds`.
+        self._histories: dict[str, _CachedHistory] = {}
 
-def operator_namespace() -> str:
-    """The namespace whose Secrets hold Prometheus credentials: the operator's own."""
-    configured = os.environ.get("GPUPOOL_NAMESPACE", "").strip()
-    if configured:
-        return configured
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or DEFAULT_OPERATOR_NAMESPACE
-    except OSError:
-        return DEFAULT_OPERATOR_NAMESPACE
+    def track(self, type_: str | None, namespace: str, name: str, body: Any) -> None:
+        """Follow a ModelDeployment event: start or stop autoscaling it."""
+        key = (namespace, name)
+        spec = dict(body.get("spec") or {}) if body is not None else {}
+        raw = spec.get("autoscaling") or {}
+        if type_ == "DELETED" or not raw.get("enabled") or spec.get("replicas") is not None:
+            self._tracked.pop(key, None)
+            if self._states.pop(key, None) is not None:
+                metrics.forget_autoscaler(namespace, name)
+            return
+        try:
+            policy = AutoscalingPolicy.model_validate(raw)
+            engine = EngineType((spec.get("engine") or {}).get("type", EngineType.VLLM.value))
+            plan = (body.get("status") or {}).get("plan") or {}
+            load_time = float(plan.get("loadTimeSeconds") or 0.0)
+        except (ValidationError, ValueError, TypeError):
+            self._tracked.pop(key, None)
+            return
+        self._tracked[key] = Tracked(
+            pool=str(spec.get("pool", "")), engine=engine, policy=policy, load_time_seconds=load_time
+        )
+
+    def due_pools(self, now: float) -> dict[str, list[ModelKey]]:
+        """The pools whose evaluation interval has passed, with their autoscaled models."""
+        by_pool: dict[str, list[ModelKey]] = {}
+        by_interval: dict[ModelKey, int] = {}
+        # The watch changes the dict from other threads; copy() is atomic, iterating it is not.
+        for key, tracked in sorted(self._tracked.copy().items()):
+            by_pool.setdefault(tracked.pool, []).append(key)
+            by_interval[key] = tracked.policy.evaluation_interval_seconds
+        due = {}
+        for pool, models in by_pool.items():
+            if self._due.get(pool, 0.0) <= now:
+                interval = min(by_interval[m] for m in models)
+                self._due[pool] = now + interval
+                due[pool] = models
+        for pool in set(self._due) - set(by_pool):
+            del self._due[pool]
+        for pool in set(self._histories) - set(by_pool):
+            self._histories.pop(pool, None)
+        return due
+
+    def models_of(self, pool: str) -> dict[ModelKey, Tracked]:
+        return {key: t for key, t in self._tracked.copy().items() if t.pool == pool}
+
+    def seasonal_history(
+        self, conn: Connection, pool: str, models: list[Tracked], now: float
+    ) -> QpsHistory | None:
+        """The pool's QPS history for its predictive models, from the cache while it is fresh enough.
+
+        One range query per pool at most every refresh interval; a failed read keeps the last answer
+        (still usable for most of a period) and is retried at the next refresh, not at every
+        evaluation.
+        """
+        plan = history_plan(
+            (t.policy.seasonal_period_seconds, t.horizon_seconds) for t in models if t.policy.predictive
+        )
+        cached = self._histories.get(pool)
+        if plan is None:
+            self._histories.pop(pool, None)
+            return None
+        same = cached is not None and cached.plan == plan and cached.url == conn.url
+        if same and cached is not None and now < cached.next_read:
+            return cached.history
+        history = cached.history if same and cached is not None else None
+        try:
+            history = read_history(conn, pool, plan, now)
+        except PrometheusError as err:
+            log.warning(
+                "autoscaler: seasonal history not read: %s",
+                err,
+                extra={"obj_kind": "InferencePool", "obj_name": pool},
+            )
+        self._histories[pool] = _CachedHistory(
+            plan=plan, url=conn.url, history=history, next_read=now + plan.refresh_seconds
+        )
+        return history
+
+    def evaluate(self, kube: Kube, pool_name: str) -> tuple[Evaluation, list[ModelKey]]:
+        """Read the pool's metrics once per signal and engine for its autoscaled models, whose own
+        passes then decide from them (`adjuster`)."""
+        now = time.time()
+        body = kube.get(INFERENCE_POOL, None, pool_name)
+        pool: InferencePool | None = None
+        if body is not None:
+            try:
+                pool = InferencePool(metadata=body["metadata"], spec=body["spec"])
+            except ValidationError:
+                pool = None
+        tracked = self.models_of(pool_name)
+        readings, conn = self._read_metrics(kube, pool, tracked, now)
+        return Evaluation(pool, readings, PodLoads(conn, pool_name, now)), sorted(tracked)
+
+    def adjuster(self, kube: Kube, evaluation: Evaluation, key: ModelKey) -> Adjust | None:
+        """The step a model's pass takes before its decision; None when it is no longer autoscaled."""
+        entry = self._tracked.get(key)
+        if entry is None:
+            return None
+        pool_metrics = evaluation.readings.get(entry.engine)
+        return functools.partial(self._adjust, kube, pool_metrics, evaluation.pool, evaluation.loads)
+
+    def _read_metrics(
+        self, kube: Kube, pool: InferencePool | None, tracked: dict[ModelKey, Tracked], now: float
+    ) -> tuple[dict[EngineType, PoolMetrics], Connection | None]:
+        """The pool's metrics by engine (empty without spec.prometheus), with the connection used."""
+        if pool is None or pool.spec.prometheus is None:
+            return {}, None
+        name = pool.metadata["name"]
+        engines = sorted({t.engine for t in tracked.values()})
+        namespace = self.namespace
+        try:
+            conn = connect(pool.spec.prometheus, namespace, _secret_reader(kube, namespace))
+        except CredentialsError as err:
+            log.warning("autoscaler: %s", err, extra={"obj_kind": "InferencePool", "obj_name": name})
+            return {
+                engine: unavailable(engine, pool.spec.vendor, str(err), err.reason) for engine in engines
+            }, None
+        readings: dict[EngineType, PoolMetrics] = {}
+        for engine in engines:
+            policies = [t.policy for t in tracked.values() if t.engine is engine]
+            step = min(MAX_STEP_SECONDS, min(p.evaluation_interval_seconds for p in policies))
+            span = max(
+                max(p.trend_window_seconds + max(60, 2 * p.evaluation_interval_seconds) for p in policies),
+                max(p.metrics_max_age_seconds for p in policies),
+            )
+            readings[engine] = read_pool(
+                conn, name, engine, pool.spec.vendor, now, min(MAX_RANGE_SECONDS, span + step), step
+            )
+        if any(r.error is None for r in readings.values()):
+            history = self.seasonal_history(conn, name, list(tracked.values()), now)
+            for reading in readings.values():
+                reading.history = history.by_model if history is not None else {}
+        return readings, conn
+
+    def _adjust(
+        self,
+        kube: Kube,
+        pool_metrics: PoolMetrics | None,
+        pool: InferencePool | None,
+        loads: PodLoads,
+        md: ModelDeployment,
+        workload: WorkloadObservation | None,
+    ) -> Scaling | None:
+        scaling = self.autoscale(md, workload, pool_metrics, pool, time.time())
+        if scaling is not None and md.status is not None and scaling.replicas < md.status.replicas:
+            # Before the Deployment is rendered with fewer replicas: the ReplicaSet controller reads
+            # the costs when it picks the pods to delete.
+            mark_least_busy(kube, md.metadata["namespace"], md.metadata["name"], loads)
+        return scaling
+
+    def autoscale(
+        self,
+        md: ModelDeployment,
+        workload: WorkloadObservation | None,
+        pool_metrics: PoolMetrics | None,
+        pool: InferencePool | None,
+        now: float,
+    ) -> Scaling | None:
+        """The autoscaler's decision for the model (`gpupool.services.autoscaling.scale`) from the
+        pool's metrics, kept as the newest state and counted in the operator's metrics."""
+        namespace, name = md.metadata["namespace"], md.metadata["name"]
+        key = (namespace, name)
+        if pool_metrics is None:
+            vendor = pool.spec.vendor if pool is not None else Vendor.NVIDIA
+            pool_metrics = unavailable(md.spec.engine.type, vendor, "no Prometheus to read")
+        scaling = scale(
+            md,
+            workload.ready_replicas if workload else 0,
+            pool_metrics.window(namespace, name),
+            _unavailable(pool, pool_metrics, key),
+            self._states.get(key),
+            now,
+            self.persist_seconds,
+        )
+        if scaling is None:
+            return None  # not planned yet: the next evaluation decides
+        decision = scaling.decision
+        self._states[key] = decision.state
+        metrics.SCALING_DECISIONS.labels(decision.direction.value).inc()
+        metrics.AUTOSCALER_DESIRED.labels(namespace, name).set(decision.desired)
+        if decision.desired != decision.current:
+            log.info(
+                "autoscaler: %s",
+                decision.reason,
+                extra={"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name},
+            )
+        return scaling
 
 
 def _secret_reader(kube: Kube, namespace: str) -> SecretReader:
@@ -163,49 +316,6 @@ def _secret_reader(kube: Kube, namespace: str) -> SecretReader:
             ) from err
 
     return read
-
-
-@dataclass
-class _CachedHistory:
-    plan: HistoryPlan
-    url: str
-    history: QpsHistory | None
-    next_read: float
-
-
-# The seasonal QPS history by pool, re-read every `HistoryPlan.refresh_seconds`.
-_histories: dict[str, _CachedHistory] = {}
-
-
-def seasonal_history(conn: Connection, pool: str, models: list[Tracked], now: float) -> QpsHistory | None:
-    """The pool's QPS history for its predictive models, from the cache while it is fresh enough.
-
-    One range query per pool at most every refresh interval; a failed read keeps the last answer
-    (still usable for most of a period) and is retried at the next refresh, not at every evaluation.
-    """
-    plan = history_plan(
-        (t.policy.seasonal_period_seconds, t.horizon_seconds) for t in models if t.policy.predictive
-    )
-    cached = _histories.get(pool)
-    if plan is None:
-        _histories.pop(pool, None)
-        return None
-    same = cached is not None and cached.plan == plan and cached.url == conn.url
-    if same and cached is not None and now < cached.next_read:
-        return cached.history
-    history = cached.history if same and cached is not None else None
-    try:
-        history = read_history(conn, pool, plan, now)
-    except PrometheusError as err:
-        log.warning(
-            "autoscaler: seasonal history not read: %s",
-            err,
-            extra={"obj_kind": "InferencePool", "obj_name": pool},
-        )
-    _histories[pool] = _CachedHistory(
-        plan=plan, url=conn.url, history=history, next_read=now + plan.refresh_seconds
-    )
-    return history
 
 
 class PodLoads:
@@ -269,86 +379,6 @@ def mark_least_busy(kube: Kube, namespace: str, name: str, loads: PodLoads) -> i
     return writes
 
 
-def evaluate_pool(kube: Kube, pool_name: str, models: list[ModelKey]) -> None:
-    """Read the pool's metrics once per signal and engine, then decide and reconcile each model."""
-    now = time.time()
-    body = kube.get(INFERENCE_POOL, None, pool_name)
-    pool: InferencePool | None = None
-    if body is not None:
-        try:
-            pool = InferencePool(metadata=body["metadata"], spec=body["spec"])
-        except ValidationError:
-            pool = None
-    current = _tracked.copy()
-    tracked = {key: current[key] for key in models if key in current}
-    readings, conn = _read_metrics(kube, pool, tracked, now)
-    loads = PodLoads(conn, pool_name, now)
-    for (namespace, name), entry in tracked.items():
-        pool_metrics = readings.get(entry.engine)
-        try:
-            reconcile_model(
-                kube, namespace, name, adjust=functools.partial(_adjust, kube, pool_metrics, pool, loads)
-            )
-        except Exception:
-            metrics.RECONCILE_ERRORS.labels("ModelDeployment").inc()
-            log.exception(
-                "autoscaling %s/%s failed",
-                namespace,
-                name,
-                extra={"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name},
-            )
-
-
-def _read_metrics(
-    kube: Kube, pool: InferencePool | None, tracked: dict[ModelKey, Tracked], now: float
-) -> tuple[dict[EngineType, PoolMetrics], Connection | None]:
-    """The pool's metrics by engine (empty without spec.prometheus), with the connection used."""
-    if pool is None or pool.spec.prometheus is None:
-        return {}, None
-    name = pool.metadata["name"]
-    engines = sorted({t.engine for t in tracked.values()})
-    namespace = operator_namespace()
-    try:
-        conn = connect(pool.spec.prometheus, namespace, _secret_reader(kube, namespace))
-    except CredentialsError as err:
-        log.warning("autoscaler: %s", err, extra={"obj_kind": "InferencePool", "obj_name": name})
-        return {
-            engine: unavailable(engine, pool.spec.vendor, str(err), err.reason) for engine in engines
-        }, None
-    readings: dict[EngineType, PoolMetrics] = {}
-    for engine in engines:
-        policies = [t.policy for t in tracked.values() if t.engine is engine]
-        step = min(MAX_STEP_SECONDS, min(p.evaluation_interval_seconds for p in policies))
-        span = max(
-            max(p.trend_window_seconds + max(60, 2 * p.evaluation_interval_seconds) for p in policies),
-            max(p.metrics_max_age_seconds for p in policies),
-        )
-        readings[engine] = read_pool(
-            conn, name, engine, pool.spec.vendor, now, min(MAX_RANGE_SECONDS, span + step), step
-        )
-    if any(r.error is None for r in readings.values()):
-        history = seasonal_history(conn, name, list(tracked.values()), now)
-        for reading in readings.values():
-            reading.history = history.by_model if history is not None else {}
-    return readings, conn
-
-
-def _adjust(
-    kube: Kube,
-    pool_metrics: PoolMetrics | None,
-    pool: InferencePool | None,
-    loads: PodLoads,
-    md: ModelDeployment,
-    workload: WorkloadObservation | None,
-) -> Scaling | None:
-    scaling = autoscale(md, workload, pool_metrics, pool, time.time())
-    if scaling is not None and md.status is not None and scaling.replicas < md.status.replicas:
-        # Before the Deployment is rendered with fewer replicas: the ReplicaSet controller reads the
-        # costs when it picks the pods to delete.
-        mark_least_busy(kube, md.metadata["namespace"], md.metadata["name"], loads)
-    return scaling
-
-
 def _unavailable(
     pool: InferencePool | None, pool_metrics: PoolMetrics, key: ModelKey
 ) -> tuple[Reason, str] | None:
@@ -363,41 +393,3 @@ def _unavailable(
             "Prometheus has no series for this model (pool and model_deployment labels); the count is held",
         )
     return None
-
-
-def autoscale(
-    md: ModelDeployment,
-    workload: WorkloadObservation | None,
-    pool_metrics: PoolMetrics | None,
-    pool: InferencePool | None,
-    now: float,
-) -> Scaling | None:
-    """The autoscaler's decision for the model (`gpupool.services.autoscaling.scale`) from the
-    pool's metrics, kept as the newest state and counted in the operator's metrics."""
-    namespace, name = md.metadata["namespace"], md.metadata["name"]
-    key = (namespace, name)
-    if pool_metrics is None:
-        vendor = pool.spec.vendor if pool is not None else Vendor.NVIDIA
-        pool_metrics = unavailable(md.spec.engine.type, vendor, "no Prometheus to read")
-    scaling = scale(
-        md,
-        workload.ready_replicas if workload else 0,
-        pool_metrics.window(namespace, name),
-        _unavailable(pool, pool_metrics, key),
-        _states.get(key),
-        now,
-        PERSIST_SECONDS,
-    )
-    if scaling is None:
-        return None  # not planned yet: the next evaluation decides
-    decision = scaling.decision
-    _states[key] = decision.state
-    metrics.SCALING_DECISIONS.labels(decision.direction.value).inc()
-    metrics.AUTOSCALER_DESIRED.labels(namespace, name).set(decision.desired)
-    if decision.desired != decision.current:
-        log.info(
-            "autoscaler: %s",
-            decision.reason,
-            extra={"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name},
-        )
-    return scaling

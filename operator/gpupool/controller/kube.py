@@ -8,6 +8,7 @@ server holds, status only when it differs, and events only when the caller has s
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import json
 import logging
@@ -147,7 +148,11 @@ def load_client(kubeconfig: str | None = None) -> client.ApiClient:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    api = client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    # No retries inside the HTTP client: a failed request fails its pass at once, and the work
+    # queue retries the pass with its backoff (urllib3's own retries log a warning per attempt).
+    configuration.retries = False
+    api = client.ApiClient(configuration)
     # A distinct user agent lets audit logs tell the operator's requests from everyone else's.
     api.user_agent = USER_AGENT
     return api
@@ -200,6 +205,7 @@ class Kube:
         label_selector: str | None = None,
         field_selector: str | None = None,
         page_size: int = 250,
+        _version: builtins.list[int | None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every matching object, read a page at a time.
 
@@ -218,6 +224,11 @@ class Kube:
             page = self._call(
                 "GET", resource.path(namespace), query=query + ([("continue", token)] if token else [])
             )
+            if _version is not None and not _version:
+                try:
+                    _version.append(int((page.get("metadata") or {}).get("resourceVersion", "")))
+                except ValueError:
+                    _version.append(None)
             for item in page.get("items", []):
                 item.get("metadata", {}).pop("managedFields", None)
                 item.setdefault("apiVersion", resource.api_version)
@@ -226,6 +237,15 @@ class Kube:
             token = (page.get("metadata") or {}).get("continue") or ""
             if not token:
                 return
+
+    def list_at(
+        self, resource: Resource, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> tuple[builtins.list[dict[str, Any]], int | None]:
+        """Every matching object, with the resource version the listing was made at (None when it
+        is not a number): one consistent snapshot across pages."""
+        version: builtins.list[int | None] = []
+        items = builtins.list(self.list(resource, namespace, label_selector=label_selector, _version=version))
+        return items, version[0] if version else None
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply with our field manager, taking ownership of the fields we set."""

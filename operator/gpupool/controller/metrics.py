@@ -50,6 +50,13 @@ POOL_TENANT_COST = Gauge(
 POOL_COST = Gauge(
     "gpupool_pool_cost_per_hour", "Price per hour of the accelerators held on a pool.", ["pool"]
 )
+QUEUE_DEPTH = Gauge("gpupool_workqueue_depth", "Keys queued now in the work queue.")
+QUEUE_WAITING = Gauge(
+    "gpupool_workqueue_waiting", "Keys waiting in the work queue for a delay or a retry's backoff."
+)
+QUEUE_RETRIES = Counter(
+    "gpupool_workqueue_retries_total", "Passes that failed and were queued again after a backoff.", ["kind"]
+)
 MODEL_PLACED = Gauge(
     "gpupool_model_placed_instances", "Desired instances of a model per pool.", ["namespace", "name", "pool"]
 )
@@ -57,7 +64,8 @@ MODEL_PLACED = Gauge(
 
 def observe_model(
     namespace: str, name: str, status: ModelDeploymentStatus, writes: int, seconds: float
-) -> None:
+) -> set[str]:
+    """Record one pass; returns the pools the model now has a per-pool series for."""
     RECONCILES.labels("ModelDeployment").inc()
     RECONCILE_SECONDS.labels("ModelDeployment").observe(seconds)
     WRITES.labels("ModelDeployment").inc(writes)
@@ -69,18 +77,15 @@ def observe_model(
         COST.labels(namespace, name).set(status.cost_per_hour)
     for placement in status.placements:
         MODEL_PLACED.labels(namespace, name, placement.pool).set(placement.instances)
-    _placed_pools[(namespace, name)] = {p.pool for p in status.placements}
+    return {p.pool for p in status.placements}
 
 
-# Pools each model has a per-pool series for, so deleting the model removes them all.
-_placed_pools: dict[tuple[str, str], set[str]] = {}
-
-
-def forget_model(namespace: str, name: str) -> None:
+def forget_model(namespace: str, name: str, pools: set[str]) -> None:
+    """Remove a deleted model's series; `pools` are those `observe_model` last returned."""
     for gauge in (DESIRED, READY, TENSOR_PARALLEL, COST, AUTOSCALER_DESIRED):
         with contextlib.suppress(KeyError):
             gauge.remove(namespace, name)
-    for pool in _placed_pools.pop((namespace, name), set()):
+    for pool in pools:
         with contextlib.suppress(KeyError):
             MODEL_PLACED.remove(namespace, name, pool)
 
@@ -119,5 +124,7 @@ for _kind in ("ModelDeployment", "InferencePool"):
     RECONCILES.labels(_kind)
     RECONCILE_ERRORS.labels(_kind)
     WRITES.labels(_kind)
+for _kind in ("ModelDeployment", "InferencePool", "Resync", "Autoscale"):
+    QUEUE_RETRIES.labels(_kind)
 for _direction in ("Up", "Down", "Hold"):
     SCALING_DECISIONS.labels(_direction)

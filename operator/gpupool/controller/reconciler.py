@@ -1,19 +1,19 @@
 """One idempotent reconcile per kind: read the world, ask the pure core, write only the difference.
 
-Handlers (edge-triggered) and the periodic resync (level-triggered) both end here, so the same
-function runs whatever woke it up. A lock per object keeps two triggers from interleaving.
+Every pass comes from one key of the controller's work queue (`gpupool.controller.operator`), which
+gives a key to one worker at a time: whatever woke it up (an event, the periodic resync, a pool
+recount, an autoscaler evaluation), the same function runs, and two passes over one object never
+interleave. What the passes read and remember is a `World`: the API client, the watches' cache and
+the models' memory, all held by the one `Controller`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import threading
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
@@ -47,16 +47,16 @@ from gpupool.controller.kube import (
     SERVICE,
     Kube,
     applied_hash,
-    resource_of,
+    needs_apply,
     with_applied_hash,
 )
+from gpupool.controller.state import ClusterCache, ModelKey, ModelMemory
 from gpupool.placement import Allocation, InstanceCaps, PoolState, allocated_caps, recount
 from gpupool.render import render_priority_classes, selector_labels, workload_name
 from gpupool.render.labels import (
     COMPONENT_LABEL,
     MANAGED_BY,
     MANAGED_BY_LABEL,
-    SELECTOR_LABEL,
     label_value,
 )
 from gpupool.render.quota import QUOTA_COMPONENT, render_resource_quotas, tenant_quota_grants
@@ -76,16 +76,14 @@ LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
 
 log = logging.getLogger(__name__)
 
-_locks: defaultdict[tuple[str, str], threading.Lock] = defaultdict(threading.Lock)
-_locks_guard = threading.Lock()
 
+@dataclass
+class World:
+    """What a reconcile reads and remembers: the API client, the watches' cache, the models' memory."""
 
-@contextmanager
-def _locked(key: tuple[str, str]) -> Iterator[None]:
-    with _locks_guard:
-        lock = _locks[key]
-    with lock:
-        yield
+    kube: Kube
+    cache: ClusterCache = field(default_factory=ClusterCache)
+    memory: ModelMemory = field(default_factory=ModelMemory)
 
 
 def _short(err: ValidationError) -> str:
@@ -156,58 +154,41 @@ def _invalid_spec_status(body: dict[str, Any], message: str) -> dict[str, Any]:
     return status.to_wire()
 
 
-# Children as listed at the start of a resync pass, by (kind, namespace, name).
-Snapshot = dict[tuple[str, str, str], dict[str, Any]]
-
-
-# A step before the decision: the autoscaler's decision for the model (None: it has none), which
+# The autoscaler's step before the decision: its decision of this pass (None: it has none), which
 # `decide` takes as its `scaling` input.
 Adjust = Callable[[ModelDeployment, WorkloadObservation | None], Scaling | None]
 
 
-ModelKey = tuple[str, str]
+@dataclass(frozen=True)
+class ModelPass:
+    """What one model's reconcile decided (None when the model is gone), and the other models
+    whose count its new demand moved: they are queued, not reconciled from inside this pass."""
 
-# Pools' accounting from the last pass, by pool name: every model reconcile needs its pools' state,
-# and counting walks every node and pod, so it happens once per pass, not once per model.
-_states: dict[str, PoolState] = {}
-# Labels of every namespace, read when some pool has tenants (selectors pick namespaces by label).
-_namespace_labels: dict[str, dict[str, str]] = {}
-# What each model asked of its pools at its last reconcile, with what the limits allowed then.
-_asks: dict[ModelKey, dict[str, InstanceCaps]] = {}
-# Each pool's allocation over every model's demand, with the state it was computed on: made once
-# per recount, read by every model of the pool, and replaced when a model's demand changes.
-_allocations: dict[str, tuple[PoolState, Allocation]] = {}
-# Instances the scheduler evicted for a higher tier, by model, until its status says so.
-_preemptions: dict[ModelKey, dict[str, str]] = {}
+    outcome: ModelOutcome | None
+    moved: frozenset[ModelKey] = frozenset()
+    pools: frozenset[str] = frozenset()  # pools to recount: a deleted model's demand left them
 
 
-def note_preemption(namespace: str, model: str, pod: str, message: str) -> bool:
+def note_preemption(memory: ModelMemory, namespace: str, model: str, pod: str, message: str) -> bool:
     """Remember that `pod` of the model was preempted; True when it is news."""
-    seen = _preemptions.setdefault((namespace, model), {})
+    seen = memory.preemptions.setdefault((namespace, model), {})
     if pod in seen:
         return False
     seen[pod] = message
     return True
 
 
-def forget_model(namespace: str, name: str) -> set[str]:
-    """Drop a deleted model's demand; returns the pools it asked of, whose allocations must be
-    recounted without it so that its share goes back to the others."""
-    _preemptions.pop((namespace, name), None)
-    return set(_asks.pop((namespace, name), {}))
-
-
-def model_for_label(namespace: str, label: str) -> str:
+def model_for_label(memory: ModelMemory, namespace: str, label: str) -> str:
     """The ModelDeployment whose pods carry `label` as their identity label. The label is the name
     itself unless the name is longer than a label value may be; then it is a known model's."""
-    for known_namespace, name in list(_asks):
+    for known_namespace, name in list(memory.asks):
         if known_namespace == namespace and label_value(name) == label:
             return name
     return label
 
 
-def _preemption_message(key: ModelKey) -> str | None:
-    pods = _preemptions.get(key)
+def _preemption_message(memory: ModelMemory, key: ModelKey) -> str | None:
+    pods = memory.preemptions.get(key)
     if not pods:
         return None
     names = sorted(pods)
@@ -218,27 +199,26 @@ def _preemption_message(key: ModelKey) -> str | None:
     )
 
 
-def _context(kube: Kube, name: str, namespace: str) -> PoolContext | UnparsedPool | None:
-    pool = _read_pool(kube, name)
+def _context(world: World, name: str, namespace: str) -> PoolContext | UnparsedPool | None:
+    pool = _read_pool(world, name)
     if isinstance(pool, UnparsedPool) or pool is None:
         return pool
-    state = _states.get(name)
+    state = world.memory.states.get(name)
     if state is None:
-        state = _account_one(kube, pool)
-    held = _allocations.get(name)
+        state = _account_one(world, pool)
+    held = world.memory.allocations.get(name)
     allocation = held[1] if held is not None and held[0] is state else None
-    return PoolContext(pool, state, _namespace_labels.get(namespace), allocation)
+    return PoolContext(pool, state, world.cache.namespace_labels.get(namespace), allocation)
 
 
-def _account_one(kube: Kube, pool: InferencePool) -> PoolState:
-    """Count a pool the first time a model needs it, before the accounting pass has."""
-    nodes = list(kube.list(NODE))
-    pods = list(kube.list(POD, field_selector=LIVE_PODS))
-    global _namespace_labels
-    if pool.spec.tenants and not _namespace_labels:
-        _namespace_labels = _read_namespaces(kube)
-    state = pool_state(pool, nodes, pods, _namespace_labels or None)
-    _states[pool.metadata["name"]] = state
+def _account_one(world: World, pool: InferencePool) -> PoolState:
+    """Count a pool the first time a model needs it, before the pool's own recount has."""
+    nodes = list(world.kube.list(NODE))
+    pods = list(world.kube.list(POD, field_selector=LIVE_PODS))
+    if pool.spec.tenants and not world.cache.namespace_labels:
+        world.cache.namespace_labels = _read_namespaces(world.kube)
+    state = pool_state(pool, nodes, pods, world.cache.namespace_labels or None)
+    world.memory.states[pool.metadata["name"]] = state
     return state
 
 
@@ -246,210 +226,171 @@ def _read_namespaces(kube: Kube) -> dict[str, dict[str, str]]:
     return {ns["metadata"]["name"]: dict(ns["metadata"].get("labels") or {}) for ns in kube.list(NAMESPACE)}
 
 
-# The last copy seen of each managed Deployment, kept by the Deployment watch as compact JSON
-# (about 5 kB each instead of about 25 kB as a parsed object): an event-driven reconcile compares
-# with it instead of reading the Deployment again. A copy that lags our own last apply costs at
-# most one repeated apply; a drift by someone else arrives as an event that refreshes it.
-# Each copy is held with its resource version and with what the model's status reads from it.
-_workloads: dict[tuple[str, str], tuple[int | None, tuple[Any, ...], str]] = {}
-_workloads_guard = threading.Lock()
+def _child(world: World, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+    """The cache's copy of a child, else (unless the cache holds every one of the kind) the API
+    server's; None: it does not exist."""
+    held = world.cache.child(kind, namespace, name)
+    if held is not None or world.cache.complete(kind):
+        return held
+    resource = DEPLOYMENT if kind == "Deployment" else SERVICE if kind == "Service" else CONFIGMAP
+    return world.kube.get(resource, namespace, name)
 
 
-def _revision(body: dict[str, Any]) -> int | None:
-    try:
-        return int(body["metadata"].get("resourceVersion", ""))
-    except ValueError:
-        return None  # resource versions are opaque; when one is not a number, the latest wins
-
-
-def _read_by_model(body: dict[str, Any]) -> tuple[Any, ...]:
-    """What a model's status reads from its Deployment; annotations, conditions and our own applies
-    that change nothing of the spec do not move it."""
-    status = body.get("status") or {}
-    return (
-        body["metadata"].get("generation"),
-        status.get("observedGeneration"),
-        status.get("replicas"),
-        status.get("readyReplicas"),
-        status.get("updatedReplicas"),
-    )
-
-
-def remember_workload(body: dict[str, Any]) -> bool:
-    """Keep the newest copy of a Deployment; True when what its model reads from it changed."""
-    meta = body["metadata"]
-    key = (meta["namespace"], meta["name"])
-    revision = _revision(body)
-    read = _read_by_model(body)
-    compact = {**body, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
-    with _workloads_guard:
-        held = _workloads.get(key)
-        if held is not None and held[0] is not None and revision is not None and revision < held[0]:
-            return False  # an older event than the copy held
-        _workloads[key] = (revision, read, json.dumps(compact, separators=(",", ":")))
-    return held is None or held[1] != read
-
-
-def forget_workload(body: dict[str, Any]) -> None:
-    meta = body["metadata"]
-    key = (meta["namespace"], meta["name"])
-    revision = _revision(body)
-    with _workloads_guard:
-        held = _workloads.get(key)
-        # A re-created Deployment's copy is newer than the deletion of the old one: keep it.
-        if held is not None and (held[0] is None or revision is None or held[0] <= revision):
-            del _workloads[key]
-
-
-def _workload(kube: Kube, namespace: str, name: str) -> dict[str, Any] | None:
-    held = _workloads.get((namespace, name))
-    if held is not None:
-        body: dict[str, Any] = json.loads(held[2])
-        return body
-    return kube.get(DEPLOYMENT, namespace, name)
+def _apply(world: World, obj: dict[str, Any], current: dict[str, Any] | None, compare: bool = True) -> int:
+    """Apply a child unless `current` already holds it (with `compare`); the server's answer joins
+    the cache. Returns the writes made."""
+    if compare and current is not None and not needs_apply(obj, current):
+        return 0
+    applied = world.kube.apply(with_applied_hash(obj))
+    if applied:
+        applied.get("metadata", {}).pop("managedFields", None)
+        world.cache.remember(applied)
+    return 1
 
 
 def reconcile_model(
-    kube: Kube,
+    world: World,
     namespace: str,
     name: str,
-    snapshot: Snapshot | None = None,
     adjust: Adjust | None = None,
     workloads_only: bool = False,
     register_only: bool = False,
-) -> ModelOutcome | None:
-    """Converge one ModelDeployment. Returns what was decided (None when it is gone).
+    listed: dict[str, Any] | None = None,
+) -> ModelPass:
+    """Converge one ModelDeployment.
 
-    With a snapshot (the resync pass), children are compared with the listed copies instead of
-    being read one by one; without one, Deployments come from the watch's copies. The
-    ModelDeployment itself is always read fresh, so its status is never compared with a stale
-    copy. `workloads_only` (a Deployment's status changed) compares and applies the Deployments
-    alone: the Service and ConfigMap do not depend on a workload's status, and model events and
-    the resync cover them. `register_only` decides without writing anything: the model's demand
-    joins its pools' allocations before any model of the pass applies a count.
+    Children are compared with the cache's copies (read from the API server when none is held).
+    The ModelDeployment itself is read fresh, so its status is never compared with a stale copy.
+    `workloads_only` (a Deployment's status changed) compares and applies the Deployments alone:
+    the Service and ConfigMap do not depend on a workload's status, and model events and the
+    resync cover them. `register_only` decides without writing anything, from the `listed` body
+    when given: the model's demand joins its pools' allocations before any model applies a count.
     """
     started = time.perf_counter()
     key = (namespace, name)
-    with _locked(key):
-        body = kube.get(MODEL_DEPLOYMENT, namespace, name)
-        if body is None or body["metadata"].get("deletionTimestamp"):
-            _asks.pop(key, None)
-            _preemptions.pop(key, None)
-            return None
-        try:
-            spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
-        except ValidationError as err:
-            message = f"spec is invalid: {_short(err)}"
-            if kube.apply_status(MODEL_DEPLOYMENT, body, _invalid_spec_status(body, message)):
-                kube.post_event(body, "Warning", Reason.INVALID_SPEC.value, message, now_rfc3339())
-            return None
-        md = ModelDeployment(
-            metadata=body["metadata"],
-            spec=spec,
-            status=parse_status(body.get("status"), ModelDeploymentStatus),
-        )
-        contexts = {pool: _context(kube, pool, namespace) for pool in spec.pool_names()}
-        deployments: dict[str, dict[str, Any] | None] = {}
-        for pool in spec.pool_names():
-            workload = workload_name(name, pool if spec.pools else None)
-            if snapshot is None:
-                deployments[pool] = _workload(kube, namespace, workload)
-            else:
-                deployments[pool] = snapshot.get(("Deployment", namespace, workload))
-        preemption = _preemption_message(key)
-        observed = {pool: observe_workload(d) for pool, d in deployments.items()}
-        scaling = adjust(md, total_observed(observed)) if adjust is not None else None
-        outcome = decide(md, contexts, observed, now_rfc3339(), scaling=scaling, preemption=preemption)
+    kube, memory = world.kube, world.memory
+    body = listed if register_only and listed is not None else kube.get(MODEL_DEPLOYMENT, namespace, name)
+    if body is None or body["metadata"].get("deletionTimestamp"):
+        # Its demand leaves its pools' allocations: the others take its share at their recount.
+        pools = frozenset(memory.asks.pop(key, {}))
+        memory.preemptions.pop(key, None)
+        memory.rejections.pop(key, None)
+        return ModelPass(None, pools=pools)
+    try:
+        spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
+    except ValidationError as err:
         if register_only:
-            _remember_asks(key, outcome, contexts)
-            return outcome
-        writes = 0
-        refused = _refusal_of(key, outcome) if outcome.apply else None
-        if outcome.apply and refused is None:
-            try:
-                writes += _apply_outcome(kube, body, md, outcome, deployments, snapshot, workloads_only)
-            except ApiException as err:
-                if err.status not in REFUSED:
-                    raise
-                refused = _remember_refusal(key, body, outcome, err)
-        if refused is not None:
-            outcome = replace(outcome, status=_rejected_status(outcome, refused), events=[])
-        else:
-            _rejections.pop(key, None)
-        if kube.apply_status(MODEL_DEPLOYMENT, body, outcome.status.to_wire()):
-            writes += 1
-            if refused is not None and _newly_rejected(md, outcome):
-                kube.post_event(body, "Warning", Reason.REJECTED.value, refused, now_rfc3339())
-        placed = find_condition(outcome.status.conditions, ConditionType.PLACED)
-        if preemption is not None and placed is not None and placed.reason == Reason.PREEMPTED:
-            _preemptions.pop(key, None)
-        moved = _remember_asks(key, outcome, contexts)
-        now = now_rfc3339()
-        for event in outcome.events:
-            kube.post_event(body, event.type, event.reason, event.message, now)
-        metrics.observe_model(namespace, name, outcome.status, writes, time.perf_counter() - started)
-    # The model's new demand moved other models' counts: they take theirs now, not at the next
-    # recount, so the pool never holds two allocations' counts at once for long.
-    for other_namespace, other in sorted(moved):
-        reconcile_model(kube, other_namespace, other)
-    return outcome
+            return ModelPass(None)
+        message = f"spec is invalid: {_short(err)}"
+        if kube.apply_status(MODEL_DEPLOYMENT, body, _invalid_spec_status(body, message)):
+            kube.post_event(body, "Warning", Reason.INVALID_SPEC.value, message, now_rfc3339())
+        return ModelPass(None)
+    md = ModelDeployment(
+        metadata=body["metadata"],
+        spec=spec,
+        status=parse_status(body.get("status"), ModelDeploymentStatus),
+    )
+    contexts = {pool: _context(world, pool, namespace) for pool in spec.pool_names()}
+    deployments: dict[str, dict[str, Any] | None] = {
+        pool: _child(world, "Deployment", namespace, workload_name(name, pool if spec.pools else None))
+        for pool in spec.pool_names()
+    }
+    preemption = _preemption_message(memory, key)
+    outcome = _decide(md, contexts, deployments, adjust, preemption)
+    if register_only:
+        _remember_asks(memory, key, outcome, contexts)
+        return ModelPass(outcome)
+    writes = 0
+    refused = _refusal_of(memory, key, outcome) if outcome.apply else None
+    if outcome.apply and refused is None:
+        try:
+            writes += _apply_outcome(world, body, md, outcome, deployments, workloads_only)
+        except ApiException as err:
+            if err.status not in REFUSED:
+                raise
+            refused = _remember_refusal(memory, key, outcome, err)
+    if refused is not None:
+        outcome = replace(outcome, status=_rejected_status(outcome, refused), events=[])
+    else:
+        memory.rejections.pop(key, None)
+    if kube.apply_status(MODEL_DEPLOYMENT, body, outcome.status.to_wire()):
+        writes += 1
+        if refused is not None and _newly_rejected(md, outcome):
+            kube.post_event(body, "Warning", Reason.REJECTED.value, refused, now_rfc3339())
+    placed = find_condition(outcome.status.conditions, ConditionType.PLACED)
+    if preemption is not None and placed is not None and placed.reason == Reason.PREEMPTED:
+        memory.preemptions.pop(key, None)
+    moved = _remember_asks(memory, key, outcome, contexts)
+    now = now_rfc3339()
+    for event in outcome.events:
+        kube.post_event(body, event.type, event.reason, event.message, now)
+    memory.placed_pools[key] = metrics.observe_model(
+        namespace, name, outcome.status, writes, time.perf_counter() - started
+    )
+    return ModelPass(outcome, frozenset(moved))
+
+
+def _decide(
+    md: ModelDeployment,
+    contexts: dict[str, PoolContext | UnparsedPool | None],
+    deployments: dict[str, dict[str, Any] | None],
+    adjust: Adjust | None,
+    preemption: str | None,
+) -> ModelOutcome:
+    """The pure core's decision for the model, from what was read (the one call into services)."""
+    observed = {pool: observe_workload(d) for pool, d in deployments.items()}
+    scaling = adjust(md, total_observed(observed)) if adjust is not None else None
+    return decide(md, contexts, observed, now_rfc3339(), scaling=scaling, preemption=preemption)
 
 
 def _apply_outcome(
-    kube: Kube,
+    world: World,
     body: dict[str, Any],
     md: ModelDeployment,
     outcome: ModelOutcome,
     deployments: dict[str, dict[str, Any] | None],
-    snapshot: Snapshot | None,
     workloads_only: bool,
 ) -> int:
     """Apply the model's objects that differ from what the cluster holds, then prune the
     Deployments it no longer needs; the number of writes."""
     namespace = body["metadata"]["namespace"]
     writes = 0
-    current_by_name = {("Deployment", namespace, d["metadata"]["name"]): d for d in deployments.values() if d}
+    # A new model: nothing to compare with, so skip the reads.
     fresh = all(d is None for d in deployments.values())
+    current_by_name = {d["metadata"]["name"]: d for d in deployments.values() if d}
     for obj in outcome.objects:
-        if fresh:
-            # A new workload: nothing to compare with, so skip the reads.
-            kube.apply(with_applied_hash(obj))
-            writes += 1
-            continue
         if workloads_only and obj["kind"] != "Deployment":
             continue
-        obj_key = (obj["kind"], namespace, obj["metadata"]["name"])
-        current = current_by_name.get(obj_key)
-        if current is None and resource_of(obj) == DEPLOYMENT:
-            current = None  # a pool the model did not use before: apply_if_changed reads it
-        elif current is None and snapshot is not None:
-            current = snapshot.get(obj_key) or kube.get(resource_of(obj), namespace, obj["metadata"]["name"])
-        writes += kube.apply_if_changed(obj, current)
-    writes += _prune_workloads(kube, body, md, outcome, snapshot)
+        obj_name = obj["metadata"]["name"]
+        if fresh:
+            writes += _apply(world, obj, None, compare=False)
+        elif obj["kind"] == "Deployment":
+            # A pool the model did not use before: nothing held, so read it.
+            current = current_by_name.get(obj_name) or _child(world, "Deployment", namespace, obj_name)
+            writes += _apply(world, obj, current)
+        else:
+            writes += _apply(world, obj, _child(world, obj["kind"], namespace, obj_name))
+    writes += _prune_workloads(world, body, md, outcome)
     return writes
-
-
-# Objects of a model the API server refused, by model: the digests of the objects as rendered
-# and the server's answer. The same objects are not sent again on every resync; a change of
-# the spec or of the pool renders different objects, which are tried.
-_rejections: dict[ModelKey, tuple[frozenset[str], str]] = {}
 
 
 def _digests(outcome: ModelOutcome) -> frozenset[str]:
     return frozenset(applied_hash(obj) for obj in outcome.objects)
 
 
-def _refusal_of(key: ModelKey, outcome: ModelOutcome) -> str | None:
-    """The API server's answer when it already refused exactly these objects, else None."""
-    held = _rejections.get(key)
+def _refusal_of(memory: ModelMemory, key: ModelKey, outcome: ModelOutcome) -> str | None:
+    """The API server's answer when it already refused exactly these objects, else None. The same
+    objects are not sent again on every resync; a change of the spec or of the pool renders
+    different objects, which are tried."""
+    held = memory.rejections.get(key)
     if held is None or held[0] != _digests(outcome):
         return None
     return held[1]
 
 
-def _remember_refusal(key: ModelKey, body: dict[str, Any], outcome: ModelOutcome, err: ApiException) -> str:
+def _remember_refusal(memory: ModelMemory, key: ModelKey, outcome: ModelOutcome, err: ApiException) -> str:
     message = refusal_message(err)
-    _rejections[key] = (_digests(outcome), message)
+    memory.rejections[key] = (_digests(outcome), message)
     log.warning(
         "the API server refused an object of %s/%s: %s",
         key[0],
@@ -483,111 +424,66 @@ def _newly_rejected(md: ModelDeployment, outcome: ModelOutcome) -> bool:
     """Whether the status before this pass did not already say Rejected for this generation."""
     before = find_condition(md.status.conditions if md.status else [], ConditionType.DEGRADED)
     after = find_condition(outcome.status.conditions, ConditionType.DEGRADED)
-    return (
-        before is None
-        or after is None
-        or (before.reason, before.observed_generation)
-        != (
-            after.reason,
-            after.observed_generation,
-        )
-    )
+    if before is None or after is None:
+        return True
+    return (before.reason, before.observed_generation) != (after.reason, after.observed_generation)
 
 
 def _remember_asks(
-    key: ModelKey, outcome: ModelOutcome, contexts: dict[str, PoolContext | UnparsedPool | None]
+    memory: ModelMemory,
+    key: ModelKey,
+    outcome: ModelOutcome,
+    contexts: dict[str, PoolContext | UnparsedPool | None],
 ) -> set[ModelKey]:
     """Keep what the model asked, and each pool's allocation with its demand in it. Returns the
     other models whose count that allocation changed."""
-    _asks[key] = dict(outcome.asks)
+    memory.asks[key] = dict(outcome.asks)
     moved: set[ModelKey] = set()
     for pool, allocation in outcome.allocations.items():
         context = contexts.get(pool)
         if not isinstance(context, PoolContext) or context.state is None:
             continue
-        if _states.get(pool) is not context.state:
+        if memory.states.get(pool) is not context.state:
             continue
         before = context.allocation
-        _allocations[pool] = (context.state, allocation)
+        memory.allocations[pool] = (context.state, allocation)
         if before is None or before is allocation:
             continue
-        for other, asks in list(_asks.items()):
+        for other, asks in list(memory.asks.items()):
             caps = asks.get(pool)
             if other != key and caps is not None and caps.allowed != allocation.count(caps.request.workload):
                 moved.add(other)
     return moved
 
 
-# The snapshot last indexed, kept alive with its index so that `is` identifies it reliably.
-_indexed: tuple[Snapshot, dict[tuple[str, str], set[str]]] | None = None
-
-
-def _deployments_by_identity(snapshot: Snapshot) -> dict[tuple[str, str], set[str]]:
-    """The snapshot's Deployments by (namespace, identity label), built once per resync pass."""
-    global _indexed
-    if _indexed is not None and _indexed[0] is snapshot:
-        return _indexed[1]
-    index: dict[tuple[str, str], set[str]] = {}
-    for (kind, namespace, name), obj in snapshot.items():
-        label = (obj["metadata"].get("labels") or {}).get(SELECTOR_LABEL)
-        if kind == "Deployment" and label:
-            index.setdefault((namespace, label), set()).add(name)
-    _indexed = (snapshot, index)
-    return index
-
-
-def _prune_workloads(
-    kube: Kube,
-    body: dict[str, Any],
-    md: ModelDeployment,
-    outcome: ModelOutcome,
-    snapshot: Snapshot | None,
-) -> int:
+def _prune_workloads(world: World, body: dict[str, Any], md: ModelDeployment, outcome: ModelOutcome) -> int:
     """Delete the model's Deployments that no longer serve it: a pool it left, or the single-pool
     Deployment after a switch to several pools (and back). Candidates are the workloads its last
-    status named and, in a resync, every listed Deployment carrying its identity label; only
-    Deployments this ModelDeployment controls are deleted."""
+    status named and every held Deployment carrying its identity label; only Deployments this
+    ModelDeployment controls are deleted."""
     namespace = body["metadata"]["namespace"]
     uid = body["metadata"].get("uid")
     wanted = {o["metadata"]["name"] for o in outcome.objects if o["kind"] == "Deployment"}
     names = {p.workload for p in (md.status.placements if md.status else []) if p.workload}
-    if snapshot is not None:
-        [identity] = selector_labels(body["metadata"]["name"]).values()
-        names |= _deployments_by_identity(snapshot).get((namespace, identity), set())
+    [identity] = selector_labels(body["metadata"]["name"]).values()
+    names |= world.cache.deployments_of(namespace, identity)
     deleted = 0
     for stale in sorted(names - wanted):
-        current = (snapshot or {}).get(("Deployment", namespace, stale)) or _workload(kube, namespace, stale)
+        current = _child(world, "Deployment", namespace, stale)
         if current is None:
             continue
         owners = current["metadata"].get("ownerReferences") or []
         if not any(o.get("uid") == uid and o.get("controller") for o in owners):
             continue
-        deleted += kube.delete(current)
+        if world.kube.delete(current):
+            world.cache.forget(current)
+            deleted += 1
     return deleted
 
 
-# The last body seen of each pool, kept current by the pool watch: every model reconcile needs its
-# pool, and reading it from the API server each time is the largest share of a reconcile's reads.
-_pools: dict[str, dict[str, Any]] = {}
-
-
-def remember_pool(body: dict[str, Any]) -> None:
-    _pools[body["metadata"]["name"]] = body
-
-
-def known_pools() -> list[str]:
-    return sorted(_pools)
-
-
-def forget_pool(name: str) -> None:
-    _pools.pop(name, None)
-    _states.pop(name, None)
-    _allocations.pop(name, None)
-
-
-def _read_pool(kube: Kube, name: str) -> InferencePool | UnparsedPool | None:
+def _read_pool(world: World, name: str) -> InferencePool | UnparsedPool | None:
     """The pool a model names: parsed, or why it does not parse (its own status says so too)."""
-    body = _pools.get(name) or kube.get(INFERENCE_POOL, None, name)
+    body = world.cache.pools.get(name) or world.kube.get(INFERENCE_POOL, None, name)
     if body is None:
         return None
     try:
@@ -617,47 +513,38 @@ def _invalid_pool_status(
     return previous.model_copy(update={"observed_generation": generation, "conditions": conditions}).to_wire()
 
 
-def reconcile_pool(kube: Kube, name: str) -> list[tuple[str, str]]:
-    """Converge one pool; returns the models whose limits changed (see `reconcile_pools`)."""
-    return reconcile_pools(kube, [name])
-
-
-def reconcile_pools(kube: Kube, names: list[str]) -> list[tuple[str, str]]:
+def reconcile_pools(world: World, names: list[str]) -> list[ModelKey]:
     """Converge pools: PriorityClasses, accounting, status, tenants' ResourceQuotas.
 
     Nodes, pods and namespaces are listed once for all of them. Returns the models whose tier,
     quota or capacity limits on these pools now answer differently than at their last
     reconcile: they need another pass (a model waiting for room, a borrower whose lender grew).
     """
+    kube, cache, memory = world.kube, world.cache, world.memory
     bodies = []
     for name in names:
         body = kube.get(INFERENCE_POOL, None, name)
         if body is None or body["metadata"].get("deletionTimestamp"):
-            _states.pop(name, None)
+            memory.states.pop(name, None)
             continue
-        remember_pool(body)
+        cache.remember_pool(body)
         bodies.append(body)
     if not bodies:
         return []
     nodes = list(kube.list(NODE))
     pods = list(kube.list(POD, field_selector=LIVE_PODS))
-    pools_with_tenants = any((b.get("spec") or {}).get("tenants") for b in _pools.values())
+    pools_with_tenants = any((b.get("spec") or {}).get("tenants") for b in list(cache.pools.values()))
     if pools_with_tenants:
-        # One assignment, never clear-then-fill: another thread reading the map in between would
-        # see no tenant namespace at all and delete every tenant's quota as no longer asked for.
-        global _namespace_labels
-        _namespace_labels = _read_namespaces(kube)
+        cache.namespace_labels = _read_namespaces(kube)
     changed: set[ModelKey] = set()
     for body in bodies:
-        name = body["metadata"]["name"]
-        with _locked(("", name)):
-            changed |= _reconcile_one_pool(kube, body, nodes, pods, pools_with_tenants)
-    _reconcile_quotas(kube, pools_with_tenants)
+        changed |= _reconcile_one_pool(world, body, nodes, pods, pools_with_tenants)
+    _reconcile_quotas(world, pools_with_tenants)
     return sorted(changed)
 
 
 def _reconcile_one_pool(
-    kube: Kube,
+    world: World,
     body: dict[str, Any],
     nodes: list[dict[str, Any]],
     pods: list[dict[str, Any]],
@@ -665,7 +552,6 @@ def _reconcile_one_pool(
 ) -> set[ModelKey]:
     """One pool of a batched recount. A pool that does not parse, or whose objects the API server
     refuses, gets a status saying so and never stops the recount of the others."""
-    name = body["metadata"]["name"]
     try:
         pool = InferencePool(
             metadata=body["metadata"],
@@ -673,31 +559,28 @@ def _reconcile_one_pool(
             status=parse_status(body.get("status"), InferencePoolStatus),
         )
     except ValidationError as err:
-        _refuse_pool(kube, body, Reason.INVALID_SPEC, f"spec is invalid: {_short(err)}")
+        _refuse_pool(world, body, Reason.INVALID_SPEC, f"spec is invalid: {_short(err)}")
         return set()
     try:
-        return _count_pool(kube, body, pool, nodes, pods, pools_with_tenants)
+        return _count_pool(world, body, pool, nodes, pods, pools_with_tenants)
     except ApiException as err:
         if err.status not in REFUSED:
             raise
-        _refuse_pool(kube, body, Reason.REJECTED, refusal_message(err))
-    except Exception:  # one pool's failure must not stop the recount of the others
-        where = {"obj_kind": "InferencePool", "obj_name": name}
-        log.exception("recount of pool %s failed", name, extra=where)
+        _refuse_pool(world, body, Reason.REJECTED, refusal_message(err))
     return set()
 
 
-def _refuse_pool(kube: Kube, body: dict[str, Any], reason: Reason, message: str) -> None:
+def _refuse_pool(world: World, body: dict[str, Any], reason: Reason, message: str) -> None:
     """Ready=False with why: once in the log and as an event when the status changes."""
     name = body["metadata"]["name"]
-    _states.pop(name, None)
-    if kube.apply_status(INFERENCE_POOL, body, _invalid_pool_status(body, message, reason)):
+    world.memory.states.pop(name, None)
+    if world.kube.apply_status(INFERENCE_POOL, body, _invalid_pool_status(body, message, reason)):
         log.warning("pool %s: %s", name, message, extra={"obj_kind": "InferencePool", "obj_name": name})
-        kube.post_event(body, "Warning", reason.value, message, now_rfc3339())
+        world.kube.post_event(body, "Warning", reason.value, message, now_rfc3339())
 
 
 def _count_pool(
-    kube: Kube,
+    world: World,
     body: dict[str, Any],
     pool: InferencePool,
     nodes: list[dict[str, Any]],
@@ -705,27 +588,30 @@ def _count_pool(
     pools_with_tenants: bool,
 ) -> set[ModelKey]:
     """PriorityClasses, accounting and status of one parsed pool; the models whose limits moved."""
+    kube, cache, memory = world.kube, world.cache, world.memory
     name = body["metadata"]["name"]
     for obj in render_priority_classes(pool):
         kube.apply_if_changed(obj)
-    state = pool_state(pool, nodes, pods, _namespace_labels if pools_with_tenants else None)
-    before = _states.get(name)
-    _states[name] = state
-    held = _allocations.get(name)
-    asking = [caps.request.workload for asks in list(_asks.values()) if (caps := asks.get(name))]
+    state = pool_state(pool, nodes, pods, cache.namespace_labels if pools_with_tenants else None)
+    before = memory.states.get(name)
+    memory.states[name] = state
+    held = memory.allocations.get(name)
+    asking = [caps.request.workload for asks in list(memory.asks.values()) if (caps := asks.get(name))]
     allocation = recount(state, held[1] if held is not None else None, asking)
     if allocation is not None:
-        _allocations[name] = (state, allocation)
+        memory.allocations[name] = (state, allocation)
     status = status_of(pool, state, now_rfc3339(), allocation)
     kube.apply_status(INFERENCE_POOL, body, status.to_wire())
     metrics.observe_pool(name, status)
-    return _limits_changed(name, state, allocation) | _lost_changed(name, before, state)
+    return _limits_changed(world, name, state, allocation) | _lost_changed(memory, name, before, state)
 
 
-def _limits_changed(pool: str, state: PoolState, allocation: Allocation | None) -> set[ModelKey]:
+def _limits_changed(
+    world: World, pool: str, state: PoolState, allocation: Allocation | None
+) -> set[ModelKey]:
     """Models whose count or caps on `pool` differ under `state` from what their last reconcile saw."""
     changed = set()
-    for key, asks in list(_asks.items()):
+    for key, asks in list(world.memory.asks.items()):
         caps = asks.get(pool)
         if caps is None:
             continue
@@ -733,20 +619,22 @@ def _limits_changed(pool: str, state: PoolState, allocation: Allocation | None) 
             changed.add(key)
             continue
         several = len(asks) > 1
-        again = allocated_caps(state, allocation, caps.request, _namespace_labels.get(key[0]))
+        again = allocated_caps(state, allocation, caps.request, world.cache.namespace_labels.get(key[0]))
         if _verdict(again, several) != _verdict(caps, several):
             changed.add(key)
     return changed
 
 
-def _lost_changed(pool: str, before: PoolState | None, state: PoolState) -> set[ModelKey]:
+def _lost_changed(
+    memory: ModelMemory, pool: str, before: PoolState | None, state: PoolState
+) -> set[ModelKey]:
     """Models that lost instances with a node, or got them back, since the last recount: they
     report it at once."""
     was = {c.name for c, _ in before.lost} if before is not None else set()
     if was == {c.name for c, _ in state.lost}:
         return set()
     changed = set()
-    for key, asks in list(_asks.items()):
+    for key, asks in list(memory.asks.items()):
         caps = asks.get(pool)
         if caps is None:
             continue
@@ -763,23 +651,20 @@ def _verdict(caps: InstanceCaps, several: bool) -> tuple[int, int | bool]:
     return (caps.allowed, room)
 
 
-_quotas_written = False
-
-
-def _reconcile_quotas(kube: Kube, any_tenants: bool) -> None:
+def _reconcile_quotas(world: World, any_tenants: bool) -> None:
     """Every pool's tenants' ResourceQuotas: apply the ones that differ, delete the ones no pool
     asks for any more (a tenant or namespace removed). Quotas span pools, so all pools count."""
-    global _quotas_written
-    if not any_tenants and not _quotas_written:
+    kube, memory = world.kube, world.memory
+    if not any_tenants and not memory.quotas_written:
         return
     grants = []
-    for body in _pools.values():
+    for body in list(world.cache.pools.values()):
         try:
             pool = InferencePool(metadata=body["metadata"], spec=body["spec"])
         except ValidationError:
             continue
         if pool.spec.tenants:
-            grants.extend(tenant_quota_grants(pool, pool.spec.tenants, _namespace_labels))
+            grants.extend(tenant_quota_grants(pool, pool.spec.tenants, world.cache.namespace_labels))
     desired = {(q["metadata"]["namespace"], q["metadata"]["name"]): q for q in render_resource_quotas(grants)}
     selector = f"{MANAGED_BY_LABEL}={MANAGED_BY},{COMPONENT_LABEL}={QUOTA_COMPONENT}"
     current = {
@@ -791,47 +676,42 @@ def _reconcile_quotas(kube: Kube, any_tenants: bool) -> None:
     for key, quota in current.items():
         if key not in desired:
             kube.delete(quota)
-    _quotas_written = bool(desired)
+    memory.quotas_written = bool(desired)
 
 
-def resync_all(kube: Kube) -> None:
-    """The level-triggered pass: every pool, then every model, from what the API server holds now."""
-    global _indexed
-    started = time.perf_counter()
-    try:
-        reconcile_pools(kube, [pool["metadata"]["name"] for pool in kube.list(INFERENCE_POOL)])
-    except Exception:  # a failed count must not stop the pass for the models
-        log.exception("resync of the pools failed")
+def resync(world: World) -> tuple[list[str], list[ModelKey]]:
+    """The level-triggered pass's reads: refresh the cache's copies of the children, and have every
+    model the pools' allocations do not know yet say what it asks (all of them after a start), so
+    that no model takes a count decided without the others' demands. Returns every pool and model,
+    for the caller to queue; each then converges in its own pass against what the API server holds
+    at that time, not at the time of this listing."""
+    listed = list(world.kube.list(MODEL_DEPLOYMENT))
+    pools = [pool["metadata"]["name"] for pool in world.kube.list(INFERENCE_POOL)]
     managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-    snapshot: Snapshot = {
-        (obj["kind"], obj["metadata"]["namespace"], obj["metadata"]["name"]): obj
-        for resource in (DEPLOYMENT, SERVICE, CONFIGMAP)
-        for obj in kube.list(resource, label_selector=managed)
-    }
-    models = [(m["metadata"]["namespace"], m["metadata"]["name"]) for m in kube.list(MODEL_DEPLOYMENT)]
-    # A deletion whose event was missed (a watch restarted) still gives the model's share back.
-    gone: set[str] = set()
-    for key in set(_asks) - set(models):
-        gone |= forget_model(*key)
-    if gone:
-        reconcile_pools(kube, sorted(gone))
-    # Models the pools' allocations do not know yet (all of them after a start) say what they ask
-    # first, so that no model takes a count decided without the others' demands.
-    for namespace, name in models:
-        if (namespace, name) not in _asks:
+    # Deployments too: a watch that broke and listed again never reports what was deleted meanwhile.
+    for resource in (DEPLOYMENT, SERVICE, CONFIGMAP):
+        items, version = world.kube.list_at(resource, label_selector=managed)
+        world.cache.refresh(resource.kind, items, version, watched=resource is DEPLOYMENT)
+    # A deletion whose event was missed (a watch restarted) still gives the model's share back: its
+    # pass finds it gone and forgets what it asked.
+    present = {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in listed}
+    models = sorted(set(world.memory.asks) - present)
+    for body in listed:
+        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+        models.append(key)
+        if key not in world.memory.asks:
             try:
-                reconcile_model(kube, namespace, name, snapshot, register_only=True)
-            except Exception:
-                log.exception("registering the demand of %s/%s failed", namespace, name)
-    for namespace, name in models:
-        try:
-            reconcile_model(kube, namespace, name, snapshot)
-        except Exception:
-            log.exception(
-                "resync of %s/%s failed",
-                namespace,
-                name,
-                extra={"obj_kind": "ModelDeployment", "obj_namespace": namespace, "obj_name": name},
-            )
-    _indexed = None  # the snapshot goes with the pass
-    log.info("resync of %d models took %.1fs", len(models), time.perf_counter() - started)
+                reconcile_model(world, *key, register_only=True, listed=body)
+            except Exception as err:  # its own pass reports it
+                log.debug("registering the demand of %s/%s failed: %s", *key, err)
+    return pools, models
+
+
+def models_of_pool(world: World, pool: str) -> list[ModelKey]:
+    """Every model that names the pool in its spec, from the API server."""
+    models = []
+    for m in world.kube.list(MODEL_DEPLOYMENT):
+        spec = m.get("spec") or {}
+        if spec.get("pool") == pool or any(p.get("name") == pool for p in spec.get("pools") or []):
+            models.append((m["metadata"]["namespace"], m["metadata"]["name"]))
+    return models

@@ -13,6 +13,7 @@ from types import FrameType
 import kopf
 from prometheus_client import start_http_server
 
+from gpupool.controller.config import OperatorConfig
 from gpupool.controller.leader import (
     KubernetesLeaseStore,
     LeaderElectionSettings,
@@ -44,41 +45,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
-def run_operator(
-    *,
-    kubeconfig: str | None,
-    health_address: str,
-    metrics_port: int,
-    metrics_address: str,
-    verbose: bool,
-    log_format: str = "text",
-    leader_election: LeaderElectionSettings | None = None,
-) -> None:
+def run_operator(config: OperatorConfig, leader_election: LeaderElectionSettings | None = None) -> None:
     """Run the operator until SIGTERM; with `leader_election`, only once this process leads."""
-    if kubeconfig and os.environ.get("KUBECONFIG") != kubeconfig:
+    if config.kubeconfig and os.environ.get("KUBECONFIG") != config.kubeconfig:
         raise RuntimeError("set KUBECONFIG before importing the operator (gpupool run does)")
     handler = logging.StreamHandler()
-    if log_format == "json":
+    if config.log_format == "json":
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler])
+    logging.basicConfig(level=logging.DEBUG if config.verbose else logging.INFO, handlers=[handler])
     # kopf's own per-event chatter is noise at INFO.
-    logging.getLogger("kopf").setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger("kopf").setLevel(logging.INFO if config.verbose else logging.WARNING)
     # Importing the handlers registers them with kopf.
     from gpupool.controller import handlers  # noqa: F401
 
-    start_http_server(metrics_port, addr=metrics_address)
+    start_http_server(config.metrics_port, addr=config.metrics_address)
     elector = None
     if leader_election is not None:
-        elector = _lead_or_stand_by(kubeconfig, health_address, leader_election)
+        elector = _lead_or_stand_by(config.kubeconfig, config.health_address, leader_election)
         if elector is None:
             return  # stopped while standing by
     try:
         kopf.run(
             clusterwide=True,
             standalone=True,
-            liveness_endpoint=f"http://{health_address}/healthz",
+            liveness_endpoint=f"http://{config.health_address}/healthz",
+            memo=kopf.Memo(config=config),
         )
     finally:
         if elector is not None:

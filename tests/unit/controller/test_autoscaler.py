@@ -125,11 +125,10 @@ def on_h100() -> dict[str, PoolContext | None]:
 
 
 def test_prometheus_down_holds_and_says_why() -> None:
-    autoscaler._states.clear()
     md = planned()
     metrics = unavailable(EngineType.VLLM, Vendor.NVIDIA, "Prometheus at x cannot be queried")
     configured = pool(prometheus={"url": "http://127.0.0.1:9"})
-    scaling = autoscaler.autoscale(md, WorkloadObservation(1, 1, 1), metrics, configured, NOW)
+    scaling = autoscaler.Autoscaling().autoscale(md, WorkloadObservation(1, 1, 1), metrics, configured, NOW)
     assert scaling is not None
     decision = scaling.autoscaling.last_decision
     assert decision is not None and decision.direction == "Hold" and not decision.metrics_available
@@ -141,7 +140,6 @@ def test_prometheus_down_holds_and_says_why() -> None:
 
 
 def test_a_decision_sets_the_count_the_next_reconcile_renders(prometheus: tuple[str, type[_Answers]]) -> None:
-    autoscaler._states.clear()
     url, handler = prometheus
     times = [NOW - 60 + 5 * i for i in range(13)]
     handler.answers["rate(vllm:request_success_total{pool"] = [
@@ -152,7 +150,7 @@ def test_a_decision_sets_the_count_the_next_reconcile_renders(prometheus: tuple[
     handler.answers["DCGM_FI_DEV_GPU_UTIL"] = [series("a", "chat", [(t, "0.9") for t in times])]
     metrics = read_pool(Connection(url), "h100", EngineType.VLLM, Vendor.NVIDIA, NOW, 65, 5)
     md = planned()
-    scaling = autoscaler.autoscale(
+    scaling = autoscaler.Autoscaling().autoscale(
         md, WorkloadObservation(1, 1, 1), metrics, pool(prometheus={"url": url}), NOW
     )
     assert scaling is not None and scaling.replicas == 4
@@ -172,7 +170,6 @@ def test_a_decision_sets_the_count_the_next_reconcile_renders(prometheus: tuple[
 
 
 def test_what_the_policy_learned_survives_a_restart_in_status(prometheus: tuple[str, type[_Answers]]) -> None:
-    autoscaler._states.clear()
     url, handler = prometheus
 
     def metrics_at(now: float) -> Any:
@@ -185,7 +182,7 @@ def test_what_the_policy_learned_survives_a_restart_in_status(prometheus: tuple[
         return read_pool(Connection(url), "h100", EngineType.VLLM, Vendor.NVIDIA, now, 65, 5)
 
     md = planned()
-    first = autoscaler.autoscale(
+    first = autoscaler.Autoscaling().autoscale(
         md, WorkloadObservation(4, 4, 4), metrics_at(NOW), pool(prometheus={"url": url}), NOW
     )
     assert first is not None
@@ -194,10 +191,9 @@ def test_what_the_policy_learned_survives_a_restart_in_status(prometheus: tuple[
     assert state.batch_seconds == pytest.approx(6.0)  # 240 running / 40 QPS
     written = decide(md, on_h100(), {"h100": WorkloadObservation(4, 4, 4)}, "t", scaling=first).status
     # A restarted operator has no memory but the status it reads back from the API server.
-    autoscaler._states.clear()
     restarted = ModelDeployment.model_validate(md.model_copy(update={"status": written}).to_wire())
     later = NOW + 120
-    second = autoscaler.autoscale(
+    second = autoscaler.Autoscaling().autoscale(
         restarted, WorkloadObservation(4, 4, 4), metrics_at(later), pool(prometheus={"url": url}), later
     )
     assert second is not None
@@ -208,7 +204,8 @@ def test_what_the_policy_learned_survives_a_restart_in_status(prometheus: tuple[
 
 def test_explicit_replicas_win_and_clear_the_autoscaler_status() -> None:
     md = planned()
-    scaling = autoscaler.autoscale(md, None, unavailable(EngineType.VLLM, Vendor.NVIDIA, "down"), pool(), NOW)
+    down = unavailable(EngineType.VLLM, Vendor.NVIDIA, "down")
+    scaling = autoscaler.Autoscaling().autoscale(md, None, down, pool(), NOW)
     assert scaling is not None
     with_decision = decide(md, on_h100(), {}, "t", scaling=scaling).status
     assert with_decision.autoscaling is not None
@@ -223,13 +220,13 @@ def test_explicit_replicas_win_and_clear_the_autoscaler_status() -> None:
 
 
 def test_the_watch_tracks_only_models_the_autoscaler_owns() -> None:
-    autoscaler._tracked.clear()
+    scaling = autoscaler.Autoscaling()
     body = {"spec": {"pool": "h100", "autoscaling": POLICY}}
-    autoscaler.track("ADDED", "a", "chat", body)
-    autoscaler.track("ADDED", "a", "fixed", {"spec": {"pool": "h100", "replicas": 2, "autoscaling": POLICY}})
-    autoscaler.track("ADDED", "a", "off", {"spec": {"pool": "h100"}})
-    assert autoscaler.due_pools(0.0) == {"h100": [("a", "chat")]}
-    assert autoscaler.due_pools(4.0) == {}  # the 5 s interval has not passed
-    assert autoscaler.due_pools(5.0) == {"h100": [("a", "chat")]}
-    autoscaler.track("DELETED", "a", "chat", body)
-    assert autoscaler.due_pools(100.0) == {}
+    scaling.track("ADDED", "a", "chat", body)
+    scaling.track("ADDED", "a", "fixed", {"spec": {"pool": "h100", "replicas": 2, "autoscaling": POLICY}})
+    scaling.track("ADDED", "a", "off", {"spec": {"pool": "h100"}})
+    assert scaling.due_pools(0.0) == {"h100": [("a", "chat")]}
+    assert scaling.due_pools(4.0) == {}  # the 5 s interval has not passed
+    assert scaling.due_pools(5.0) == {"h100": [("a", "chat")]}
+    scaling.track("DELETED", "a", "chat", body)
+    assert scaling.due_pools(100.0) == {}

@@ -255,14 +255,14 @@ def tracked(period: int = 60, horizon: int = 10, predictive: bool = True) -> aut
 
 def test_the_history_is_cached_between_evaluations(prometheus: tuple[str, type[_Prometheus]]) -> None:
     url, handler = prometheus
-    autoscaler._histories.clear()
+    scaling = autoscaler.Autoscaling()
     handler.matrix = [{"metric": {"namespace": "a", "model_deployment": "chat"}, "values": [(NOW, "5")]}]
     conn = Connection(url)
     models = [tracked()]
     # Evaluations every 2 s for a minute: read at 0 s, then at the first evaluation 25 s (the
     # refresh) after each read: 26 s and 52 s.
     for second in range(0, 60, 2):
-        history = autoscaler.seasonal_history(conn, "h100", models, NOW + second)
+        history = scaling.seasonal_history(conn, "h100", models, NOW + second)
         assert history is not None and history.by_model
     ends = [float(p["end"]) for _, p in handler.seen]
     assert ends == [(NOW + s) // 15 * 15 for s in (0, 26, 52)]
@@ -272,19 +272,19 @@ def test_a_failed_history_read_keeps_the_last_answer_until_the_next_refresh(
     prometheus: tuple[str, type[_Prometheus]],
 ) -> None:
     url, handler = prometheus
-    autoscaler._histories.clear()
+    scaling = autoscaler.Autoscaling()
     handler.matrix = [{"metric": {"namespace": "a", "model_deployment": "chat"}, "values": [(NOW, "5")]}]
-    first = autoscaler.seasonal_history(Connection(url), "h100", [tracked()], NOW)
+    first = scaling.seasonal_history(Connection(url), "h100", [tracked()], NOW)
     handler.credentials = "Bearer rotated"  # every read fails from now on
-    assert autoscaler.seasonal_history(Connection(url), "h100", [tracked()], NOW + 30) == first
-    assert autoscaler.seasonal_history(Connection(url), "h100", [tracked()], NOW + 40) == first
+    assert scaling.seasonal_history(Connection(url), "h100", [tracked()], NOW + 30) == first
+    assert scaling.seasonal_history(Connection(url), "h100", [tracked()], NOW + 40) == first
     assert len(handler.seen) == 2  # the failure is not retried at every evaluation
 
 
 def test_no_predictive_model_no_history_query(prometheus: tuple[str, type[_Prometheus]]) -> None:
     url, handler = prometheus
-    autoscaler._histories.clear()
-    assert autoscaler.seasonal_history(Connection(url), "h100", [tracked(predictive=False)], NOW) is None
+    scaling = autoscaler.Autoscaling()
+    assert scaling.seasonal_history(Connection(url), "h100", [tracked(predictive=False)], NOW) is None
     assert handler.seen == []
 
 

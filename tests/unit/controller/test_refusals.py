@@ -9,6 +9,7 @@ from kubernetes.client.exceptions import ApiException
 from gpupool.api.conditions import Condition, ConditionType, find_condition
 from gpupool.api.v1alpha1 import ModelDeploymentStatus
 from gpupool.controller import reconciler
+from gpupool.controller.state import ModelMemory
 from gpupool.services.modeldeployment import ModelOutcome
 
 DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "chat", "namespace": "ns"}}
@@ -30,16 +31,15 @@ def test_the_refusal_is_the_api_servers_message_on_one_line() -> None:
 
 
 def test_refused_objects_are_not_sent_again_until_they_change() -> None:
+    memory = ModelMemory()
     key = ("ns", "chat-refusal-test")
     outcome = ModelOutcome(objects=[DEPLOYMENT], apply=True)
-    assert reconciler._refusal_of(key, outcome) is None
-    body = {"metadata": {"name": "chat", "namespace": "ns"}}
-    message = reconciler._remember_refusal(key, body, outcome, _refused("denied by policy"))
+    assert reconciler._refusal_of(memory, key, outcome) is None
+    message = reconciler._remember_refusal(memory, key, outcome, _refused("denied by policy"))
     assert message == "denied by policy"
-    assert reconciler._refusal_of(key, outcome) == "denied by policy"
+    assert reconciler._refusal_of(memory, key, outcome) == "denied by policy"
     changed = ModelOutcome(objects=[{**DEPLOYMENT, "spec": {"replicas": 2}}], apply=True)
-    assert reconciler._refusal_of(key, changed) is None
-    reconciler._rejections.pop(key)
+    assert reconciler._refusal_of(memory, key, changed) is None
 
 
 def test_a_refusal_turns_ready_false_and_degraded_true_with_the_message() -> None:
