@@ -15,10 +15,16 @@ figures, not assertions:
   until the pool's count leaves it out, and until the model has all its instances again;
 - leader-killed: the leader SIGKILLed with a standby running: takeover time, convergence of a change
   made meanwhile, and writes the new leader repeated (objects written more than once, events posted
-  twice).
+  twice);
+- etcd-restart: etcd stopped and started again under a running operator: whether it survives, and
+  the time to converge a change made once etcd is back;
+- contention: three models of one tier asking for far more than the pool holds: the time until the
+  pool's allocation settles, then every write over five minutes left alone (none expected);
+- bad-input: the table of bad manifests in tests/e2e/bad_manifests.py, run by its own test.
 
-The whole run takes about 8 minutes on two cores (446 s measured); `tests/e2e/test_faults.py` runs a
-bounded subset of the same code. Run it under the shared end-to-end lock (`make bench-faults` does).
+Each scenario starts on an empty pool (the namespaces of the one before are deleted). The whole run
+takes about 16 minutes on two cores; `tests/e2e/test_faults.py` runs a bounded subset of the same
+code. Run it under the shared end-to-end lock (`make bench-faults` does).
 """
 
 from __future__ import annotations
@@ -40,7 +46,8 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+E2E = ROOT / "tests" / "e2e"
+sys.path.insert(0, str(E2E))
 from cluster import CLUSTER_SH, Cluster, bring_up, tear_down  # noqa: E402
 from kubernetes import client, config  # noqa: E402
 from kubernetes.client.exceptions import ApiException  # noqa: E402
@@ -161,10 +168,12 @@ class Faults:
         return process
 
     def cleanup(self) -> None:
+        """Stop the operators and delete the namespaces made so far (their pods free the pool)."""
         for process in self.operators:
             process.stop()
         for ns in self.namespaces:
             self.cluster.kubectl("delete", "namespace", ns, "--wait=true", "--timeout=180s", check=False)
+        self.operators, self.namespaces = [], []
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -399,6 +408,12 @@ class Faults:
             start = time.monotonic()
             with self.deleted_node(node) if fault == "node-deleted" else self.not_ready_node(node):
                 counted = wait(lambda n=before - 1: self.pool_nodes() == n, timeout=90)
+                # Capacity lost to a node reduces what can be added, never what the model asks for.
+                asked = self.apps.read_namespaced_deployment("spread", ns).spec.replicas
+                if asked != 2:
+                    result.problems.append(
+                        f"the Deployment asks for {asked} instances, not 2, with {node} gone"
+                    )
                 if fault == "node-deleted":
                     back = self.wait_pods(ns, "spread", 2, timeout=150, avoid=node)
                     recovered = f"{time.monotonic() - start:.1f} s" if back is not None else "> 150 s"
@@ -477,7 +492,156 @@ class Faults:
         result.problems += self.problems(ns)
         return result
 
+    def contention(self, soak: float) -> Result:
+        """Three llama-3.1-70b models of one tier ask for 12 instances each (TP 4, 144 GPUs) of the
+        32-GPU pool: time until the pool's allocation settles, then Deployment writes, model status
+        writes and events over `soak` seconds left alone (all three should be zero)."""
+        result = Result("contention", 1)
+        ns = self.namespace("contend")
+        operator = self.operator("contend")
+        operator.start()
+        names = [f"llama-{i}" for i in range(3)]
+        start = time.monotonic()
+        for name in names:
+            body = model_body(name, 0, 12)
+            body["spec"].update({"model": {"name": "llama-3.1-70b"}, "tier": "P1"})
+            body["spec"].pop("engine")
+            self.custom.create_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments", body)
+        capacity = 32 // 4
+
+        def shared() -> bool:
+            items = self.custom.list_namespaced_custom_object(GROUP, VERSION, ns, "modeldeployments")["items"]
+            statuses = [i.get("status") or {} for i in items]
+            counts = [s.get("replicas") for s in statuses]
+            return (
+                len(items) == len(names)
+                and sum(c or 0 for c in counts) == capacity
+                and counts == [s.get("readyReplicas") for s in statuses]
+            )
+
+        # Settled: the pool is shared out, and no Deployment or event is written for 10 s.
+        settled: float | None = None
+        while time.monotonic() - start < 180:
+            if wait(shared, timeout=180 - (time.monotonic() - start)) is None:
+                break
+            offset = self.cluster.audit_offset()
+            time.sleep(10)
+            if not self.writes(offset, ns, ("deployments", "events")) and shared():
+                settled = time.monotonic() - start - 10
+                break
+        if settled is None:
+            result.problems.append(f"not settled within 180 s: {capacity} instances never shared out quietly")
+            operator.stop()
+            return result
+        counts = self.replicas(ns, names)
+        offset = self.cluster.audit_offset()
+        time.sleep(soak)
+        writes = Counter(w["objectRef"].get("resource") for w in self.writes(offset, ns))
+        after = self.replicas(ns, names)
+        result.figures = {
+            "settled": f"{settled:.1f} s",
+            "instances": "/".join(str(c) for c in counts),
+            "quiet for": f"{soak:.0f} s",
+            "Deployment writes": str(writes["deployments"]),
+            "status writes": str(writes["modeldeployments"]),
+            "events": str(writes["events"]),
+        }
+        for resource, n in writes.items():
+            result.problems.append(f"{n} {resource} write(s) while nothing changed")
+        if after != counts:
+            result.problems.append(f"instance counts moved from {counts} to {after}")
+        operator.stop()
+        return result
+
+    def etcd_restart(self, models: int, down: float) -> Result:
+        """Stop etcd under a running operator for `down` seconds and start it again."""
+        result = Result("etcd-restart", 1)
+        ns = self.namespace("etcd")
+        operator = self.operator("etcd")
+        operator.start()
+        for i in range(models):
+            self.apply_model(ns, f"m{i:02d}", 1)
+        took, left = self.wait_converged(ns, timeout=120)
+        if took is None:
+            result.problems.append(f"not converged before the restart: {left[:3]}")
+        offset = operator.log_path.stat().st_size
+        component("stop", "etcd")
+        stopped = time.monotonic()
+        time.sleep(down)
+        component("start", "etcd")
+        back = time.monotonic()
+        # kube-apiserver reconnects by itself; wait until it answers before the change.
+        wait(lambda: self.pool_nodes() >= 0, timeout=120)
+        self.apply_model(ns, "m00", 2)
+        took, left = self.wait_converged(ns, timeout=180)
+        text = operator.log_path.read_bytes()[offset:].decode(errors="replace")
+        alive = operator.process is not None and operator.process.poll() is None
+        if not alive:
+            result.problems.append("operator exited during the etcd restart")
+        if took is None:
+            result.problems.append(f"not converged 180 s after etcd came back: {left[:3]}")
+        result.figures = {
+            "etcd down": f"{back - stopped:.0f} s",
+            "survived": "yes" if alive else "no",
+            "tracebacks": str(text.count("Traceback")),
+            "etcd back→converged": f"{time.monotonic() - back:.1f} s" if took is not None else "> 180 s",
+        }
+        result.problems += self.problems(ns)
+        operator.stop()
+        return result
+
+    def bad_input(self) -> Result:
+        """The end-to-end table of bad manifests (tests/e2e/bad_manifests.py), run by its own test:
+        each refused by the API server with a message naming the field or answered once by a
+        condition; no traceback, no restart, a good model among them served."""
+        from bad_manifests import ANSWERED, CASES, REFUSED
+
+        result = Result("bad-input", len(CASES))
+        started = time.monotonic()
+        run = subprocess.run(
+            [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(E2E / "test_bad_input.py")],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        summary = (run.stdout.strip().splitlines() or ["no output"])[-1]
+        result.figures = {
+            "manifests": str(len(CASES)),
+            "refused by the API server": str(len(REFUSED)),
+            "answered by a condition": str(len(ANSWERED)),
+            "tests": summary.strip("= "),
+            "in": f"{time.monotonic() - started:.0f} s",
+        }
+        if run.returncode != 0:
+            result.problems.append(f"tests/e2e/test_bad_input.py failed: {summary}")
+            result.problems += [line for line in run.stdout.splitlines() if line.startswith("E ")][:10]
+        return result
+
     # -- helpers --------------------------------------------------------------------------------
+
+    def writes(
+        self,
+        offset: int,
+        namespace: str,
+        resources: tuple[str, ...] = ("deployments", "events", "modeldeployments"),
+    ) -> list[dict[str, Any]]:
+        """Writes to `resources` of `namespace` since the audit log's `offset`."""
+        return [
+            w
+            for w in audit_writes(self.cluster.audit_log, offset)
+            if (w.get("objectRef") or {}).get("namespace") == namespace
+            and (w.get("objectRef") or {}).get("resource") in resources
+        ]
+
+    def replicas(self, namespace: str, names: list[str]) -> list[int]:
+        items = {
+            i["metadata"]["name"]: i
+            for i in self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, "modeldeployments")[
+                "items"
+            ]
+        }
+        return [int(((items.get(n) or {}).get("status") or {}).get("replicas") or 0) for n in names]
 
     def pool_nodes(self) -> int:
         pool = self.custom.get_cluster_custom_object(GROUP, VERSION, "inferencepools", POOL)
@@ -580,6 +744,18 @@ def component(verb: str, name: str) -> None:
     subprocess.run([str(CLUSTER_SH), verb, name], cwd=ROOT, check=True, capture_output=True, timeout=300)
 
 
+SCENARIOS = [
+    "kills",
+    "rapid-edits",
+    "nodes",
+    "leader-killed",
+    "api-down",
+    "etcd-restart",
+    "contention",
+    "bad-input",
+]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=20)
@@ -587,12 +763,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outage", type=float, default=90.0, help="seconds kube-apiserver stays down")
     parser.add_argument("--edits", type=int, default=50)
     parser.add_argument(
-        "--only", nargs="*", default=None, help="scenarios: kills api-down rapid-edits nodes leader-killed"
+        "--only",
+        nargs="*",
+        default=None,
+        help=f"scenarios: {' '.join(SCENARIOS)}",
     )
+    parser.add_argument("--soak", type=float, default=300.0, help="seconds the contended pool is left alone")
+    parser.add_argument("--etcd-down", type=float, default=20.0, help="seconds etcd stays down")
     parser.add_argument("--work-dir", default=str(ROOT / "results" / "faults"))
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args(argv)
-    chosen = set(args.only or ["kills", "api-down", "rapid-edits", "nodes", "leader-killed"])
+    chosen = set(args.only or SCENARIOS)
     work = Path(args.work_dir)
     work.mkdir(parents=True, exist_ok=True)
     cluster = bring_up()
@@ -607,6 +788,9 @@ def main(argv: list[str] | None = None) -> int:
             ("nodes", faults.node_faults),
             ("leader-killed", lambda: faults.leader_killed(min(args.models, 10))),
             ("api-down", lambda: faults.api_down(args.outage, min(args.models, 10))),
+            ("etcd-restart", lambda: faults.etcd_restart(min(args.models, 10), args.etcd_down)),
+            ("contention", lambda: faults.contention(args.soak)),
+            ("bad-input", faults.bad_input),
         ]
         for name, run in scenarios:
             if name not in chosen:
@@ -621,6 +805,7 @@ def main(argv: list[str] | None = None) -> int:
                 r.figures["took"] = f"{time.monotonic() - started:.0f} s"
                 results.append(r)
                 log(f"{r.scenario}: {r.figures}; {r.verdict}")
+            faults.cleanup()  # each scenario starts on an empty pool
     finally:
         faults.cleanup()
         if cluster.started_here:

@@ -15,14 +15,18 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cluster import Cluster, ClusterError, bring_up, tear_down
+from harness import fresh_namespaces, running_operator, unique_name
+from operator_process import OperatorProcess
 
 E2E_DIR = Path(__file__).resolve().parent
 SKIP_REASON = "end-to-end tests skipped because GPUPOOL_SKIP_E2E=1"
@@ -58,3 +62,23 @@ def cluster() -> Iterator[Cluster]:
     finally:
         if handle.started_here and os.environ.get("GPUPOOL_KEEP_CLUSTER") != "1":
             tear_down()
+
+
+@pytest.fixture
+def operators(cluster: Cluster, tmp_path: Path) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start operators for one test: `operators(name, **options)` returns a started one; all stop after."""
+    with ExitStack() as stack:
+
+        def start(name: str = "operator", **options: Any) -> OperatorProcess:
+            log_dir = tmp_path / name
+            log_dir.mkdir(parents=True, exist_ok=True)
+            return stack.enter_context(running_operator(cluster, log_dir, **options))
+
+        yield start
+
+
+@pytest.fixture
+def namespace(cluster: Cluster) -> Iterator[str]:
+    """A namespace for one test's models (with the `hf-token` Secret), deleted afterwards."""
+    with fresh_namespaces(cluster, unique_name("t")) as (name,):
+        yield name

@@ -1,8 +1,75 @@
-"""Helpers shared by the end-to-end modules: manifests and status reading."""
+"""The end-to-end harness shared by every module: operators, namespaces, manifests, cleanup.
+
+The `cluster` fixture (conftest.py) brings up the local control plane; the helpers here run the
+operator against it and make the objects a test needs, and undo both however the test ends:
+
+- `running_operator(...)`: `gpupool run` in a subprocess for the length of a `with` block;
+- `fresh_namespaces(...)`: namespaces (with the `hf-token` Secret gated models read) that are deleted,
+  and waited for, afterwards;
+- `apply_sample_pools(cluster)`: the InferencePools of manifests/samples;
+- `model_manifest(...)` and `condition(...)`: a ModelDeployment to apply, a condition to read.
+
+conftest.py turns them into the `operators` and `namespaces` fixtures for function-scoped use.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from operator_process import OperatorProcess
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_POOLS = sorted((ROOT / "manifests" / "samples").glob("pool-*.yaml"))
+
+
+@contextmanager
+def running_operator(
+    cluster: Any, log_dir: Path, kubeconfig: str | None = None, **options: Any
+) -> Iterator[OperatorProcess]:
+    """The operator, started (it answers /healthz) and stopped when the block ends.
+
+    `options` go to OperatorProcess: resync_seconds, extra_env, extra_args.
+    """
+    process = OperatorProcess(kubeconfig or str(cluster.kubeconfig), log_dir, **options)
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def fresh_namespaces(cluster: Any, *names: str, models: bool = True) -> Iterator[list[str]]:
+    """Namespaces that exist for the block and are deleted, and waited for, after it.
+
+    models: give each the `hf-token` Secret that the gated Llama samples' pods read.
+    """
+    made: list[str] = []
+    try:
+        for name in names:
+            if models:
+                cluster.create_model_namespace(name)
+            else:
+                cluster.kubectl("create", "namespace", name)
+            made.append(name)
+        yield made
+    finally:
+        for name in made:
+            cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
+
+
+def apply_sample_pools(cluster: Any) -> None:
+    """The sample InferencePools (manifests/samples/pool-*.yaml)."""
+    for pool_file in SAMPLE_POOLS:
+        cluster.kubectl("apply", "-f", str(pool_file))
 
 
 def model_manifest(name: str, namespace: str | None = None, **spec: Any) -> dict[str, Any]:

@@ -22,16 +22,18 @@ def elected_operator(
     """`gpupool run --leader-elect` with a known holder identity; not started yet."""
     log_dir.mkdir(parents=True, exist_ok=True)
     return OperatorProcess(
-        kubeconfig,
-        log_dir,
-        resync_seconds=resync_seconds,
-        extra_args=[
-            "--leader-elect",
-            f"--leader-election-namespace={namespace}",
-            f"--leader-election-id={lease}",
-            f"--leader-election-identity={identity}",
-        ],
+        kubeconfig, log_dir, resync_seconds=resync_seconds, extra_args=leader_args(namespace, lease, identity)
     )
+
+
+def leader_args(namespace: str, lease: str, identity: str) -> list[str]:
+    """The flags of `gpupool run` that make it take turns through the Lease `namespace/lease`."""
+    return [
+        "--leader-elect",
+        f"--leader-election-namespace={namespace}",
+        f"--leader-election-id={lease}",
+        f"--leader-election-identity={identity}",
+    ]
 
 
 def lease_spec(cluster: Any, namespace: str, lease: str) -> dict[str, Any]:

@@ -15,7 +15,6 @@ import re
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
-from harness import model_manifest
+from harness import apply_sample_pools, fresh_namespaces, model_manifest, running_operator, unique_name
 from operator_process import OperatorProcess, free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,10 +93,8 @@ class Relay:
 
 @pytest.fixture(scope="module")
 def outage(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/modeldeployments.gpupool.io")
-    for pool_file in POOL_FILES:
-        cluster.kubectl("apply", "-f", str(pool_file))
+    cluster.install_crds()
+    apply_sample_pools(cluster)
     config = yaml.safe_load(Path(cluster.kubeconfig).read_text())
     server = urlparse(config["clusters"][0]["cluster"]["server"])
     assert server.hostname and server.port
@@ -110,18 +107,20 @@ def outage(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[d
     kubeconfig.write_text(yaml.safe_dump(config))
     # Pools are recounted 5 s after their Deployments change: the recount a new model asks for
     # falls inside the outage, and shows how a failing key backs off.
-    operator = OperatorProcess(
-        str(kubeconfig), work, resync_seconds=600, extra_env={"GPUPOOL_POOL_ACCOUNTING_SECONDS": "5"}
-    )
-    operator.start()
-    namespace = f"t-{uuid.uuid4().hex[:8]}"
-    cluster.kubectl("create", "namespace", namespace)
     try:
-        yield {"relay": relay, "operator": operator, "namespace": namespace}
+        with (
+            running_operator(
+                cluster,
+                work,
+                kubeconfig=str(kubeconfig),
+                resync_seconds=600,
+                extra_env={"GPUPOOL_POOL_ACCOUNTING_SECONDS": "5"},
+            ) as operator,
+            fresh_namespaces(cluster, unique_name("t"), models=False) as (namespace,),
+        ):
+            yield {"relay": relay, "operator": operator, "namespace": namespace}
     finally:
-        operator.stop()
         relay.cut()
-        cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
 
 
 def replicas_of(cluster: Any, namespace: str, name: str) -> int | None:

@@ -16,8 +16,8 @@ import lupa.lua51 as lua51
 import pytest
 import yaml
 from cluster import Cluster
-from harness import condition
-from operator_process import OperatorProcess, wait_for
+from harness import condition, fresh_namespaces, running_operator
+from operator_process import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 HEALTH = ROOT / "argocd" / "health" / "gpupool.io"
@@ -75,15 +75,12 @@ def world(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             (names["empty"], {"gpupool.io/test-no-such-node": "true"}),
         )
     ]
-    cluster.kubectl("create", "namespace", names["ns"])
-    cluster.apply(pools)
-    operator = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("argocd-operator"))
-    operator.start()
     try:
-        yield names
+        with fresh_namespaces(cluster, names["ns"], models=False):
+            cluster.apply(pools)
+            with running_operator(cluster, tmp_path_factory.mktemp("argocd-operator")):
+                yield names
     finally:
-        operator.stop()
-        cluster.kubectl("delete", "namespace", names["ns"], "--wait=true", "--timeout=120s", check=False)
         cluster.kubectl("delete", "inferencepool.gpupool.io", names["pool"], names["empty"], check=False)
 
 

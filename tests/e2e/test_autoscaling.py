@@ -27,6 +27,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,8 @@ import bcrypt
 import pytest
 import yaml
 from cluster import Cluster, h100_pool_spec
-from harness import condition
-from operator_process import OperatorProcess, audit_writes, free_port, wait_for
+from harness import condition, fresh_namespaces, running_operator
+from operator_process import audit_writes, free_port, wait_for
 from test_observability import Prometheus
 
 from gpupool.controller.prometheus import (
@@ -238,57 +239,58 @@ def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     config = work / "prometheus.yml"
     config.write_text(yaml.safe_dump(prometheus_config(sd_file)))
     prometheus = Prometheus(work / "prometheus-state", free_port())
-    operator = OperatorProcess(
-        str(cluster.kubeconfig), work, resync_seconds=5, extra_env={"GPUPOOL_NAMESPACE": operator_namespace}
-    )
     try:
         prometheus.start(config)
-        operator.start()
-        cluster.create_model_namespace(namespace)
-        cluster.kubectl("create", "namespace", operator_namespace)
-        cluster.apply(
-            [
-                {
-                    "apiVersion": "gpupool.io/v1alpha1",
-                    "kind": "InferencePool",
-                    "metadata": {"name": POOL},
-                    "spec": h100_pool_spec(prometheus={"url": prometheus.url}),
-                },
-                {
-                    "apiVersion": "gpupool.io/v1alpha1",
-                    "kind": "ModelDeployment",
-                    "metadata": {"name": MODEL, "namespace": namespace},
-                    "spec": {
-                        "model": {"name": "llama-3.1-8b"},
-                        "pool": POOL,
-                        "traffic": {"peakQps": 1},
-                        "scaling": {"minReplicas": 1, "maxReplicas": 4},
-                        "autoscaling": POLICY,
+        with ExitStack() as stack:
+            operator = stack.enter_context(
+                running_operator(
+                    cluster, work, resync_seconds=5, extra_env={"GPUPOOL_NAMESPACE": operator_namespace}
+                )
+            )
+            stack.enter_context(fresh_namespaces(cluster, namespace))
+            stack.enter_context(fresh_namespaces(cluster, operator_namespace, models=False))
+            cluster.apply(
+                [
+                    {
+                        "apiVersion": "gpupool.io/v1alpha1",
+                        "kind": "InferencePool",
+                        "metadata": {"name": POOL},
+                        "spec": h100_pool_spec(prometheus={"url": prometheus.url}),
                     },
-                },
-            ]
-        )
-        state = {
-            "cluster": cluster,
-            "namespace": namespace,
-            "operator_namespace": operator_namespace,
-            "pods": pods,
-            "prometheus": prometheus,
-            "operator": operator,
-            "config": config,
-            "work": work,
-        }
-        body = wait_for("the model planned", lambda: model(state).get("status", {}).get("plan"), timeout=60)
-        pods.capacity = float(body["qpsPerInstance"])
-        yield state
+                    {
+                        "apiVersion": "gpupool.io/v1alpha1",
+                        "kind": "ModelDeployment",
+                        "metadata": {"name": MODEL, "namespace": namespace},
+                        "spec": {
+                            "model": {"name": "llama-3.1-8b"},
+                            "pool": POOL,
+                            "traffic": {"peakQps": 1},
+                            "scaling": {"minReplicas": 1, "maxReplicas": 4},
+                            "autoscaling": POLICY,
+                        },
+                    },
+                ]
+            )
+            state = {
+                "cluster": cluster,
+                "namespace": namespace,
+                "operator_namespace": operator_namespace,
+                "pods": pods,
+                "prometheus": prometheus,
+                "operator": operator,
+                "config": config,
+                "work": work,
+            }
+            body = wait_for(
+                "the model planned", lambda: model(state).get("status", {}).get("plan"), timeout=60
+            )
+            pods.capacity = float(body["qpsPerInstance"])
+            yield state
     finally:
         pods.stop()
         server.shutdown()
         server.server_close()
         prometheus.stop()
-        operator.stop()
-        cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
-        cluster.kubectl("delete", "namespace", operator_namespace, "--wait=false", check=False)
         cluster.kubectl("delete", "inferencepool.gpupool.io", POOL, check=False)
 
 

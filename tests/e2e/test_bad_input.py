@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from bad_manifests import ANSWERED, CASES, NAMESPACE, NVIDIA_POOL, REFUSED, Case
+from harness import apply_sample_pools, fresh_namespaces, running_operator
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from operator_process import OperatorProcess, wait_for
@@ -146,35 +147,23 @@ def suite(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tu
         result = cluster.kubectl(*args, check=False, input=input)
         assert result.returncode == 0, f"kubectl {' '.join(args)}: {result.stderr}"
 
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/inferencepools.gpupool.io",
-        "crd/modeldeployments.gpupool.io",
-    )
+    cluster.install_crds()
     _policy(kubectl)
-    for namespace in (NAMESPACE, GOOD_NAMESPACE):
-        kubectl("create", "namespace", namespace)
-        kubectl("create", "secret", "generic", "hf-token", "-n", namespace, "--from-literal=token=hf_test")
-    process = OperatorProcess(
-        str(cluster.kubeconfig), tmp_path_factory.mktemp("operator"), resync_seconds=RESYNC_SECONDS
-    )
-    process.start()
-    for pool_file in sorted((ROOT / "manifests" / "samples").glob("pool-*.yaml")):
-        kubectl("apply", "-f", str(pool_file))
     try:
-        yield process, Api(str(cluster.kubeconfig))
+        with (
+            fresh_namespaces(cluster, NAMESPACE, GOOD_NAMESPACE),
+            running_operator(
+                cluster, tmp_path_factory.mktemp("operator"), resync_seconds=RESYNC_SECONDS
+            ) as process,
+        ):
+            apply_sample_pools(cluster)
+            yield process, Api(str(cluster.kubeconfig))
     finally:
-        process.stop()
         pools = [c.name for c in CASES if c.kind == "InferencePool" and c.refused is None]
         cluster.kubectl("delete", "inferencepools.gpupool.io", "--ignore-not-found", *pools, check=False)
         cluster.kubectl(
             "delete", "validatingadmissionpolicybinding,validatingadmissionpolicy", POLICY, check=False
         )
-        for namespace in (NAMESPACE, GOOD_NAMESPACE):
-            cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
 
 
 def _good_model(name: str, **spec: Any) -> dict[str, Any]:

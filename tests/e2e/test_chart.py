@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import yaml
 from cluster import Cluster, h100_pool_spec
-from harness import condition
-from operator_process import OperatorProcess, wait_for
+from harness import condition, fresh_namespaces, running_operator, unique_name
+from operator_process import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "gpupool"
@@ -180,10 +180,8 @@ def crds(cluster: Cluster) -> Iterator[None]:
 
 @pytest.fixture
 def namespace(cluster: Cluster, crds: None) -> Iterator[str]:
-    name = f"chart-{uuid.uuid4().hex[:8]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
+    with fresh_namespaces(cluster, unique_name("chart"), models=False) as (name,):
+        yield name
 
 
 def docs(text: str) -> list[dict[str, Any]]:
@@ -367,11 +365,13 @@ def run_operator_with_chart_token(
 
     offset = cluster.audit_offset()
     # In the cluster the chart sets GPUPOOL_NAMESPACE from the pod's namespace; here, by hand.
-    operator = OperatorProcess(
-        str(kubeconfig), tmp_path, resync_seconds=5, extra_env={"GPUPOOL_NAMESPACE": namespace}
-    )
-    operator.start()
-    try:
+    with running_operator(
+        cluster,
+        tmp_path,
+        kubeconfig=str(kubeconfig),
+        resync_seconds=5,
+        extra_env={"GPUPOOL_NAMESPACE": namespace},
+    ) as operator:
         # Prometheus credentials from a Secret of the release namespace, which the chart's Role
         # lets the operator read (the Prometheus itself is absent: unreachable, not unauthorised).
         cluster.kubectl(
@@ -466,8 +466,6 @@ def run_operator_with_chart_token(
         # Let a few resyncs run, then look for anything the API server refused.
         wait_for("two resyncs", lambda: operator.metrics().count("gpupool_reconcile_total{") >= 1, timeout=15)
         log = operator.log_path.read_text()
-    finally:
-        operator.stop()
     assert forbidden_since(cluster.audit_log, offset, user) == []
     refusals = [line for line in log.splitlines() if "forbidden" in line.lower() or " 403" in line]
     assert refusals == [], "\n".join(refusals[:5])

@@ -9,13 +9,13 @@ nothing for a model it was given nothing for.
 from __future__ import annotations
 
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from harness import fresh_namespaces, unique_name
 from operator_process import audit_writes, wait_for
 
 from gpupool.controller.kube import APPLIED_HASH
@@ -33,10 +33,8 @@ MODELS = 4
 @pytest.fixture
 def namespace(cluster: Any) -> Iterator[str]:
     cluster.install_crds()
-    name = f"floor-{uuid.uuid4().hex[:8]}"
-    cluster.kubectl("create", "namespace", name)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
+    with fresh_namespaces(cluster, unique_name("floor"), models=False) as (name,):
+        yield name
 
 
 def test_floor_makes_the_writes_of_each_new_model_and_nothing_else(

@@ -11,16 +11,15 @@ from __future__ import annotations
 import json
 import signal
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cluster import Cluster
 from harness import model_manifest
-from leases import elected_operator, lease_holder, lease_spec, reconciles, wait_for_holder
+from leases import leader_args, lease_holder, lease_spec, reconciles, wait_for_holder
 from operator_process import OperatorProcess, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,31 +29,15 @@ LEASE = "gpupool-operator"
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def namespace(cluster: Cluster) -> Iterator[str]:
+@pytest.fixture(autouse=True)
+def pool(cluster: Cluster) -> None:
     cluster.install_crds()
     cluster.kubectl("apply", "-f", str(POOL))
-    name = f"lead-{uuid.uuid4().hex[:8]}"
-    cluster.create_model_namespace(name)
-    yield name
-    cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
 
 
-@pytest.fixture
-def processes() -> Iterator[list[OperatorProcess]]:
-    started: list[OperatorProcess] = []
-    yield started
-    for process in started:
-        process.stop()
-
-
-def start(
-    cluster: Cluster, tmp_path: Path, processes: list[OperatorProcess], namespace: str, identity: str
-) -> OperatorProcess:
-    process = elected_operator(str(cluster.kubeconfig), tmp_path / identity, identity, namespace, LEASE)
-    processes.append(process)
-    process.start()  # returns once /healthz answers, which a standby does too
-    return process
+def start(operators: Callable[..., OperatorProcess], namespace: str, identity: str) -> OperatorProcess:
+    # Returns once /healthz answers, which a standby does too.
+    return operators(identity, extra_args=leader_args(namespace, LEASE, identity))
 
 
 def apply(cluster: Cluster, namespace: str, obj: dict[str, Any]) -> None:
@@ -80,11 +63,11 @@ def event_reasons(cluster: Cluster, namespace: str, name: str) -> Counter[str]:
 
 
 def test_standby_acts_on_nothing_while_the_leader_leads(
-    cluster: Cluster, namespace: str, processes: list[OperatorProcess], tmp_path: Path
+    cluster: Cluster, namespace: str, operators: Callable[..., OperatorProcess]
 ) -> None:
-    leader = start(cluster, tmp_path, processes, namespace, "a")
+    leader = start(operators, namespace, "a")
     wait_for_holder(cluster, namespace, LEASE, "a")
-    standby = start(cluster, tmp_path, processes, namespace, "b")
+    standby = start(operators, namespace, "b")
     wait_for("b standing by", lambda: "standing by while a leads" in standby.log_path.read_text(), timeout=30)
 
     apply(cluster, namespace, model_manifest("chat", replicas=1))
@@ -102,11 +85,11 @@ def test_standby_acts_on_nothing_while_the_leader_leads(
 
 
 def test_sigkilled_leader_is_replaced_and_the_standby_converges_later_changes(
-    cluster: Cluster, namespace: str, processes: list[OperatorProcess], tmp_path: Path
+    cluster: Cluster, namespace: str, operators: Callable[..., OperatorProcess]
 ) -> None:
-    leader = start(cluster, tmp_path, processes, namespace, "a")
+    leader = start(operators, namespace, "a")
     wait_for_holder(cluster, namespace, LEASE, "a")
-    standby = start(cluster, tmp_path, processes, namespace, "b")
+    standby = start(operators, namespace, "b")
     apply(cluster, namespace, model_manifest("chat", replicas=1))
     wait_for("chat converged", lambda: converged(cluster, namespace, "chat", 1), timeout=90)
 
@@ -124,11 +107,11 @@ def test_sigkilled_leader_is_replaced_and_the_standby_converges_later_changes(
 
 
 def test_sigterm_hands_the_lease_over_at_once(
-    cluster: Cluster, namespace: str, processes: list[OperatorProcess], tmp_path: Path
+    cluster: Cluster, namespace: str, operators: Callable[..., OperatorProcess]
 ) -> None:
-    leader = start(cluster, tmp_path, processes, namespace, "a")
+    leader = start(operators, namespace, "a")
     wait_for_holder(cluster, namespace, LEASE, "a")
-    start(cluster, tmp_path, processes, namespace, "b")
+    start(operators, namespace, "b")
     # Give the standby time to see the Lease renewed, so that only a release lets it in early.
     time.sleep(3)
     assert leader.process is not None
@@ -143,9 +126,9 @@ def test_sigterm_hands_the_lease_over_at_once(
 
 
 def test_leader_that_loses_its_lease_exits_non_zero(
-    cluster: Cluster, namespace: str, processes: list[OperatorProcess], tmp_path: Path
+    cluster: Cluster, namespace: str, operators: Callable[..., OperatorProcess]
 ) -> None:
-    leader = start(cluster, tmp_path, processes, namespace, "a")
+    leader = start(operators, namespace, "a")
     wait_for_holder(cluster, namespace, LEASE, "a")
     lease = json.loads(cluster.kubectl("get", "lease", LEASE, "-n", namespace, "-o", "json").stdout)
     lease["spec"]["holderIdentity"] = "intruder"

@@ -19,13 +19,15 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from cluster import Cluster, h100_pool_spec
-from operator_process import OperatorProcess, free_port, wait_for
+from harness import fresh_namespaces, running_operator
+from operator_process import free_port, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "gpupool"
@@ -107,26 +109,30 @@ def setup(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     rules_file.write_text(yaml.safe_dump({"groups": rule["spec"]["groups"]}))
 
     cluster.install_crds()
-    operator = OperatorProcess(str(cluster.kubeconfig), work, resync_seconds=5)
-    operator.start()
-    config = work / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-                "rule_files": [str(rules_file)],
-                "scrape_configs": [
-                    {"job_name": JOB, "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}]}
-                ],
-            }
-        )
-    )
-    prometheus = Prometheus(work / "prometheus-state", free_port())
     suffix = uuid.uuid4().hex[:6]
     pool, namespace = f"chart-obs-{suffix}", f"chart-obs-{suffix}"
-    try:
+    with ExitStack() as stack:
+        stack.callback(cluster.kubectl, "delete", "inferencepool.gpupool.io", pool, check=False)
+        operator = stack.enter_context(running_operator(cluster, work, resync_seconds=5))
+        config = work / "prometheus.yml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+                    "rule_files": [str(rules_file)],
+                    "scrape_configs": [
+                        {
+                            "job_name": JOB,
+                            "static_configs": [{"targets": [f"127.0.0.1:{operator.metrics_port}"]}],
+                        }
+                    ],
+                }
+            )
+        )
+        prometheus = Prometheus(work / "prometheus-state", free_port())
         prometheus.start(config)
-        cluster.kubectl("create", "namespace", namespace)
+        stack.callback(prometheus.stop)
+        stack.enter_context(fresh_namespaces(cluster, namespace, models=False))
         cluster.apply(
             [
                 {
@@ -167,11 +173,6 @@ def setup(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             "pool": pool,
             "operator": operator,
         }
-    finally:
-        prometheus.stop()
-        operator.stop()
-        cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
-        cluster.kubectl("delete", "inferencepool.gpupool.io", pool, check=False)
 
 
 def dashboard_queries(dashboard: dict[str, Any], namespace: str, pool: str) -> list[tuple[str, str]]:

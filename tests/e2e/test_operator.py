@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +17,21 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import condition, model_manifest
+from harness import (
+    SAMPLE_POOLS,
+    apply_sample_pools,
+    condition,
+    fresh_namespaces,
+    model_manifest,
+    running_operator,
+    unique_name,
+)
 from operator_process import OperatorProcess, audit_writes, wait_for
 
 from gpupool.controller.kube import contains
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "manifests" / "samples"
-POOL_FILES = sorted(SAMPLES.glob("pool-*.yaml"))
 MODEL_FILES = sorted(p for p in SAMPLES.glob("*.yaml") if not p.name.startswith("pool-"))
 BAD = Path(__file__).parent / "bad"
 
@@ -72,35 +78,18 @@ def kubectl(cluster: Any) -> Kubectl:
 
 # Module scope: other modules run their own operator, and two must never run at once.
 @pytest.fixture(scope="module")
-def operator(
-    cluster: Any, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/inferencepools.gpupool.io",
-        "crd/modeldeployments.gpupool.io",
-    )
-    process = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("operator"))
-    process.start()
-    for pool_file in POOL_FILES:
-        kubectl("apply", "-f", str(pool_file))
-    try:
+def operator(cluster: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    cluster.install_crds()
+    with running_operator(cluster, tmp_path_factory.mktemp("operator")) as process:
+        apply_sample_pools(cluster)
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture
-def namespace(kubectl: Kubectl, operator: OperatorProcess) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:8]}"
-    kubectl("create", "namespace", name)
-    # Llama samples are gated models: their pods read the token from this Secret.
-    kubectl("create", "secret", "generic", "hf-token", "-n", name, "--from-literal=token=hf_test")
-    yield name
-    kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
+def namespace(cluster: Any, operator: OperatorProcess) -> Iterator[str]:
+    # Llama samples are gated models: their pods read the token from the namespace's Secret.
+    with fresh_namespaces(cluster, unique_name("t")) as (name,):
+        yield name
 
 
 def load(path: Path) -> dict[str, Any]:
@@ -122,7 +111,7 @@ def ready_pods(kubectl: Kubectl, namespace: str, name: str) -> list[dict[str, An
 def rendered(sample: Path, namespace: str) -> list[dict[str, Any]]:
     """What `gpupool render` says the operator applies for a sample."""
     docs = []
-    for pool_file in POOL_FILES:
+    for pool_file in SAMPLE_POOLS:
         out = subprocess.run(
             [
                 sys.executable,
@@ -470,7 +459,7 @@ def test_printer_columns_and_scale_subresource(kubectl: Kubectl, namespace: str)
 def test_pools_report_capacity_and_own_their_priority_classes(
     kubectl: Kubectl, operator: OperatorProcess
 ) -> None:
-    for pool_file in POOL_FILES:
+    for pool_file in SAMPLE_POOLS:
         name = load(pool_file)["metadata"]["name"]
         pool = wait_for(
             f"{name} status",

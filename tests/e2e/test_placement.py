@@ -15,13 +15,14 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cluster import Cluster, h100_pool_spec
-from harness import condition
-from operator_process import OperatorProcess, audit_writes, wait_for
+from harness import condition, fresh_namespaces, running_operator
+from operator_process import audit_writes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 LABEL = "gpupool.io/e2e-placement"
@@ -53,43 +54,41 @@ def world(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         cluster.kubectl("label", "node", node, f"{LABEL}=h100", "--overwrite")
     for node in ASCEND_NODES:
         cluster.kubectl("label", "node", node, f"{LABEL}=ascend", "--overwrite")
-    operator = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("placement"))
     try:
-        operator.start()
-        for namespace in (names["team"], names["other"]):
-            cluster.create_model_namespace(namespace)
-        cluster.apply(
-            [
-                {
-                    "apiVersion": "gpupool.io/v1alpha1",
-                    "kind": "InferencePool",
-                    "metadata": {"name": names["h100"]},
-                    "spec": {
-                        **h100_pool_spec(pricePerAcceleratorHour=2.5),
-                        "nodeSelector": {LABEL: "h100"},
-                        "tenants": [{"name": "team-a", "namespaces": [names["team"]], "maxAccelerators": 6}],
+        with ExitStack() as stack:
+            operator = stack.enter_context(running_operator(cluster, tmp_path_factory.mktemp("placement")))
+            stack.enter_context(fresh_namespaces(cluster, names["team"], names["other"]))
+            cluster.apply(
+                [
+                    {
+                        "apiVersion": "gpupool.io/v1alpha1",
+                        "kind": "InferencePool",
+                        "metadata": {"name": names["h100"]},
+                        "spec": {
+                            **h100_pool_spec(pricePerAcceleratorHour=2.5),
+                            "nodeSelector": {LABEL: "h100"},
+                            "tenants": [
+                                {"name": "team-a", "namespaces": [names["team"]], "maxAccelerators": 6}
+                            ],
+                        },
                     },
-                },
-                {
-                    "apiVersion": "gpupool.io/v1alpha1",
-                    "kind": "InferencePool",
-                    "metadata": {"name": names["ascend"]},
-                    "spec": {
-                        "vendor": "ascend",
-                        "accelerator": "Ascend910B",
-                        "nodeSelector": {LABEL: "ascend"},
-                        "tolerations": [{"key": NPU, "operator": "Exists", "effect": "NoSchedule"}],
-                        "pricePerAcceleratorHour": 1.5,
+                    {
+                        "apiVersion": "gpupool.io/v1alpha1",
+                        "kind": "InferencePool",
+                        "metadata": {"name": names["ascend"]},
+                        "spec": {
+                            "vendor": "ascend",
+                            "accelerator": "Ascend910B",
+                            "nodeSelector": {LABEL: "ascend"},
+                            "tolerations": [{"key": NPU, "operator": "Exists", "effect": "NoSchedule"}],
+                            "pricePerAcceleratorHour": 1.5,
+                        },
                     },
-                },
-            ]
-        )
-        yield {**names, "operator": operator}
+                ]
+            )
+            yield {**names, "operator": operator}
     finally:
-        for namespace in (names["team"], names["other"]):
-            cluster.kubectl("delete", "namespace", namespace, "--wait=true", "--timeout=120s", check=False)
         cluster.kubectl("delete", "inferencepool", names["h100"], names["ascend"], check=False)
-        operator.stop()
         for node in (*H100_NODES, *ASCEND_NODES):
             cluster.kubectl("label", "node", node, f"{LABEL}-", check=False)
             cluster.kubectl("uncordon", node, check=False)
