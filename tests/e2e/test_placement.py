@@ -545,3 +545,58 @@ def test_a_deleted_node_is_reported_by_its_models_and_spares_the_others(
     )
     settled(cluster, other, "spread", 2, "Placed")
     cluster.kubectl("delete", "mdep", "spread", "-n", other, "--wait=true")
+
+
+def test_a_not_ready_node_costs_only_its_own_instances(cluster: Cluster, world: dict[str, Any]) -> None:
+    """A NotReady node leaves the pool's capacity and its instances are reported lost; nothing that
+    runs elsewhere is cut, and no model's count shrinks for it."""
+    h100, other = world["h100"], world["other"]
+    empty_pool(cluster, world)
+    model(cluster, other, "spread", "P1", 2, h100)
+    settled(cluster, other, "spread", 2, "Placed")
+    model(cluster, other, "bystander", "P0", 1, h100)
+    settled(cluster, other, "bystander", 1, "Placed")
+
+    def node_of(name: str) -> set[str]:
+        pods = get(cluster, "pods", "-n", other, "-l", f"gpupool.io/model-deployment={name}")["items"]
+        return {p["spec"]["nodeName"] for p in pods}
+
+    # One instance of `spread` on each node; the node without the bystander's instance falls ill.
+    assert node_of("spread") == set(H100_NODES)
+    sick = next(n for n in H100_NODES if n not in node_of("bystander"))
+    # kwok lets go of the node (no more heartbeats), and its Ready condition turns False.
+    cluster.kubectl("annotate", "node", sick, "kwok.x-k8s.io/node-")
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    ready = {"type": "Ready", "status": "False", "reason": "KubeletNotReady", "message": "test",
+             "lastHeartbeatTime": now, "lastTransitionTime": now}  # fmt: skip
+    cluster.kubectl(
+        "patch", "node", sick, "--subresource=status", "--type=strategic",
+        "-p", json.dumps({"status": {"conditions": [ready]}}),
+    )  # fmt: skip
+    try:
+
+        def lost() -> Any:
+            md = mdep(cluster, other, "spread")
+            return md if condition(md, "Placed").get("reason") == "InstancesLost" else None
+
+        md = wait_for("the model reports the instance on the NotReady node", lost, timeout=30)
+        assert f"on {sick} (not ready)" in condition(md, "Placed")["message"]
+        assert "InstancesLost" in events(cluster, other, "spread")
+        assert md["status"]["replicas"] == 2
+        deployment = get(cluster, "deployment", "spread", "-n", other)
+        assert deployment["spec"]["replicas"] == 2
+        bystander = mdep(cluster, other, "bystander")
+        assert bystander["status"]["replicas"] == 1
+        assert condition(bystander, "Placed")["reason"] == "Placed"
+        assert condition(bystander, "Ready")["status"] == "True"
+    finally:
+        cluster.kubectl("annotate", "node", sick, "kwok.x-k8s.io/node=fake", "--overwrite")
+    wait_for(
+        "the node is ready and back in the pool",
+        lambda: (get(cluster, "ipool", h100) or {}).get("status", {}).get("nodes") == 2,
+        timeout=STEP_SECONDS,
+    )
+    settled(cluster, other, "spread", 2, "Placed")
+    settled(cluster, other, "bystander", 1, "Placed")
+    for name in ("spread", "bystander"):
+        cluster.kubectl("delete", "mdep", name, "-n", other, "--wait=true")
