@@ -151,7 +151,14 @@ def run_job(job: Job) -> dict[str, Any]:
     return summary
 
 
-def jobs_for(models: list[str], traces: list[str], errors: list[float], seed: int, sweeps: bool) -> list[Job]:
+def jobs_for(
+    models: list[str],
+    traces: list[str],
+    errors: list[float],
+    seed: int,
+    sweeps: bool,
+    policies: list[str] | None = None,
+) -> list[Job]:
     out: list[Job] = []
     for model in models:
         md, pool = _load(model)
@@ -178,6 +185,8 @@ def jobs_for(models: list[str], traces: list[str], errors: list[float], seed: in
                     for n in range(low, scenario.bounds.max_replicas + 1)
                     if n != planned
                 ]
+    if policies is not None:
+        out = [j for j in out if j.policy in policies or (j.swept and "sweeps" in policies)]
     # The longest traces first, so that the pool's workers finish together.
     return sorted(out, key=lambda j: -builtin(j.trace, 1.0, 0).duration)
 
@@ -259,8 +268,10 @@ class Verdict:
 def verdicts(rows: list[dict[str, Any]]) -> list[Verdict]:
     out = []
     for (model, trace, error), group in _group(rows).items():
-        default = next(r for r in group if r["label"] == DEFAULT)
-        bound = next(r for r in group if r["label"] == BOUND)
+        default = next((r for r in group if r["label"] == DEFAULT), None)
+        bound = next((r for r in group if r["label"] == BOUND), None)
+        if default is None or bound is None:
+            continue  # a partial run (--policies): merge it with the rest through --from-json
         out.append(
             Verdict(
                 model,
@@ -416,6 +427,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--capacity-errors", nargs="*", type=float, default=list(CAPACITY_ERRORS))
     parser.add_argument("--quick", action="store_true", help=f"only the traces {', '.join(QUICK_TRACES)}")
     parser.add_argument("--no-sweeps", action="store_true", help="the policies at their defaults only")
+    parser.add_argument(
+        "--policies",
+        nargs="*",
+        metavar="NAME",
+        help="run only these policies (names as in gpupool simulate, 'sweeps' for the swept points); "
+        "merge the rows with those of other runs through --from-json",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--jobs", type=int, default=2, help="simulations run in parallel")
     parser.add_argument("--out", default=str(ROOT / "results" / "autoscale.json"))
@@ -437,10 +455,23 @@ def main(argv: list[str] | None = None) -> int:
         traces = [t for t in GENERATORS if t in present]
         elapsed = float(sum(document.get("elapsedSeconds", 0) for document in documents))
     else:
-        jobs = jobs_for(args.models, traces, args.capacity_errors, args.seed, sweeps=not args.no_sweeps)
+        jobs = jobs_for(
+            args.models,
+            traces,
+            args.capacity_errors,
+            args.seed,
+            sweeps=not args.no_sweeps,
+            policies=args.policies,
+        )
         started = time.perf_counter()
         rows = run(jobs, args.jobs)
         elapsed = time.perf_counter() - started
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(
+        json.dumps({"seed": args.seed, "elapsedSeconds": round(elapsed), "rows": rows}, indent=1) + "\n"
+    )
+    print(f"wrote {out}", file=sys.stderr)
     text = tables(rows, traces)
     print(text)
     found = verdicts(rows)
@@ -452,12 +483,6 @@ def main(argv: list[str] | None = None) -> int:
         f"default not beaten on both axes on {unbeaten} of {len(found)}; >= 99% SLO at <= 1.3x the "
         f"bound on {met} of {len(found)} ({len(rows)} simulations, {elapsed:.0f} s on {args.jobs} workers)"
     )
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        json.dumps({"seed": args.seed, "elapsedSeconds": round(elapsed), "rows": rows}, indent=1) + "\n"
-    )
-    print(f"wrote {out}", file=sys.stderr)
     if args.plot:
         plot_frontiers(rows, Path(args.plot))
         print(f"wrote {args.plot}", file=sys.stderr)

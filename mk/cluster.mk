@@ -31,3 +31,14 @@ kind-up: ## The same labelled nodes on kind (needs Docker)
 
 kind-down: ## Delete the kind cluster
 	@$(LOCALCLUSTER)/kind/kind.sh down
+
+.PHONY: lws-build lws-up lws-down
+
+lws-build: ## Build (or reuse) the pinned LeaderWorkerSet controller
+	@$(LOCALCLUSTER)/lws/build.sh >/dev/null
+
+lws-up: ## Start the LeaderWorkerSet controller against the running local cluster
+	@$(LOCALCLUSTER)/lws.sh start
+
+lws-down: ## Stop it and remove its CRDs and webhooks
+	@$(LOCALCLUSTER)/lws.sh stop

@@ -49,9 +49,12 @@ var events = schema.GroupVersionResource{Version: "v1", Resource: "events"}
 
 // The kinds gpupool renders for a model, and where each is written.
 var resources = map[string]schema.GroupVersionResource{
-	"apps/v1/Deployment": {Group: "apps", Version: "v1", Resource: "deployments"},
-	"v1/Service":         {Version: "v1", Resource: "services"},
-	"v1/ConfigMap":       {Version: "v1", Resource: "configmaps"},
+	"apps/v1/Deployment":                     {Group: "apps", Version: "v1", Resource: "deployments"},
+	"v1/Service":                             {Version: "v1", Resource: "services"},
+	"v1/ConfigMap":                           {Version: "v1", Resource: "configmaps"},
+	"policy/v1/PodDisruptionBudget":          {Group: "policy", Version: "v1", Resource: "poddisruptionbudgets"},
+	"networking.k8s.io/v1/NetworkPolicy":     {Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"},
+	"gateway.networking.k8s.io/v1/HTTPRoute": {Group: "gateway.networking.k8s.io", Version: "v1", Resource: "httproutes"},
 }
 
 // Rendered is what gpupool writes for one new model.

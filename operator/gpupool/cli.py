@@ -34,7 +34,12 @@ from gpupool.manifests import load_documents, parse_object
 from gpupool.services.modeldeployment import PoolContext, decide
 from gpupool.simulate.cli import register as register_simulate
 from gpupool.sizing import Plan, SizingRequest, plan_deployment
-from gpupool.sizing.request import DEFAULT_CONCURRENCY, DEFAULT_GPU_MEMORY_UTILIZATION, DEFAULT_HEADROOM
+from gpupool.sizing.request import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_GPU_MEMORY_UTILIZATION,
+    DEFAULT_HEADROOM,
+    DEFAULT_INTER_NODE_GBPS,
+)
 
 EXIT_USAGE = 2
 
@@ -98,8 +103,11 @@ def plan_command(args: argparse.Namespace) -> int:
             gpu_memory_utilization=args.gpu_memory_utilization,
             kv_cache_dtype=KVCacheDtype(args.kv_cache_dtype),
             tensor_parallel=args.tensor_parallel,
+            data_parallel=args.data_parallel,
             max_num_batched_tokens=args.max_num_batched_tokens,
             max_num_seqs=args.max_num_seqs,
+            inter_node_bytes_per_second=args.inter_node_gbps * 10**9 // 8,
+            max_nodes_per_instance=args.max_nodes_per_instance,
         )
         try:
             plans.append(plan_deployment(arch, accelerator, request, model_name=model_name))
@@ -123,6 +131,9 @@ def format_plan_table(model: str, args: argparse.Namespace, plans: list[Plan]) -
     rows: list[tuple[str, list[str]]] = [
         ("fits", ["yes" if p.fits else "NO" for p in plans]),
         ("tensor parallel", [str(p.tensor_parallel or "-") for p in plans]),
+        ("data parallel", [str(p.data_parallel or "-") for p in plans]),
+        ("pipeline parallel", [str(p.pipeline_parallel or "-") for p in plans]),
+        ("nodes / instance", [str(p.nodes_per_instance) for p in plans]),
         ("accelerators / instance", [str(p.accelerators_per_instance or "-") for p in plans]),
         ("instances", [str(p.instances) if p.fits else "-" for p in plans]),
         ("accelerators", [str(p.accelerators) if p.fits else "-" for p in plans]),
@@ -373,6 +384,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="force this tensor-parallel size (the plan says why when it cannot work)",
     )
     plan.add_argument(
+        "--data-parallel",
+        type=int,
+        default=None,
+        metavar="N",
+        help="force N data-parallel attention ranks, experts over all of them (MoE models); 1: TP alone",
+    )
+    plan.add_argument(
         "--max-num-batched-tokens",
         type=int,
         default=None,
@@ -380,6 +398,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     plan.add_argument(
         "--max-num-seqs", type=int, default=None, help="vLLM's --max-num-seqs (default: vLLM's)"
+    )
+    plan.add_argument(
+        "--inter-node-gbps",
+        type=int,
+        default=DEFAULT_INTER_NODE_GBPS,
+        metavar="GBPS",
+        help=f"link between the nodes of a multi-node instance, in Gb/s ({DEFAULT_INTER_NODE_GBPS})",
+    )
+    plan.add_argument(
+        "--max-nodes-per-instance",
+        type=int,
+        default=None,
+        metavar="N",
+        help="nodes one multi-node instance may span (default: not limited)",
     )
     plan.add_argument("--price", action="append", default=[], metavar="ACC=PRICE", help="hourly price")
     plan.add_argument("-o", "--output", choices=["table", "json"], default="table")

@@ -403,9 +403,11 @@ def _answered_models() -> list[Case]:
             kvCacheDtype="fp8",
         ),
         model(
-            "405b in bf16 on h100",
+            # Two whole nodes would hold it; a forced narrower size keeps it on one.
+            "405b in bf16 on h100 at tensor parallel 4",
             condition=(ready, "DoesNotFit", "llama-3.1-405b"),
             model={"name": "llama-3.1-405b"},
+            engine={"tensorParallel": 4},
         ),
         model(
             "forced tensor parallel 16",
@@ -594,6 +596,16 @@ def _bad_pools() -> list[Case]:
             "tenant namespace uppercase",
             "spec.tenants[0].namespaces[0]",
             tenants=[{"name": "team", "namespaces": ["Team-A"], "maxAccelerators": 1}],
+        ),
+        pool(
+            "accelerator resource without a domain",
+            "spec.acceleratorResource",
+            acceleratorResource="ascend-1980",
+        ),
+        pool(
+            "accelerator resource of kubernetes",
+            "acceleratorResource: the kubernetes.io domain",
+            acceleratorResource="kubernetes.io/gpu",
         ),
         pool("unknown field", 'unknown field "spec.gpus"', gpus=8),
         Case("bad-pool-" + "n" * 240, "InferencePool", POOL_BASE, "a pool's name has 228 characters at most"),

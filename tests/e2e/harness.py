@@ -14,6 +14,7 @@ conftest.py turns them into the `operators` and `namespaces` fixtures for functi
 
 from __future__ import annotations
 
+import subprocess
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,6 +25,14 @@ from operator_process import OperatorProcess
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_POOLS = sorted((ROOT / "manifests" / "samples").glob("pool-*.yaml"))
+GATEWAY_API_SH = ROOT / "tools" / "localcluster" / "gateway-api.sh"
+ROUTE_CRD = "httproutes.gateway.networking.k8s.io"
+GATEWAY_CRDS = (
+    "gatewayclasses.gateway.networking.k8s.io",
+    "gateways.gateway.networking.k8s.io",
+    ROUTE_CRD,
+    "referencegrants.gateway.networking.k8s.io",
+)
 
 
 @contextmanager
@@ -64,6 +73,15 @@ def fresh_namespaces(cluster: Any, *names: str, models: bool = True) -> Iterator
     finally:
         for name in made:
             cluster.kubectl("delete", "namespace", name, "--wait=true", "--timeout=120s", check=False)
+
+
+def install_gateway_api(cluster: Any) -> None:
+    """The Gateway API's CRDs of the pinned release (tools/localcluster/gateway-api.sh caches them)."""
+    crds = subprocess.run([str(GATEWAY_API_SH)], capture_output=True, text=True, check=True, timeout=600)
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", crds.stdout.strip())
+    cluster.kubectl(
+        "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in GATEWAY_CRDS)
+    )
 
 
 def apply_sample_pools(cluster: Any) -> None:

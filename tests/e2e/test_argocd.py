@@ -99,7 +99,12 @@ def test_health_of_models_as_the_operator_reports_them(cluster: Cluster, world: 
         # name: (manifest, Ready reason the operator reaches, Argo CD health)
         "serving": (model("serving", pool, replicas=1), "Available", "Healthy"),
         "idle": (model("idle", pool, replicas=0), "ScaledToZero", "Healthy"),
-        "huge": (model("huge", pool, model={"name": "llama-3.1-405b"}), "DoesNotFit", "Degraded"),
+        # Two whole nodes would hold it; a forced size narrower than a node keeps it on one.
+        "huge": (
+            model("huge", pool, model={"name": "llama-3.1-405b"}, engine={"tensorParallel": 4}),
+            "DoesNotFit",
+            "Degraded",
+        ),
         "orphan": (model("orphan", "chart-argo-no-such-pool"), "PoolNotFound", "Degraded"),
         "unknown": (model("unknown", pool, model={"name": "llama-9"}), "UnknownModel", "Degraded"),
         # Its pool has no nodes: the Deployment exists but no pod can be scheduled.
@@ -162,7 +167,7 @@ def test_health_follows_a_spec_change_until_it_is_observed(cluster: Cluster, wor
         ns,
         "--type=merge",
         "-p",
-        '{"spec":{"model":{"name":"llama-3.1-405b"}}}',
+        '{"spec":{"model":{"name":"llama-3.1-405b"},"engine":{"tensorParallel":4}}}',
     )
     degraded = wait_for(
         "Degraded after the change",

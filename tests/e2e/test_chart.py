@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from cluster import Cluster, h100_pool_spec
-from harness import condition, fresh_namespaces, running_operator, unique_name
+from harness import condition, fresh_namespaces, install_gateway_api, running_operator, unique_name
 from operator_process import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -472,6 +472,38 @@ def run_operator_with_chart_token(
 
 
 @pytest.mark.parametrize(
+    ("verb", "allowed"),
+    [("get", True), ("create", True), ("patch", True), ("delete", True), ("list", False), ("watch", False)],
+)
+def test_chart_service_account_manages_leader_worker_sets(
+    cluster: Cluster, rbac_release: tuple[str, str], verb: str, allowed: bool
+) -> None:
+    """The optional LeaderWorkerSet kind, asked of the API server by a SubjectAccessReview:
+    `kubectl auth can-i` cannot name a resource whose CRD the cluster lacks."""
+    namespace, account = rbac_release
+    review = {
+        "apiVersion": "authorization.k8s.io/v1",
+        "kind": "SubjectAccessReview",
+        "spec": {
+            "user": f"system:serviceaccount:{namespace}:{account}",
+            "groups": [
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{namespace}",
+                "system:authenticated",
+            ],
+            "resourceAttributes": {
+                "group": "leaderworkerset.x-k8s.io",
+                "resource": "leaderworkersets",
+                "verb": verb,
+                "namespace": "any-namespace",
+            },
+        },
+    }
+    result = cluster.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(review))
+    assert bool(json.loads(result.stdout)["status"].get("allowed")) is allowed
+
+
+@pytest.mark.parametrize(
     ("verb", "resource", "allowed"),
     [
         ("patch", "modeldeployments.gpupool.io/status", True),
@@ -504,13 +536,27 @@ def run_operator_with_chart_token(
         ("create", "rolebindings.rbac.authorization.k8s.io", False),
         ("create", "serviceaccounts/token", False),
         ("get", "leases.coordination.k8s.io", False),
-        ("create", "networkpolicies.networking.k8s.io", False),
+        ("create", "networkpolicies.networking.k8s.io", True),
+        ("delete", "networkpolicies.networking.k8s.io", True),
+        ("watch", "networkpolicies.networking.k8s.io", False),
+        ("patch", "poddisruptionbudgets.policy", True),
+        ("delete", "poddisruptionbudgets.policy", True),
+        ("create", "pods/eviction", False),
+        ("patch", "httproutes.gateway.networking.k8s.io", True),
+        ("list", "httproutes.gateway.networking.k8s.io", True),
+        ("get", "gateways.gateway.networking.k8s.io", True),
+        ("list", "gateways.gateway.networking.k8s.io", False),
+        ("patch", "gateways.gateway.networking.k8s.io", False),
+        ("create", "gatewayclasses.gateway.networking.k8s.io", False),
     ],
 )
 def test_chart_service_account_can_do_only_its_job(
     cluster: Cluster, helm: Any, rbac_release: tuple[str, str], verb: str, resource: str, allowed: bool
 ) -> None:
     namespace, account = rbac_release
+    if resource.endswith(".gateway.networking.k8s.io"):
+        # `kubectl auth can-i` names only kinds the API server serves.
+        install_gateway_api(cluster)
     kind, _, subresource = resource.partition("/")
     result = cluster.kubectl(
         "auth",

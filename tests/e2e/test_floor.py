@@ -1,7 +1,8 @@
 """The benchmark's floor (bench/floor) against the local control plane, on a handful of models.
 
 The floor is what `make bench` states the operator's convergence against, so it must make exactly
-the writes it claims: per new model, the rendered Deployment and Service applied with the model's
+the writes it claims: per new model, the rendered Deployment, Service, PodDisruptionBudget and
+NetworkPolicy applied with the model's
 uid in their owner references, one status apply for the model's generation, one event, and
 nothing for a model it was given nothing for.
 """
@@ -60,14 +61,17 @@ def test_floor_makes_the_writes_of_each_new_model_and_nothing_else(
             return done if len(done) == MODELS else None
 
         stored = wait_for("the floor's status on every rendered model", converged, timeout=60)
-        events = wait_for(
-            "one event per model",
-            lambda: (
-                items
-                if len(items := cluster.get_json("events", "-n", namespace)["items"]) >= MODELS
-                else None
-            ),
-        )
+
+        def model_events() -> list[dict[str, Any]] | None:
+            # The models' own: the disruption controller tells of budgets over no pods (NoPods).
+            items = [
+                e
+                for e in cluster.get_json("events", "-n", namespace)["items"]
+                if e["involvedObject"].get("kind") == "ModelDeployment"
+            ]
+            return items if len(items) >= MODELS else None
+
+        events = wait_for("one event per model", model_events)
     finally:
         summary = process.stop()
 
@@ -80,7 +84,8 @@ def test_floor_makes_the_writes_of_each_new_model_and_nothing_else(
             assert (
                 got["metadata"]["annotations"][APPLIED_HASH] == obj["metadata"]["annotations"][APPLIED_HASH]
             )
-            assert got["spec"]["selector"] == obj["spec"]["selector"]
+            selector = "podSelector" if obj["kind"] == "NetworkPolicy" else "selector"
+            assert got["spec"][selector] == obj["spec"][selector]
         assert md["status"]["plan"] == want["status"]["plan"]
         assert {c["observedGeneration"] for c in md["status"]["conditions"]} == {md["metadata"]["generation"]}
     assert sorted(e["involvedObject"]["name"] for e in events) == sorted(
@@ -91,18 +96,24 @@ def test_floor_makes_the_writes_of_each_new_model_and_nothing_else(
     assert cluster.get_json("modeldeployments", "-n", namespace, "unrendered").get("status") is None
     assert cluster.kubectl("get", "deployment", "-n", namespace, "unrendered", check=False).returncode != 0
 
-    # Per model: two applies, one status apply, one event; no reads besides the watch.
+    # Per model: four applies, one status apply, one event; no reads besides the watch.
     writes = audit_writes(cluster.audit_log, offset, floor.USER_AGENT)
     by_kind = sorted(
         (w["verb"], w["objectRef"]["resource"], w["objectRef"].get("subresource", "")) for w in writes
     )
     assert by_kind == sorted(
-        [("patch", "deployments", ""), ("patch", "services", ""), ("patch", "modeldeployments", "status")]
+        [
+            ("patch", "deployments", ""),
+            ("patch", "services", ""),
+            ("patch", "poddisruptionbudgets", ""),
+            ("patch", "networkpolicies", ""),
+            ("patch", "modeldeployments", "status"),
+        ]
         * MODELS
         + [("create", "events", "")] * MODELS
     )
     assert summary["handled"] == MODELS
-    assert summary["requests"].get("PATCH") == 3 * MODELS
+    assert summary["requests"].get("PATCH") == 5 * MODELS
     assert summary["requests"].get("POST") == MODELS
     # The informer's list comes as the first events of its watch (client-go's watch list): no GETs.
     assert set(summary["requests"]) == {"WATCH", "PATCH", "POST"}

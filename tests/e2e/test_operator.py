@@ -239,7 +239,10 @@ def test_tp4_packs_two_instances_per_node_and_p0_preempts_p2(kubectl: Kubectl, n
 
 
 def test_model_that_cannot_fit_reports_why_and_creates_nothing(kubectl: Kubectl, namespace: str) -> None:
-    kubectl.apply(model_manifest("huge", model={"name": "llama-3.1-405b"}), namespace)
+    # Two whole nodes would hold it; a forced tensor-parallel size narrower than a node keeps it on one.
+    kubectl.apply(
+        model_manifest("huge", model={"name": "llama-3.1-405b"}, engine={"tensorParallel": 4}), namespace
+    )
     md = wait_for(
         "DoesNotFit",
         lambda: (

@@ -600,3 +600,66 @@ def test_a_not_ready_node_costs_only_its_own_instances(cluster: Cluster, world: 
     settled(cluster, other, "bystander", 1, "Placed")
     for name in ("spread", "bystander"):
         cluster.kubectl("delete", "mdep", name, "-n", other, "--wait=true")
+
+
+def test_a_pool_of_cce_dies_counts_requests_and_quotas_the_resource_its_nodes_advertise(
+    cluster: Cluster, world: dict[str, Any]
+) -> None:
+    # Huawei Cloud CCE advertises Atlas A3 (Ascend 910C) dies as huawei.com/ascend-1980, 16 a node.
+    suffix = world["team"].rsplit("-", 1)[1]
+    node, pool, team = f"kwok-cce-a3-{suffix}", f"place-a3-{suffix}", f"a3-team-{suffix}"
+    die = "huawei.com/ascend-1980"
+    capacity = {"cpu": "320", "memory": "1536Gi", "pods": "110", die: "16"}
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Node",
+            "metadata": {
+                "name": node,
+                "labels": {
+                    "kubernetes.io/hostname": node,
+                    LABEL: "a3",
+                    "node.kubernetes.io/npu.chip.name": "910C",
+                },
+                "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            },
+            "spec": {"podCIDR": "10.250.0.0/24", "podCIDRs": ["10.250.0.0/24"]},
+            "status": {"capacity": capacity, "allocatable": dict(capacity)},
+        }
+    )
+    cluster.create_model_namespace(team)
+    try:
+        cluster.apply(
+            {
+                "apiVersion": "gpupool.io/v1alpha1",
+                "kind": "InferencePool",
+                "metadata": {"name": pool},
+                "spec": {
+                    "vendor": "ascend",
+                    "accelerator": "Ascend910C",
+                    "acceleratorsPerNode": 16,
+                    "acceleratorResource": die,
+                    "nodeSelector": {LABEL: "a3"},
+                    "tenants": [{"name": "a3-team", "namespaces": [team], "maxAccelerators": 4}],
+                },
+            }
+        )
+        # Huawei publishes no 910C bandwidth to estimate QPS from: the model gives a measured one.
+        model(cluster, team, "a3-chat", "P0", 2, pool, traffic={"peakQps": 1, "qpsPerInstance": 2})
+        settled(cluster, team, "a3-chat", 2, "Placed")
+        pods = get(cluster, "pods", "-n", team, "-l", "gpupool.io/model-deployment=a3-chat")["items"]
+        assert {p["spec"]["nodeName"] for p in pods} == {node}
+        for p in pods:
+            (container,) = p["spec"]["containers"]
+            assert container["resources"]["requests"][die] == container["resources"]["limits"][die] == "1"
+            assert "huawei.com/Ascend910" not in container["resources"]["requests"]
+        body = accounting_matches(cluster, pool, die, (node,))
+        assert body["status"]["accelerators"]["total"] == 16
+        assert body["status"]["accelerators"]["allocated"] == 2
+        assert condition(body, "Ready")["reason"] == "NodesFound"
+        quota = get(cluster, "resourcequota", "-n", team, "gpupool-huawei-com-ascend-1980")
+        assert quota["spec"]["hard"] == {f"requests.{die}": "4"}
+    finally:
+        cluster.kubectl("delete", "namespace", team, "--wait=true", "--timeout=120s", check=False)
+        cluster.kubectl("delete", "inferencepool", pool, check=False)
+        cluster.kubectl("delete", "node", node, check=False)

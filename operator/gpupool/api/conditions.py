@@ -27,6 +27,8 @@ class ConditionType(StrEnum):
     # The autoscaler has the metrics it needs (spec.autoscaling.enabled only).
     METRICS_AVAILABLE = "MetricsAvailable"
     PLACED = "Placed"
+    # The model's HTTPRoute and the Gateways it attaches to (only with spec.routing or the pool's).
+    ROUTED = "Routed"
 
 
 class Reason(StrEnum):
@@ -86,6 +88,12 @@ class Reason(StrEnum):
     PROMETHEUS_NOT_CONFIGURED = "PrometheusNotConfigured"
     # MetricsAvailable: spec.replicas is set and owns the count; the autoscaler stands aside.
     REPLICAS_SET = "ReplicasSet"
+    # Routed: the HTTPRoute is applied and every Gateway it names exists.
+    ROUTED = "Routed"
+    # Routed: a Gateway the route names does not exist (the route waits for it; nothing else stops).
+    GATEWAY_NOT_FOUND = "GatewayNotFound"
+    # Routed: the API server has no HTTPRoute kind (the Gateway API CRDs are not installed).
+    GATEWAY_API_MISSING = "GatewayAPIMissing"
     # Pool conditions.
     # Placement (the Placed condition): every desired instance has room within its limits.
     PLACED = "Placed"

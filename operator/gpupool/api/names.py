@@ -29,6 +29,16 @@ QUALIFIED_NAME = (
 QUALIFIED_NAME_LENGTHS = r"^([^/]{1,253}/)?[^/]{1,63}$"
 MAX_QUALIFIED_NAME_LENGTH = 253 + 1 + 63
 
+# An extended resource name (apimachinery's IsExtendedResourceName), e.g. huawei.com/ascend-1980:
+# a qualified name whose prefix is required and not in the kubernetes.io domain, short enough that
+# a ResourceQuota's "requests.<name>" is still a qualified name (prefix 244 characters at most).
+EXTENDED_RESOURCE = (
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/"
+    r"([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9]$"
+)
+EXTENDED_RESOURCE_LENGTHS = r"^[^/]{1,244}/[^/]{1,63}$"
+MAX_EXTENDED_RESOURCE_LENGTH = 244 + 1 + 63
+
 # A label value: empty, or 63 characters at most, alphanumeric at both ends.
 LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$"
 MAX_LABEL_VALUE_LENGTH = 63
@@ -59,6 +69,40 @@ def qualified_name_problem(key: str) -> str | None:
     if _QUALIFIED_NAME_LENGTHS.match(key) is None:
         return f"{key!r} is too long for a label key: prefix 253 characters at most, name 63"
     return None
+
+
+_EXTENDED_RESOURCE = re.compile(EXTENDED_RESOURCE)
+_EXTENDED_RESOURCE_LENGTHS = re.compile(EXTENDED_RESOURCE_LENGTHS)
+
+
+def extended_resource_problem(name: str) -> str | None:
+    """Why `name` is not an extended resource name a pod can request, or None when it is."""
+    if _EXTENDED_RESOURCE.match(name) is None:
+        return (
+            f"{name!r} is not an extended resource name: a DNS subdomain prefix and '/', then a name "
+            "of alphanumerics, '-', '_' or '.' that starts and ends with an alphanumeric, e.g. "
+            "huawei.com/ascend-1980"
+        )
+    if _EXTENDED_RESOURCE_LENGTHS.match(name) is None:
+        return f"{name!r} is too long for an extended resource name: prefix 244 characters at most, name 63"
+    if "kubernetes.io/" in name:
+        return f"{name!r} is in the kubernetes.io domain, which is Kubernetes' own, not a device plugin's"
+    return None
+
+
+def extended_resource_schema(field: str) -> dict[str, Any]:
+    """Schema extras of an extended resource name: the CEL rules its pattern cannot express."""
+    rules = [
+        cel(
+            f"self.matches({cel_string(EXTENDED_RESOURCE_LENGTHS)})",
+            f"{field}: the prefix must be 244 characters at most and the name 63",
+        ),
+        cel(
+            "!self.contains('kubernetes.io/')",
+            f"{field}: the kubernetes.io domain holds Kubernetes' own resources, not a device plugin's",
+        ),
+    ]
+    return {"x-kubernetes-validations": rules}
 
 
 def cel_string(pattern: str) -> str:

@@ -16,18 +16,23 @@ from gpupool.api.base import ApiModel
 from gpupool.api.conditions import Condition
 from gpupool.api.names import (
     CONFIG_KEY,
+    EXTENDED_RESOURCE,
     IMAGE,
     LABEL_VALUE,
     MAX_CONFIG_KEY_LENGTH,
+    MAX_EXTENDED_RESOURCE_LENGTH,
     MAX_LABEL_VALUE_LENGTH,
     MAX_QUALIFIED_NAME_LENGTH,
     MAX_SELECTOR_LABELS,
     QUALIFIED_NAME,
     LabelValue,
     check_label_keys,
+    extended_resource_problem,
+    extended_resource_schema,
     label_map_schema,
     qualified_name_problem,
 )
+from gpupool.api.rollout import RolloutSpec
 from gpupool.api.schema import atomic_list, cel, list_map, with_rules
 from gpupool.api.tenancy import (
     MAX_POOLS_PER_MODEL,
@@ -42,11 +47,12 @@ from gpupool.api.tenancy import (
     TensorParallelFit,
     validate_tenants,
 )
+from gpupool.api.traffic import AccessSpec, DisruptionSpec, RoutingSpec
 from gpupool.catalog.accelerators import ACCELERATORS
 from gpupool.catalog.types import Architecture, KVCacheDtype, Precision, Vendor
 from gpupool.scaling import AutoscalingPolicy, Direction, ScalerState, SignalValues
 from gpupool.sizing import Plan
-from gpupool.sizing.request import DEFAULT_CONCURRENCY
+from gpupool.sizing.request import DEFAULT_CONCURRENCY, DEFAULT_INTER_NODE_GBPS
 
 GROUP = "gpupool.io"
 VERSION = "v1alpha1"
@@ -327,6 +333,42 @@ class PrometheusSpec(ApiModel):
         return self
 
 
+# A qualified extended-resource name (domain/name), as device plugins advertise them.
+RESOURCE_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?/[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+
+
+class InterNodeNetwork(ApiModel):
+    """The network between the nodes of one multi-node instance (pipeline parallelism)."""
+
+    bandwidth_gbps: int = Field(
+        default=DEFAULT_INTER_NODE_GBPS,
+        ge=1,
+        le=3200,
+        description="Line rate of each node's link to the others, in Gb/s (200 for HDR InfiniBand "
+        "or 200 GbE RoCE, 400 for NDR); the plan takes Gb/s / 8 as the effective rate, about "
+        "25 GB/s for 200 Gb/s as the platform guides quote.",
+    )
+    rdma_resource: str | None = Field(
+        default=None,
+        max_length=253,
+        pattern=RESOURCE_NAME_PATTERN,
+        description="Extended resource of the nodes' RDMA device plugin (e.g. "
+        "rdma/rdma_shared_device_a); each pod of a multi-node instance requests one.",
+    )
+    exclusive_topology_key: str | None = Field(
+        default=None,
+        max_length=316,
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$",
+        description="A node label naming a set of nodes (a rack, a leaf switch) that holds one "
+        "multi-node instance at most and keeps its pods together (LeaderWorkerSet's "
+        "exclusive-topology); unset means the scheduler places each pod on any node of the pool.",
+    )
+
+    @property
+    def bytes_per_second(self) -> int:
+        return self.bandwidth_gbps * 10**9 // 8
+
+
 class InferencePoolSpec(ApiModel):
     model_config = with_rules(
         _accelerator_rule(),
@@ -348,6 +390,16 @@ class InferencePoolSpec(ApiModel):
         le=16,
         description="Accelerators in one node's NVLink/HCCS domain; a tensor-parallel group never "
         "spans nodes.",
+    )
+    accelerator_resource: str | None = Field(
+        default=None,
+        description="Extended resource the nodes' device plugin advertises for one accelerator, "
+        "which pods request and the pool counts; unset, the accelerator's usual one "
+        "(nvidia.com/gpu, huawei.com/Ascend910, huawei.com/Ascend310P). Huawei Cloud CCE "
+        "advertises Ascend 910C (Atlas A3) dies as huawei.com/ascend-1980.",
+        pattern=EXTENDED_RESOURCE,
+        max_length=MAX_EXTENDED_RESOURCE_LENGTH,
+        json_schema_extra=extended_resource_schema("acceleratorResource"),
     )
     node_selector: dict[str, LabelValue] = Field(
         default_factory=dict,
@@ -379,6 +431,10 @@ class InferencePoolSpec(ApiModel):
         default=None,
         description="Where the operator reads this pool's traffic and accelerator metrics.",
     )
+    inter_node: InterNodeNetwork = Field(
+        default_factory=InterNodeNetwork,
+        description="The network between nodes, for models that need more than one node per instance.",
+    )
     tenants: list[Tenant] = Field(
         default_factory=list,
         max_length=MAX_TENANTS,
@@ -386,6 +442,15 @@ class InferencePoolSpec(ApiModel):
         "accelerators. gpupool caps their models and writes a ResourceQuota into each of their "
         "namespaces, so pods it does not create are held to the same limit.",
         json_schema_extra=list_map("name"),
+    )
+    access: AccessSpec | None = Field(
+        default=None,
+        description="Who may call the pool's models, for models that do not say (access.clients, "
+        "access.prometheus).",
+    )
+    routing: RoutingSpec | None = Field(
+        default=None,
+        description="Gateways the pool's models are routed from, for models without spec.routing.",
     )
 
     @field_validator("node_selector")
@@ -407,6 +472,14 @@ class InferencePoolSpec(ApiModel):
             raise ValueError("the tiers' reservedPercent must add up to at most 100")
         return self
 
+    @field_validator("accelerator_resource")
+    @classmethod
+    def _extended_resource(cls, value: str | None) -> str | None:
+        problem = extended_resource_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(f"acceleratorResource: {problem}")
+        return value
+
     @field_validator("tenants")
     @classmethod
     def _distinct_tenants(cls, value: list[Tenant]) -> list[Tenant]:
@@ -421,6 +494,10 @@ class InferencePoolSpec(ApiModel):
 
     def tier(self, name: str) -> Tier | None:
         return next((t for t in self.tiers if t.name == name), None)
+
+    def resource_name(self) -> str:
+        """The extended resource of one accelerator: acceleratorResource, else the catalog's."""
+        return self.accelerator_resource or ACCELERATORS[self.accelerator].resource_name
 
 
 class TierCapacity(ApiModel):
@@ -768,6 +845,28 @@ class ModelDeploymentSpec(ApiModel):
         "with enabled: true). "
         "Bounds come from spec.scaling; spec.replicas, when set, still owns the count.",
     )
+    rollout: RolloutSpec = Field(
+        default_factory=RolloutSpec,
+        description="How a new version of the model (weights revision, image, engine arguments, "
+        "precision) replaces the running one. Recreate and RollingUpdate set the Deployment's "
+        "strategy; Canary's traffic steps and analysis are decided by gpupool's canary policy "
+        "(docs/rollouts.md), and until the operator shifts traffic a Canary rolls as RollingUpdate.",
+    )
+    disruption: DisruptionSpec = Field(
+        default_factory=DisruptionSpec,
+        description="What a node drain or another eviction may take of the model at once (its "
+        "PodDisruptionBudget).",
+    )
+    access: AccessSpec | None = Field(
+        default=None,
+        description="Who may call the model (its NetworkPolicy); unset fields take the pool's "
+        "access, then the defaults.",
+    )
+    routing: RoutingSpec | None = Field(
+        default=None,
+        description="Gateway API routing to the model's Service (an HTTPRoute); unset: the pool's "
+        "routing, else no route.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> ModelDeploymentSpec:
@@ -845,7 +944,7 @@ class ModelDeploymentStatus(ApiModel):
     selector: str | None = Field(default=None, description="Label selector of the instances' pods.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing, Degraded, Planned, Placed, MetricsAvailable.",
+        description="Ready, Progressing, Degraded, Planned, Placed, MetricsAvailable, Routed.",
         json_schema_extra=list_map("type"),
     )
     autoscaling: AutoscalingStatus | None = Field(

@@ -57,8 +57,15 @@ SECRET = Resource("v1", "Secret", "secrets", True)
 PRIORITY_CLASS = Resource("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False)
 RESOURCE_QUOTA = Resource("v1", "ResourceQuota", "resourcequotas", True)
 NAMESPACE = Resource("v1", "Namespace", "namespaces", False)
+POD_DISRUPTION_BUDGET = Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True)
+NETWORK_POLICY = Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True)
+# Gateway API (its CRDs may be absent: `Kube.serves` says whether the API server has them).
+HTTP_ROUTE = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", True)
+GATEWAY = Resource("gateway.networking.k8s.io/v1", "Gateway", "gateways", True)
 MODEL_DEPLOYMENT = Resource("gpupool.io/v1alpha1", "ModelDeployment", "modeldeployments", True)
 INFERENCE_POOL = Resource("gpupool.io/v1alpha1", "InferencePool", "inferencepools", False)
+# Optional: served by the LeaderWorkerSet controller's CRD where it is installed.
+LEADER_WORKER_SET = Resource("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "leaderworkersets", True)
 
 _BY_KIND = {
     (r.api_version, r.kind): r
@@ -73,9 +80,18 @@ _BY_KIND = {
         PRIORITY_CLASS,
         RESOURCE_QUOTA,
         NAMESPACE,
+        POD_DISRUPTION_BUDGET,
+        NETWORK_POLICY,
+        HTTP_ROUTE,
+        GATEWAY,
         MODEL_DEPLOYMENT,
         INFERENCE_POOL,
+        LEADER_WORKER_SET,
     )
+}
+# The children of a model, by kind.
+CHILDREN = {
+    r.kind: r for r in (DEPLOYMENT, SERVICE, CONFIGMAP, POD_DISRUPTION_BUDGET, NETWORK_POLICY, HTTP_ROUTE)
 }
 
 
@@ -163,6 +179,24 @@ class Kube:
 
     def __init__(self, api_client: client.ApiClient) -> None:
         self.api = api_client
+        self._served: dict[str, frozenset[str]] = {}
+
+    def serves(self, resource: Resource, refresh: bool = False) -> bool:
+        """Whether the API server serves `resource` (its CRD is installed), from its discovery
+        document: read the first time, then again only with `refresh` (once per resync, so a CRD
+        installed later is seen at the next resync)."""
+        held = self._served.get(resource.api_version)
+        if held is None or refresh:
+            path = f"/apis/{resource.api_version}" if "/" in resource.api_version else "/api/v1"
+            try:
+                document = self._call("GET", path) or {}
+                held = frozenset(str(r.get("name")) for r in document.get("resources") or [])
+            except ApiException as err:
+                if err.status != 404:
+                    raise
+                held = frozenset()
+            self._served[resource.api_version] = held
+        return resource.plural in held
 
     def _call(
         self,

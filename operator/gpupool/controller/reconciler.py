@@ -34,8 +34,9 @@ from gpupool.api.v1alpha1 import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
 )
-from gpupool.controller import metrics
+from gpupool.controller import groups, metrics
 from gpupool.controller.kube import (
+    CHILDREN,
     CONFIGMAP,
     DEPLOYMENT,
     INFERENCE_POOL,
@@ -51,6 +52,7 @@ from gpupool.controller.kube import (
     with_applied_hash,
 )
 from gpupool.controller.state import ClusterCache, ModelKey, ModelMemory
+from gpupool.controller.traffic import list_traffic, prune_traffic, route_model
 from gpupool.placement import Allocation, InstanceCaps, PoolState, allocated_caps, recount
 from gpupool.render import render_priority_classes, selector_labels, workload_name
 from gpupool.render.labels import (
@@ -232,8 +234,17 @@ def _child(world: World, kind: str, namespace: str, name: str) -> dict[str, Any]
     held = world.cache.child(kind, namespace, name)
     if held is not None or world.cache.complete(kind):
         return held
-    resource = DEPLOYMENT if kind == "Deployment" else SERVICE if kind == "Service" else CONFIGMAP
-    return world.kube.get(resource, namespace, name)
+    return world.kube.get(CHILDREN[kind], namespace, name)
+
+
+# The kinds a model's instances run as on a pool, under one name: gpupool.controller.groups.
+WORKLOAD_KINDS = frozenset({"Deployment", groups.KIND})
+
+
+def _workload(world: World, namespace: str, name: str) -> dict[str, Any] | None:
+    """The model's workload on a pool: its Deployment, else its LeaderWorkerSet, else None."""
+    deployment = _child(world, "Deployment", namespace, name)
+    return deployment if deployment is not None else groups.read_group_set(world.kube, namespace, name)
 
 
 def _apply(world: World, obj: dict[str, Any], current: dict[str, Any] | None, compare: bool = True) -> int:
@@ -292,7 +303,7 @@ def reconcile_model(
     )
     contexts = {pool: _context(world, pool, namespace) for pool in spec.pool_names()}
     deployments: dict[str, dict[str, Any] | None] = {
-        pool: _child(world, "Deployment", namespace, workload_name(name, pool if spec.pools else None))
+        pool: _workload(world, namespace, workload_name(name, pool if spec.pools else None))
         for pool in spec.pool_names()
     }
     preemption = _preemption_message(memory, key)
@@ -300,15 +311,18 @@ def reconcile_model(
     if register_only:
         _remember_asks(memory, key, outcome, contexts)
         return ModelPass(outcome)
+    outcome = route_model(kube, outcome)
     writes = 0
     refused = _refusal_of(memory, key, outcome) if outcome.apply else None
     if outcome.apply and refused is None:
         try:
             writes += _apply_outcome(world, body, md, outcome, deployments, workloads_only)
         except ApiException as err:
-            if err.status not in REFUSED:
+            # Not remembered: the pass after the CRD is installed applies the set.
+            refused = groups.missing_crd(err, outcome.objects)
+            if refused is None and err.status not in REFUSED:
                 raise
-            refused = _remember_refusal(memory, key, outcome, err)
+            refused = refused or _remember_refusal(memory, key, outcome, err)
     if refused is not None:
         outcome = replace(outcome, status=_rejected_status(outcome, refused), events=[])
     else:
@@ -359,18 +373,20 @@ def _apply_outcome(
     fresh = all(d is None for d in deployments.values())
     current_by_name = {d["metadata"]["name"]: d for d in deployments.values() if d}
     for obj in outcome.objects:
-        if workloads_only and obj["kind"] != "Deployment":
+        if workloads_only and obj["kind"] not in WORKLOAD_KINDS:
             continue
         obj_name = obj["metadata"]["name"]
         if fresh:
             writes += _apply(world, obj, None, compare=False)
-        elif obj["kind"] == "Deployment":
+        elif obj["kind"] in WORKLOAD_KINDS:
             # A pool the model did not use before: nothing held, so read it.
-            current = current_by_name.get(obj_name) or _child(world, "Deployment", namespace, obj_name)
+            current = current_by_name.get(obj_name) or _workload(world, namespace, obj_name)
             writes += _apply(world, obj, current)
         else:
             writes += _apply(world, obj, _child(world, obj["kind"], namespace, obj_name))
     writes += _prune_workloads(world, body, md, outcome)
+    if not workloads_only:
+        writes += prune_traffic(world.kube, world.cache, body, outcome)
     return writes
 
 
@@ -465,9 +481,14 @@ def _prune_workloads(world: World, body: dict[str, Any], md: ModelDeployment, ou
     uid = body["metadata"].get("uid")
     wanted = {o["metadata"]["name"] for o in outcome.objects if o["kind"] == "Deployment"}
     names = {p.workload for p in (md.status.placements if md.status else []) if p.workload}
+    # The other kind under a wanted name: a plan that moved between one node and several.
+    group_sets = {o["metadata"]["name"] for o in outcome.objects if o["kind"] == groups.KIND}
+    planned = md.status.plan if md.status else None
+    deleted = 0
+    if group_sets or (planned is not None and planned.nodes_per_instance > 1):
+        deleted += groups.prune_group_sets(world.kube, namespace, uid, names | wanted, group_sets)
     [identity] = selector_labels(body["metadata"]["name"]).values()
     names |= world.cache.deployments_of(namespace, identity)
-    deleted = 0
     for stale in sorted(names - wanted):
         current = _child(world, "Deployment", namespace, stale)
         if current is None:
@@ -692,6 +713,7 @@ def resync(world: World) -> tuple[list[str], list[ModelKey]]:
     for resource in (DEPLOYMENT, SERVICE, CONFIGMAP):
         items, version = world.kube.list_at(resource, label_selector=managed)
         world.cache.refresh(resource.kind, items, version, watched=resource is DEPLOYMENT)
+    list_traffic(world.kube, world.cache, managed)
     # A deletion whose event was missed (a watch restarted) still gives the model's share back: its
     # pass finds it gone and forgets what it asked.
     present = {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in listed}

@@ -402,7 +402,7 @@ def account_pool(
     """
     name = str(pool.metadata.get("name", ""))
     accelerator = get_accelerator(pool.spec.accelerator)
-    resource = accelerator.resource_name
+    resource = pool.spec.resource_name()
     members: dict[str, NodeAccount] = {}
     excluded: list[tuple[str, str]] = []
     known: set[str] = set()

@@ -46,18 +46,21 @@ def reachable_by_node(
     return reach
 
 
-def running_instances(state: PoolState, workload: str) -> int:
-    """Bound pods of the workload on the pool (one pod per instance)."""
-    return sum(1 for c in state.claims_by_workload.get(workload, ()) if not c.pending)
+def running_instances(state: PoolState, workload: str, nodes_per_instance: int = 1) -> int:
+    """Instances of the workload on the pool: bound pods, `nodes_per_instance` pods each."""
+    pods = sum(1 for c in state.claims_by_workload.get(workload, ()) if not c.pending)
+    return pods // nodes_per_instance
 
 
 def capacity_cap(state: PoolState, request: InstanceRequest) -> Cap:
     """How many instances could run now: those running plus what fits on the nodes, one node each."""
-    running = running_instances(state, request.workload)
+    running = running_instances(state, request.workload, request.nodes_per_instance)
     reach = reachable_by_node(state, request.tier, request.workload)
     tp = request.tensor_parallel
-    more = sum(r // tp for r in reach.values())
-    stranded = sum(r % tp for r in reach.values())
+    # A pod holds `per_pod` accelerators of one node; an instance needs that many pods.
+    pods = sum(r // request.per_pod for r in reach.values())
+    more = pods // request.nodes_per_instance
+    stranded = sum(r % request.per_pod for r in reach.values())
     allowed = min(request.instances, running + more)
     preempting = (
         ""
@@ -68,7 +71,7 @@ def capacity_cap(state: PoolState, request: InstanceRequest) -> Cap:
         f"pool {state.pool} runs {running} of the model's instances and has room on its "
         f"{plural(len(state.nodes), 'node')} for {more} more of {plural(tp, 'accelerator')} each"
         f"{preempting}; {plural(stranded, 'reachable accelerator')} are stranded in pieces smaller "
-        f"than {tp}: {allowed} of the {instances_of(request.instances, tp)} asked can run"
+        f"than {request.per_pod}: {allowed} of the {instances_of(request.instances, tp)} asked can run"
     )
     return Cap(
         kind=LimitKind.POOL,

@@ -29,19 +29,34 @@ class PlacementReason(StrEnum):
 
 @dataclass(frozen=True)
 class InstanceRequest:
-    """A model's ask of one pool: `instances` instances of `tensor_parallel` accelerators."""
+    """A model's ask of one pool: `instances` instances of `tensor_parallel` accelerators.
+
+    An instance over several nodes (a LeaderWorkerSet group) counts as one instance of all its
+    accelerators: `tensor_parallel` is the group's total, split evenly over `nodes_per_instance`
+    pods on as many nodes.
+    """
 
     workload: str  # workload_key(namespace, name): its own pods do not count against it
     namespace: str
     tier: str
     tensor_parallel: int
     instances: int
+    nodes_per_instance: int = 1
 
     def __post_init__(self) -> None:
         if self.tensor_parallel < 1:
             raise ValueError(f"tensor_parallel must be at least 1, got {self.tensor_parallel}")
         if self.instances < 0:
             raise ValueError(f"instances cannot be negative, got {self.instances}")
+        if self.nodes_per_instance < 1 or self.tensor_parallel % self.nodes_per_instance:
+            raise ValueError(
+                f"{self.tensor_parallel} accelerators do not split over {self.nodes_per_instance} nodes"
+            )
+
+    @property
+    def per_pod(self) -> int:
+        """Accelerators one pod of an instance holds (all of them on one node)."""
+        return self.tensor_parallel // self.nodes_per_instance
 
     @property
     def accelerators(self) -> int:

@@ -100,6 +100,18 @@ def selector_labels(md_name: str) -> dict[str, str]:
     return {SELECTOR_LABEL: label_value(md_name)}
 
 
+def model_labels(md_name: str) -> dict[str, str]:
+    """Labels of the objects rendered once per model whatever its pools (disruption budget,
+    network policy, route): its identity and who manages it."""
+    labels = {
+        INSTANCE_LABEL: label_value(md_name),
+        MANAGED_BY_LABEL: MANAGED_BY,
+        PART_OF_LABEL: MANAGED_BY,
+        SELECTOR_LABEL: label_value(md_name),
+    }
+    return dict(sorted(labels.items()))
+
+
 def workload_labels(md_name: str, *, model: str, pool: str, tier: str, engine: str) -> dict[str, str]:
     """Labels of every object rendered for a ModelDeployment, and of its pods."""
     labels = {

@@ -98,7 +98,7 @@ def tenant_quota_grants(
                 QuotaGrant(
                     pool=name,
                     pool_uid=str(uid) if uid else None,
-                    resource=accelerator.resource_name,
+                    resource=pool.spec.resource_name(),
                     tenant=tenant.name,
                     namespace=namespace,
                     accelerators=limit,

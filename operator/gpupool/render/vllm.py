@@ -104,12 +104,14 @@ def engine_options(
     max_num_seqs: int | None = None,
     expert_parallel: bool = False,
     data_parallel: int | None = None,
+    pipeline_parallel: int | None = None,
 ) -> dict[str, EngineOptionValue]:
     """vLLM engine arguments, keyed by their engine-argument names, in a fixed order.
 
     The scheduler limits are the ones the plan was sized with, so vLLM's profiling pass sees
-    the same batch the memory model assumed; expert and data parallelism appear when the plan
-    uses them (vLLM's --enable-expert-parallel and --data-parallel-size).
+    the same batch the memory model assumed; expert, data and pipeline parallelism appear when
+    the plan uses them (vLLM's --enable-expert-parallel, --data-parallel-size and
+    --pipeline-parallel-size, the last over Ray's executor across the nodes of a group).
     """
     options: dict[str, EngineOptionValue] = {"model": weights.model}
     if weights.revision is not None:
@@ -117,6 +119,10 @@ def engine_options(
         options["revision"] = weights.revision
         options["tokenizer_revision"] = weights.revision
     options["tensor_parallel_size"] = tensor_parallel
+    if pipeline_parallel is not None and pipeline_parallel > 1:
+        # Stages on other nodes are reached through the Ray cluster of the instance's group.
+        options["pipeline_parallel_size"] = pipeline_parallel
+        options["distributed_executor_backend"] = "ray"
     options["max_model_len"] = max_model_len
     options["gpu_memory_utilization"] = gpu_memory_utilization
     if max_num_batched_tokens is not None:

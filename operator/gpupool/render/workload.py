@@ -89,6 +89,7 @@ import json
 import math
 from typing import Any, Final
 
+from gpupool.api.rollout import RolloutStrategy
 from gpupool.api.v1alpha1 import (
     API_VERSION,
     EngineType,
@@ -100,7 +101,7 @@ from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.models import get_model
 from gpupool.catalog.types import Accelerator, Vendor
 from gpupool.render import labels as lbl
-from gpupool.render import triton
+from gpupool.render import lws, triton
 from gpupool.render.images import UnsupportedEngineError, check_supported, default_image
 from gpupool.render.vllm import (
     GRPC_PORT,
@@ -148,14 +149,45 @@ RUN_AS_GROUP: Final = 1000
 USER_NAME: Final = "gpupool"
 HOME: Final = "/home/gpupool"
 
+# The library path of the vllm-ascend image (VLLM_ASCEND_IMAGE) as root's ~/.bashrc exports it.
+# The vllm-ascend v0.23.0 Dockerfile appends /usr/local/lib there, expanding the image's own
+# value at build time: `RUN echo "export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:/usr/local/lib" >>
+# ~/.bashrc` (the same line in Dockerfile.a3 and Dockerfile.310p). That value is the ENV chain of
+# its base image quay.io/ascend/cann:9.1.0-910b-ubuntu22.04-py3.12 (Ascend/cann-container-image,
+# cann/9.1.0-910b-ubuntu22.04-py3.12/Dockerfile; the -a3 one is identical): each ENV line puts
+# its directories in front, so the last line's come first. A pod's env replaces the image's
+# variable rather than extending it, hence the whole list. The chain begins with an unset
+# variable, which leaves an empty entry (the current directory, to the dynamic linker) after the
+# Python library; it is left out.
+_CANN_HOME: Final = "/usr/local/Ascend/cann-9.1.0"
+_CANN_LATEST: Final = "/usr/local/Ascend/ascend-toolkit/latest"
+_ATB_HOME: Final = "/usr/local/Ascend/nnal/atb/latest/atb/cxx_abi_1"
+ASCEND_LD_LIBRARY_PATH: Final = ":".join(
+    (
+        *(f"{_CANN_HOME}/{d}" for d in ("lib64", "lib64/plugin/opskernel", "lib64/plugin/nnengine")),
+        f"{_CANN_HOME}/opp/built-in/op_impl/ai_core/tbe/op_tiling",
+        "/usr/local/Ascend/driver/lib64",
+        "/usr/local/Ascend/driver/lib64/common",
+        "/usr/local/Ascend/driver/lib64/driver",
+        *(f"{_ATB_HOME}/{d}" for d in ("lib", "examples", "tests/atbopstest")),
+        f"{_CANN_LATEST}/tools/aml/lib64",
+        f"{_CANN_LATEST}/tools/aml/lib64/plugin",
+        *(f"{_CANN_LATEST}/{d}" for d in ("lib64", "lib64/plugin/opskernel", "lib64/plugin/nnengine")),
+        f"{_CANN_LATEST}/opp/built-in/op_impl/ai_core/tbe/op_tiling",
+        "/usr/local/python3.12.13/lib",
+        "/usr/local/lib",
+    )
+)
+
 # Environment the vllm-ascend image sets only in root's ~/.bashrc, which an exec-form command run
 # as a non-root user never reads: jemalloc preloaded (vllm-ascend Dockerfile:
 # `echo "export LD_PRELOAD=/usr/lib/$(uname -m)-linux-gnu/libjemalloc.so.2:$LD_PRELOAD" >> ~/.bashrc`;
-# a bare name is found by the dynamic linker on either architecture), and the NPU caching
-# allocator's expandable segments, as vllm-ascend's tutorials set them
+# a bare name is found by the dynamic linker on either architecture), the library path above,
+# and the NPU caching allocator's expandable segments, as vllm-ascend's tutorials set them
 # (https://docs.vllm.ai/projects/ascend/en/latest/tutorials/single_npu.html).
 ASCEND_ENV: Final[tuple[tuple[str, str], ...]] = (
     ("LD_PRELOAD", "libjemalloc.so.2"),
+    ("LD_LIBRARY_PATH", ASCEND_LD_LIBRARY_PATH),
     ("PYTORCH_NPU_ALLOC_CONF", "expandable_segments:True"),
 )
 
@@ -210,8 +242,11 @@ def startup_failure_threshold(load_time_seconds: int) -> int:
     return math.ceil(startup_budget_seconds(load_time_seconds) / STARTUP_PERIOD_SECONDS)
 
 
-def rollout_strategy(replicas: int) -> Obj:
-    """RollingUpdate that keeps the last instance up and otherwise needs no spare accelerator."""
+def rollout_strategy(replicas: int, strategy: RolloutStrategy = RolloutStrategy.ROLLING_UPDATE) -> Obj:
+    """Recreate when asked; else RollingUpdate that keeps the last instance up and otherwise
+    needs no spare accelerator (Canary too, until traffic is shifted between versions)."""
+    if strategy is RolloutStrategy.RECREATE:
+        return {"type": "Recreate"}
     keep_last = replicas <= 1
     rolling = {"maxSurge": 1 if keep_last else 0, "maxUnavailable": 0 if keep_last else 1}
     return {"type": "RollingUpdate", "rollingUpdate": rolling}
@@ -223,13 +258,16 @@ def host_memory_gib_per_accelerator(accelerator: Accelerator) -> int:
     return min(MEMORY_GIB_PER_ACCELERATOR_CAP, device_gib + HOST_MEMORY_BASE_GIB)
 
 
-def instance_resources(accelerator: Accelerator, tensor_parallel: int) -> Obj:
-    """Requests equal to limits: the accelerators plus CPU and memory that grow with them."""
+def instance_resources(
+    accelerator: Accelerator, tensor_parallel: int, resource_name: str | None = None
+) -> Obj:
+    """Requests equal to limits: the accelerators (as `resource_name`, by default the catalog's
+    resource) plus CPU and memory that grow with them."""
     memory_gib = host_memory_gib_per_accelerator(accelerator) * tensor_parallel
     amounts = {
         "cpu": str(CPU_PER_ACCELERATOR * tensor_parallel),
         "memory": f"{memory_gib}Gi",
-        accelerator.resource_name: str(tensor_parallel),
+        resource_name or accelerator.resource_name: str(tensor_parallel),
     }
     return {"limits": dict(amounts), "requests": dict(amounts)}
 
@@ -315,9 +353,10 @@ def _check_inputs(md: ModelDeployment, pool: InferencePool, plan: Plan, replicas
     ]
     if mismatches:
         raise ValueError(f"{where}: the plan was made for {', '.join(mismatches)}; re-plan")
-    if plan.tensor_parallel > pool.spec.accelerators_per_node:
+    per_node = plan.accelerators_per_instance // max(1, plan.nodes_per_instance)
+    if per_node > pool.spec.accelerators_per_node:
         raise ValueError(
-            f"{where}: tensor parallel {plan.tensor_parallel} exceeds the "
+            f"{where}: an instance of {per_node} accelerators per node exceeds the "
             f"{pool.spec.accelerators_per_node} accelerators of a node of the pool"
         )
     if accelerator.vendor is not pool.spec.vendor:
@@ -363,7 +402,13 @@ def _env(md: ModelDeployment, weights: WeightsRef, vendor: Vendor) -> list[Obj]:
         {"name": "DO_NOT_TRACK", "value": "1"},
     ]
     if vendor is Vendor.ASCEND:
-        env += [{"name": name, "value": value} for name, value in ASCEND_ENV]
+        # The library path is the default image's; another image keeps its own.
+        own_image = md.spec.engine.image is None
+        env += [
+            {"name": name, "value": value}
+            for name, value in ASCEND_ENV
+            if name != "LD_LIBRARY_PATH" or own_image
+        ]
     if weights.local:
         # Weights and tokenizer come from the volume; never reach out to the Hub.
         env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
@@ -404,7 +449,8 @@ def _probes(engine: EngineType, load_time_seconds: int) -> Obj:
     }
 
 
-def _ports(engine: EngineType) -> list[Obj]:
+def engine_ports(engine: EngineType) -> list[Obj]:
+    """The engine container's named ports: http (API, and vLLM's /metrics), Triton's grpc and metrics."""
     ports = [{"name": "http", "containerPort": HTTP_PORT, "protocol": "TCP"}]
     if engine is EngineType.TRITON:
         ports += [
@@ -436,6 +482,9 @@ def render_model_deployment(
     pool as well and the Deployment selects the pool's pods only; the Service, the same for every
     pool, selects the model's pods on all of them.
 
+    A plan over several nodes (nodesPerInstance > 1) gets a LeaderWorkerSet instead of the
+    Deployment (gpupool.render.lws), and its Service selects the groups' leaders.
+
     Raises UnsupportedEngineError (a ValueError) when the engine cannot run on the pool's
     accelerators (Triton on Ascend) or not at the requested precision, and ValueError when the
     plan does not fit, belongs to another spec or pool, or the metadata lacks a name or a
@@ -459,6 +508,9 @@ def render_model_deployment(
 
     weights = _weights(md)
     tp = plan.tensor_parallel
+    # Each pod holds its node's share of the instance: data-parallel attention ranks each take a
+    # tensor-parallel group of accelerators, and a group over several nodes splits evenly by node.
+    accelerators = plan.accelerators_per_instance // max(1, plan.nodes_per_instance)
     labels = lbl.workload_labels(
         md_name,
         model=spec.model.name or weights.served_name,
@@ -491,13 +543,14 @@ def render_model_deployment(
         max_num_seqs=plan.max_num_seqs,
         expert_parallel=plan.expert_parallel is not None,
         data_parallel=plan.data_parallel,
+        pipeline_parallel=plan.pipeline_parallel,
     )
 
     config_maps: list[Obj] = []
     volumes: list[Obj] = [
         {
             "name": "shm",
-            "emptyDir": {"medium": "Memory", "sizeLimit": f"{SHM_GIB_PER_ACCELERATOR * tp}Gi"},
+            "emptyDir": {"medium": "Memory", "sizeLimit": f"{SHM_GIB_PER_ACCELERATOR * accelerators}Gi"},
         },
         {"name": "home", "emptyDir": {}},
     ]
@@ -581,8 +634,8 @@ def render_model_deployment(
         "args": args,
         "workingDir": HOME,
         "env": _env(md, weights, vendor),
-        "ports": _ports(engine),
-        "resources": instance_resources(accelerator, tp),
+        "ports": engine_ports(engine),
+        "resources": instance_resources(accelerator, accelerators, pool.spec.resource_name()),
         "volumeMounts": mounts,
         **_probes(engine, plan.load_time_seconds),
         "lifecycle": {"preStop": {"sleep": {"seconds": DRAIN_SECONDS}}},
@@ -628,7 +681,7 @@ def render_model_deployment(
             "progressDeadlineSeconds": startup_budget_seconds(plan.load_time_seconds)
             + PROGRESS_MARGIN_SECONDS,
             "selector": {"matchLabels": dict(sorted(pods.items()))},
-            "strategy": rollout_strategy(replicas),
+            "strategy": rollout_strategy(replicas, spec.rollout.strategy),
             "template": template,
         },
     }
@@ -646,8 +699,23 @@ def render_model_deployment(
                     "targetPort": port["name"],
                     "protocol": "TCP",
                 }
-                for port in _ports(engine)
+                for port in engine_ports(engine)
             ],
         },
     }
+    if plan.nodes_per_instance > 1:
+        # An instance over several nodes: one LeaderWorkerSet group of one pod per node.
+        if engine is not EngineType.VLLM:
+            raise UnsupportedEngineError(
+                f"{md_name}: the plan spans {plan.nodes_per_instance} nodes per instance, which "
+                "gpupool runs with vLLM only; set engine.type to vllm"
+            )
+        network = pool.spec.inter_node
+        group = lws.leader_worker_set(
+            deployment,
+            group_size=plan.nodes_per_instance,
+            rdma_resource=network.rdma_resource,
+            exclusive_topology=network.exclusive_topology_key,
+        )
+        return [*config_maps, group, lws.leader_service(service)]
     return [*config_maps, deployment, service]

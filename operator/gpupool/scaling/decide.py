@@ -36,7 +36,13 @@ from pydantic import Field
 from gpupool.api.base import ApiModel
 from gpupool.scaling.forecast import Forecast, forecast_demand
 from gpupool.scaling.history import STEP_SECONDS, expected_wait, periodic_forecast, since_reached
-from gpupool.scaling.learning import measured_batch_seconds, measured_capacity, with_history
+from gpupool.scaling.learning import (
+    capacity_from_slowdown,
+    measured_batch_seconds,
+    measured_capacity,
+    slowdown_capacity,
+    with_history,
+)
 from gpupool.scaling.policy import AutoscalingPolicy
 from gpupool.scaling.state import ScalerState
 from gpupool.scaling.window import (
@@ -107,8 +113,8 @@ class ScalingDecision(ApiModel):
     rules: list[str] = Field(
         default_factory=list,
         description="The named rules that shaped the decision (hold-after-scale-down, latency-step, "
-        "new-instances, live-demand, period, burst-headroom, ski-rental, learned-capacity), each with "
-        "its numbers.",
+        "new-instances, live-demand, time-outs, period, burst-headroom, ski-rental, "
+        "learned-capacity), each with its numbers.",
     )
     signals: SignalValues = Field(description="The metric values behind the decision.")
     state: ScalerState = Field(description="State for the next evaluation.")
@@ -243,6 +249,10 @@ def _periodic(state: ScalerState, now: float, horizon: float) -> float | None:
     return periodic_forecast(state.demand_history, state.period_seconds, now, horizon + STEP_SECONDS)
 
 
+# One late p99 (not a whole late minute) measures the capacity only below this share of the estimate.
+SINGLE_LATE_SHARE = 0.9
+
+
 # A cold start costs the load time on an accelerator serving nothing, and as long again of demand
 # served late while it loads: an idle instance is worth keeping for up to twice the load time.
 SKI_RENTAL_LOAD_TIMES = 2.0
@@ -298,6 +308,48 @@ def _ski_rental(
     )
 
 
+def _landing(
+    window: MetricsWindow,
+    state: ScalerState,
+    policy: AutoscalingPolicy,
+    now: float,
+    current: int,
+    sized: float,
+    capacity_per_instance: float,
+    ready: int,
+    qps: float | None,
+    ttft: float | None,
+    latency_slo_seconds: float | None,
+) -> int:
+    """The count at which the highest demand of the scale-down window sits midway between the two
+    thresholds, or `current`.
+
+    A scale-down may land there even when the demand of this evaluation sits inside the band
+    between the thresholds, whose trigger (below `scaleDownUtilization`) holds up to a third more
+    instances than a steady load needs at the midway point. Only a
+    window that covers the whole span says what its highest demand was; with a period, the count
+    follows the repetitions (period, ski-rental) and the band's margin is what the next rise lands
+    on, so the midway landing stays. When first tokens are already slower than the estimate says
+    they should be, the count is sized with what they say one instance serves, so that the
+    landing does not saturate the rest.
+    """
+    span = policy.scale_down_stabilization_seconds
+    seen = fresh_points(window, Signal.QPS, now, span)
+    covered = bool(seen) and seen[0][0] <= now - span + policy.evaluation_interval_seconds
+    if not covered or (policy.predictive and state.period_seconds is not None):
+        return current
+    highest = max([sized] + [q for _, q in seen])
+    slowed = (
+        slowdown_capacity(qps / ready, ttft, latency_slo_seconds)
+        if ttft is not None and latency_slo_seconds and ready and qps
+        else None
+    )
+    capacity = min(capacity_per_instance, slowed) if slowed is not None else capacity_per_instance
+    # Midway between the thresholds for the highest demand: a new high has to beat the window's by
+    # a seventh to scale back up, which noise around a steady level does not.
+    return instances_for(highest, capacity, (policy.target_utilization + policy.scale_down_utilization) / 2)
+
+
 def _learned(
     state: ScalerState,
     now: float,
@@ -313,13 +365,18 @@ def _learned(
     late: bool,
     overloaded: bool,
     running: float | None,
+    calm: bool = False,
+    ttft: float | None = None,
+    latency_slo_seconds: float | None = None,
 ) -> ScalerState:
     """The state with this evaluation's demand, capacity and batch time learned."""
     learned = with_history(state, now, demand, horizon, policy.slo_attainment_target)
     update: dict[str, object] = {}
-    changed = state.events[-1].time if state.events else None
-    # Instances asked for in the last change have loaded and served for a whole rate window.
-    steady = ready > 0 and (changed is None or now - changed >= load_time_seconds + _QUEUE_GROWTH_SECONDS)
+    last = state.events[-1] if state.events else None
+    # Instances asked for in the last change have loaded and served for a whole rate window; after
+    # a scale-down the rest were serving already, and the rate window is enough.
+    wait = _QUEUE_GROWTH_SECONDS + (load_time_seconds if last is None or last.change > 0 else 0.0)
+    steady = ready > 0 and (last is None or now - last.time >= wait)
     if steady:
         update["capacity_per_instance"] = measured_capacity(
             state.capacity_per_instance,
@@ -329,6 +386,15 @@ def _learned(
             overloaded=overloaded,
             late=late,
         )
+        if calm and ttft is not None and latency_slo_seconds:
+            # The slowdown of first tokens tells the capacity before (or without) saturation.
+            update["capacity_per_instance"] = capacity_from_slowdown(
+                update["capacity_per_instance"],  # type: ignore[arg-type]
+                plan_capacity,
+                qps / ready,
+                ttft,
+                latency_slo_seconds,
+            )
     if running is not None and not overloaded:
         update["batch_seconds"] = measured_batch_seconds(state.batch_seconds, running, qps)
     return learned.model_copy(update=update) if update else learned
@@ -563,14 +629,21 @@ def decide_replicas(
     late_only = (
         slow and not settling and not queued and not (kv is not None and kv > policy.kv_cache_usage_threshold)
     )
-    if step_up > current and late_only and qps and ready and demand is not None:
+    if step_up > current and late_only and ready and demand is not None:
         # First tokens late with no queue: the Ready instances are at the SLO's edge, so what they
         # finish is about what they serve within it. Size the step from that, not a fixed one.
-        edge = min(capacity_per_instance, qps / ready)
-        fitted = max(current + 1, instances_for(demand, edge, policy.target_utilization))
+        finished = (qps or 0.0) / ready
+        edge = min(capacity_per_instance, finished)
+        if edge * policy.target_utilization > 0:
+            fitted = max(current + 1, instances_for(demand, edge, policy.target_utilization))
+        else:
+            # Late with nothing finished (or a rate whose share of the target underflows to 0):
+            # one more instance, then look again. Never more than with a rate to size from, so
+            # that more load never asks for fewer instances.
+            fitted = current + 1
         if fitted < step_up:
             rules.append(
-                f"latency-step: first tokens late at {qps / ready:.2f} QPS per Ready instance: "
+                f"latency-step: first tokens late at {finished:.2f} QPS per Ready instance: "
                 f"{fitted} instance(s) serve {demand:.1f} QPS at {policy.target_utilization:.0%} of that"
             )
             step_up = fitted
@@ -593,11 +666,37 @@ def decide_replicas(
                     f"{horizon:.0f} s that {policy.slo_attainment_target:.1%} of the last day stayed within"
                 )
                 needed = burst
+        timing_out = errors is not None and errors > policy.max_error_rate
+        if needed > current and pending > 0 and timing_out:
+            # Requests time out while instances start: the finished rate counts each time-out and
+            # then its retry, arrivals that go once the starting instances serve. Add more only
+            # for demand beyond what the asked count serves at full capacity.
+            full = instances_for(sized, capacity_per_instance, 1.0)
+            if full < needed:
+                rules.append(
+                    f"time-outs: {errors:.0%} of requests time out while {pending} instance(s) start, "
+                    f"and their retries inflate the demand: sizing {sized:.1f} QPS at full capacity "
+                    f"({full} instance(s))"
+                )
+                needed = full
         load = sized / capacity if capacity > 0 else (math.inf if sized > 0 else 0.0)
+        fewer = _landing(
+            window,
+            state,
+            policy,
+            now,
+            current,
+            sized,
+            capacity_per_instance,
+            ready,
+            qps,
+            ttft,
+            latency_slo_seconds,
+        )
         cold = utilization is not None and utilization < policy.accelerator_utilization_down
         if needed > current or overload:
             recommendation = max(needed, step_up, current)
-        elif load < policy.scale_down_utilization or cold:
+        elif load < policy.scale_down_utilization or cold or fewer < current:
             blockers = []
             if missing:
                 blockers.append("metrics are missing")
@@ -615,7 +714,9 @@ def decide_replicas(
                     capacity_per_instance,
                     (policy.target_utilization + policy.scale_down_utilization) / 2,
                 )
-                recommendation = min(current, max(needed, settled))
+                recommendation = min(
+                    current, max(needed, min(settled, fewer) if fewer < current else settled)
+                )
                 if recommendation < current and policy.predictive:
                     kept = _ski_rental(state, current, capacity_per_instance, policy, load_time_seconds, now)
                     if kept is not None:
@@ -626,7 +727,21 @@ def decide_replicas(
     else:
         recommendation = step_up
 
-    late = slow and _throughout(window, Signal.TTFT_P99_SECONDS, now, latency_slo_seconds or 0.0)
+    # A late p99 for a whole minute; or, with neither a queue nor a full KV cache, one late p99 at
+    # a steady count that finishes clearly less than the estimate per instance: the instances are
+    # at the SLO's edge now (the overload step that follows changes the count, so a whole late
+    # minute rarely comes). Near the estimate, or while the trend rises, one late minute is as
+    # likely a one-minute rate that lags a rising load.
+    rising = forecast is not None and forecast.trend is not None and forecast.trend > forecast.level
+    edge_now = (
+        late_only
+        and not rising
+        and bool(ready)
+        and (qps or 0.0) / max(ready, 1) < SINGLE_LATE_SHARE * capacity_per_instance
+    )
+    late = slow and (
+        edge_now or _throughout(window, Signal.TTFT_P99_SECONDS, now, latency_slo_seconds or 0.0)
+    )
     saturated_queue = (
         _throughout(window, Signal.WAITING_REQUESTS, now, policy.max_waiting_requests_per_instance * ready)
         and (growth or 0.0) > 0
@@ -652,6 +767,9 @@ def decide_replicas(
             late=late,
             overloaded=bool(overload) or queued,
             running=_value(read_signal(window, Signal.RUNNING_REQUESTS, now, max_age)),
+            calm=ready == current and not overload and not queued and not draining and not hold,
+            ttft=ttft,
+            latency_slo_seconds=latency_slo_seconds,
         )
 
     stabilized = _stabilized(state, recommendation, current, policy, now)

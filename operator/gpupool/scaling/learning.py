@@ -5,12 +5,14 @@
 - The real capacity of an instance: the plan's QPS per instance is an estimate from the model's
   shape and the accelerator's datasheet, and a real engine can serve 30% less or more. When the
   instances are saturated (a queue over its limit that keeps growing, or a p99 time to first token
-  over the SLO, for a whole minute) with every instance Ready, what they finish per instance is
-  their capacity (less the margin between saturation and the SLO when it is the queue that shows
-  it); when they finish more than the estimate without any sign of overload, they serve at least
-  that. The estimate stays within `CAPACITY_RANGE` of the plan, and is measured only in a steady
-  moment: every asked instance Ready, loaded and serving for the whole last minute, whose requests
-  the one-minute rate counts, and no backlog draining.
+  over the SLO, for a whole minute, or one late p99 with no queue well under the estimate) with
+  every instance Ready, what they finish per instance is their capacity (less the margin between
+  saturation and the SLO when it is the queue that shows it); when they finish more than the
+  estimate without any sign of overload, they serve at least that, and the slowdown of their first
+  tokens says how much more they would serve (`capacity_from_slowdown`, upwards only). The estimate
+  stays within `CAPACITY_RANGE` of the plan, and is measured only in a steady moment: every asked
+  instance Ready, loaded and serving for the whole last minute, whose requests the one-minute rate
+  counts, and no backlog draining.
 - The time a request spends running (running requests over QPS, Little's law), which turns the
   live running count into a rate that reacts at once, where a one-minute rate lags.
 """
@@ -27,6 +29,14 @@ LEARN_EVERY_SECONDS = 600.0
 # vLLM's queue starts to grow at saturation, some 10% above the rate at which the p99 time to first
 # token still meets the SLO (the margin the plan's "QPS within the SLO" leaves).
 SATURATION_TO_SLO = 0.9
+# A prefill shares the accelerator with the decode batch: its time grows as 1 / (1 - rho), the
+# slowdown of a processor-sharing server (M/M/1-PS). With the SLO met exactly at the plan's capacity,
+# 1 / 1.1 of saturation, the p99 first token of an idle instance is this share of the SLO.
+IDLE_TTFT_SHARE_OF_SLO = 1 - 1 / 1.1
+# Below a third of saturation the slowdown is within the noise of a one-minute quantile: no reading.
+MIN_SLOWDOWN = 1.5
+# A quantile of one minute's requests is noisy: each reading moves the estimate this far.
+SLOWDOWN_SMOOTHING = 0.2
 # The learned capacity stays between half and twice the plan's: a guard against a misread window.
 CAPACITY_RANGE = (0.5, 2.0)
 # A higher throughput without overload moves the estimates this far: two or three evaluations to
@@ -86,6 +96,41 @@ def measured_capacity(
         # already gone) than the engine that fast.
         return current + SMOOTHING * (per_instance_qps - current)
     return estimate
+
+
+def slowdown_capacity(per_instance_qps: float, ttft_p99: float, slo: float) -> float | None:
+    """What one instance serves within the SLO, from the slowdown of its first tokens, or None.
+
+    At utilisation rho of the saturation rate S, the p99 first token is idle / (1 - rho), with idle =
+    IDLE_TTFT_SHARE_OF_SLO x the SLO; so S = qps / (1 - idle / p99), and the p99 meets the SLO at
+    rho = 1 - idle / slo. None outside MIN_SLOWDOWN times the idle latency .. the SLO, where a
+    one-minute quantile says too little.
+    """
+    idle = IDLE_TTFT_SHARE_OF_SLO * slo
+    if per_instance_qps <= 0 or not MIN_SLOWDOWN * idle <= ttft_p99 <= slo:
+        return None
+    saturation = per_instance_qps / (1 - idle / ttft_p99)  # ttft_p99 >= 1.5 idle: no division by 0
+    return saturation * (1 - IDLE_TTFT_SHARE_OF_SLO)
+
+
+def capacity_from_slowdown(
+    estimate: float | None, plan: float, per_instance_qps: float, ttft_p99: float, slo: float
+) -> float | None:
+    """The capacity estimate moved towards what the slowdown of first tokens says, or the old one.
+
+    Read only in a calm moment (every asked instance Ready, no overload, no queue draining): it
+    learns a capacity above the plan's, which instances sized at the target never show by
+    saturating. Only upwards: the p99 of a minute that still holds a burst's queue, or interpolated
+    in vLLM's coarse buckets above 100 ms (0.1, 0.25, 0.5 s), reads high, so the capacity low; a
+    capacity below the plan shows itself by saturation (measured_capacity).
+    """
+    high = CAPACITY_RANGE[1] * plan
+    # Above twice the plan per instance, the window is more likely misread than the engine that fast.
+    seen = slowdown_capacity(per_instance_qps, ttft_p99, slo) if per_instance_qps <= high else None
+    current = plan if estimate is None else estimate
+    if seen is None or seen <= current:
+        return estimate
+    return min(high, current + SLOWDOWN_SMOOTHING * (seen - current))
 
 
 def measured_batch_seconds(estimate: float | None, running: float, qps: float) -> float | None:

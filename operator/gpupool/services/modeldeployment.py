@@ -61,6 +61,7 @@ from gpupool.render import (
     workload_name,
 )
 from gpupool.services.autoscaling import Scaling, autoscaled, standing_replicas
+from gpupool.services.traffic import traffic_objects
 from gpupool.sizing import Plan, SizingRequest, plan_deployment
 
 
@@ -150,9 +151,13 @@ def resolve_model(md: ModelDeployment) -> ResolvedModel:
     )
 
 
-def sizing_request(md: ModelDeployment, pool: InferencePool) -> SizingRequest:
+def sizing_request(md: ModelDeployment, pool: InferencePool, nodes: int | None = None) -> SizingRequest:
+    """What the model asks of the pool; `nodes` (the pool's nodes, when counted) bounds how many
+    nodes one multi-node instance may span."""
     spec = md.spec
     return SizingRequest(
+        inter_node_bytes_per_second=pool.spec.inter_node.bytes_per_second,
+        max_nodes_per_instance=nodes or None,
         precision=spec.precision,
         kv_cache_dtype=spec.kv_cache_dtype,
         max_model_len=spec.max_model_len,
@@ -169,8 +174,11 @@ def sizing_request(md: ModelDeployment, pool: InferencePool) -> SizingRequest:
     )
 
 
-def plan_model(md: ModelDeployment, pool: InferencePool) -> tuple[ResolvedModel, Plan]:
-    """Size the model for the pool's accelerator; SpecError when it can never be served there."""
+def plan_model(
+    md: ModelDeployment, pool: InferencePool, nodes: int | None = None
+) -> tuple[ResolvedModel, Plan]:
+    """Size the model for the pool's accelerator; SpecError when it can never be served there
+    (`nodes`: the pool's nodes, when counted, for a multi-node instance's group)."""
     resolved = resolve_model(md)
     if pool.spec.tier(md.spec.tier) is None:
         tiers = ", ".join(t.name for t in pool.spec.tiers)
@@ -188,7 +196,7 @@ def plan_model(md: ModelDeployment, pool: InferencePool) -> tuple[ResolvedModel,
         )
     try:
         plan = plan_deployment(
-            resolved.architecture, accelerator, sizing_request(md, pool), model_name=resolved.label
+            resolved.architecture, accelerator, sizing_request(md, pool, nodes), model_name=resolved.label
         )
     except (OverflowError, ZeroDivisionError) as err:
         raise SpecError(
@@ -282,8 +290,10 @@ def place_on_pool(md: ModelDeployment, context: PoolContext, plan: Plan, asked: 
         workload=workload_key(namespace, str(md.metadata.get("name", ""))),
         namespace=namespace,
         tier=md.spec.tier,
-        tensor_parallel=plan.tensor_parallel,
+        # A group over several nodes is one instance of all its accelerators.
+        tensor_parallel=plan.accelerators_per_instance,
         instances=asked,
+        nodes_per_instance=plan.nodes_per_instance,
     )
     tenant = tenant_of(state, namespace, context.namespace_labels)
     demand = demand_of(state, request, tenant.name if tenant else None)
@@ -452,6 +462,7 @@ def decide(
         else:
             split = _split_several(md, pools, skipped, count)
         objects, shares, verdict = _render(md, split)
+        objects += traffic_objects(md, [p.context.pool for p in pools])
     except SpecError as err:
         return _failed(md, previous, conditions, err, generation, workload, now, autoscaling)
 
@@ -469,7 +480,7 @@ def decide(
         ready_total += ready
         replicas_total += share.instances
         price = share.pool.context.pool.spec.price_per_accelerator_hour
-        share_cost = None if price is None else price * share.instances * plan.tensor_parallel
+        share_cost = None if price is None else price * share.instances * plan.accelerators_per_instance
         cost = None if cost is None or share_cost is None else cost + share_cost
         placements.append(
             PoolPlacement(
@@ -571,7 +582,8 @@ def _plan_pools(
                 raise _missing_pool(md, preference.name)
             if isinstance(context, UnparsedPool):
                 raise pool_invalid_error(context)
-            resolved, plan = plan_model(md, context.pool)
+            nodes = len(context.state.nodes) if context.state is not None else None
+            resolved, plan = plan_model(md, context.pool, nodes)
         except SpecError as err:
             errors.append((preference.name, err))
             continue

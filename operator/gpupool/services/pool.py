@@ -18,7 +18,6 @@ from gpupool.api.v1alpha1 import (
     PoolAccelerators,
     TierCapacity,
 )
-from gpupool.catalog.accelerators import get_accelerator
 from gpupool.placement import Allocation, PoolState, TierAccount, TierShare, account_pool
 
 
@@ -40,13 +39,14 @@ def status_of(
     previous = pool.status.conditions if pool.status else []
     generation = pool.metadata.get("generation")
     if state.nodes and state.total == 0:
-        resource = get_accelerator(pool.spec.accelerator).resource_name
+        resource = pool.spec.resource_name()
         condition = (
             ConditionStatus.FALSE,
             Reason.NO_ACCELERATORS,
             f"{len(state.nodes)} node(s) match spec.nodeSelector {dict(pool.spec.node_selector)} but "
             f"none advertises {resource}, the device resource of {pool.spec.accelerator}: point "
-            "spec.nodeSelector at the accelerator nodes, or run the device plugin on these nodes",
+            "spec.nodeSelector at the accelerator nodes, run the device plugin on these nodes, or set "
+            "spec.acceleratorResource to the resource their device plugin advertises",
         )
     elif state.nodes:
         condition = (

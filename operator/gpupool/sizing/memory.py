@@ -120,6 +120,48 @@ def weight_bytes(arch: Architecture, precision: Precision) -> int:
     return math.ceil(quantized * bytes_per_weight(quantization) * padding + rest * 2)
 
 
+def routed_expert_params(arch: Architecture) -> int:
+    """Parameters of the routed experts from the MoE identity: the parameters a token does not
+    use are those of the experts it is not routed to, so one expert has
+    (params - active_params) / (experts - experts_per_token). Unlike `expert_params` this
+    leaves out dense layers (DeepSeek-V3's first three; 654B of 671B are routed experts)."""
+    moe = arch.moe
+    if moe is None:
+        return 0
+    unused = moe.experts - moe.experts_per_token
+    if unused <= 0 or moe.active_params >= arch.params:
+        return expert_params(arch)
+    per_expert = (arch.params - moe.active_params) / unused
+    return min(expert_params(arch), round(moe.experts * per_expert))
+
+
+def expert_weight_bytes(arch: Architecture, precision: Precision) -> int:
+    """The routed experts' part of `weight_bytes`, in the same format."""
+    experts = routed_expert_params(arch)
+    quantization = arch.quantization
+    if quantization is None:
+        return math.ceil(experts * bytes_per_param(precision))
+    padding = (
+        expert_padding(quantization, arch.hidden_size, _expert_width(arch))
+        if quantization.experts_only
+        else 1
+    )
+    return math.ceil(experts * bytes_per_weight(quantization) * padding)
+
+
+def weight_shard_bytes(arch: Architecture, precision: Precision, tp: int, data_parallel: int = 1) -> int:
+    """One rank's weights. With data-parallel attention (vLLM's --data-parallel-size with
+    --enable-expert-parallel) the experts are spread over all tp x data_parallel ranks while
+    every data-parallel rank keeps a whole copy of the rest (attention, dense layers,
+    embeddings), split only over its tp ranks (vllm/config/parallel.py: the expert-parallel
+    group spans data_parallel_size x tensor_parallel_size ranks)."""
+    total = weight_bytes(arch, precision)
+    if data_parallel == 1:
+        return math.ceil(total / tp)
+    experts = expert_weight_bytes(arch, precision)
+    return math.ceil(experts / (tp * data_parallel)) + math.ceil((total - experts) / tp)
+
+
 def kv_dtype_bytes(kv_cache_dtype: KVCacheDtype) -> int:
     """Bytes per KV-cache element. vLLM's `auto` is the model's data type, bf16 or fp16, even
     for quantised weights; only an explicit fp8 KV cache stores one byte."""
@@ -300,14 +342,23 @@ def kv_cache_tokens(kv_cache_bytes: int, per_token: int, block_size: int = KV_BL
 
 
 def memory_per_accelerator(
-    arch: Architecture, accel: Accelerator, request: SizingRequest, tp: int
+    arch: Architecture, accel: Accelerator, request: SizingRequest, tp: int, data_parallel: int = 1
 ) -> MemoryBreakdown:
-    """The memory of one accelerator in a tensor-parallel group of `tp` serving `arch`."""
-    if tp < 1:
-        raise ValueError(f"tensor parallel size must be at least 1, got {tp}")
+    """The memory of one accelerator in a tensor-parallel group of `tp` serving `arch`; with
+    `data_parallel` ranks of data-parallel attention, of one of the tp x data_parallel ranks.
+
+    Each data-parallel rank is an engine of its own: it profiles its own batch of
+    max_num_batched_tokens and keeps the KV cache of its own sequences, so activations and KV
+    are those of its tensor-parallel group; the experts' all-to-all spans every rank, so the
+    non-torch term is that of a group of tp x data_parallel.
+    """
+    if tp < 1 or data_parallel < 1:
+        raise ValueError(f"parallel sizes must be at least 1, got tp {tp}, data parallel {data_parallel}")
+    if data_parallel > 1 and arch.moe is None:
+        raise ValueError("data-parallel attention is planned for MoE models only")
     total = device_total_bytes(accel, request)
     usable = math.floor(total * request.gpu_memory_utilization)
-    weights = math.ceil(weight_bytes(arch, request.precision) / tp)
+    weights = weight_shard_bytes(arch, request.precision, tp, data_parallel)
     activations = request.activation_bytes
     if activations is None:
         batched = request.max_num_batched_tokens or default_max_num_batched_tokens(accel)
@@ -315,7 +366,7 @@ def memory_per_accelerator(
         activations = activation_peak_bytes(arch, tp, batched, seqs)
     runtime = request.runtime_overhead_bytes
     if runtime is None:
-        runtime = non_torch_bytes(accel, tp)
+        runtime = non_torch_bytes(accel, tp * data_parallel)
     graphs = request.cuda_graph_bytes
     if graphs is None:
         graphs = cuda_graph_bytes(arch)

@@ -58,7 +58,7 @@ class Plan(ApiModel):
     """A capacity plan for one model on one kind of accelerator."""
 
     accelerator: str = Field(description="Catalog name of the accelerator planned for.")
-    fits: bool = Field(description="Whether the model can be served within one node.")
+    fits: bool = Field(description="Whether the model can be served, on one node or a group of nodes.")
     reason: str = Field(
         description=("One sentence with the numbers behind the plan; when it does not fit, what to change.")
     )
@@ -69,7 +69,7 @@ class Plan(ApiModel):
         ge=1,
     )
     accelerators_per_instance: int = Field(
-        description="Accelerators one instance uses (the tensor-parallel size).", ge=1
+        description="Accelerators one instance uses: tensor x pipeline x data parallel.", ge=1
     )
     instances: int = Field(description="Instances needed for the peak with headroom.", ge=0)
     instances_per_node: int = Field(description="Instances one node fits.", ge=0)
@@ -116,12 +116,27 @@ class Plan(ApiModel):
     )
     expert_parallel: int | None = Field(
         default=None,
-        description="Ranks the experts are spread over (vLLM's --enable-expert-parallel), when used.",
+        description="Ranks the experts are spread over (vLLM's --enable-expert-parallel): tensor x data "
+        "parallel, when used.",
         ge=1,
     )
     data_parallel: int | None = Field(
         default=None,
-        description="Data-parallel attention ranks (vLLM's --data-parallel-size), when used.",
+        description="Data-parallel attention ranks (vLLM's --data-parallel-size), each a tensor-parallel "
+        "group with its own KV cache and a whole copy of the non-expert weights, when used.",
+        ge=1,
+    )
+    nodes_per_instance: int = Field(
+        default=1,
+        description="Nodes one instance spans: 1, or its pipeline stages (one per node) when larger.",
+        ge=1,
+    )
+    layers_per_stage: int | None = Field(
+        default=None, description="Decoder layers of the largest pipeline stage, when pipelined.", ge=1
+    )
+    inter_node_bytes_per_second: int | None = Field(
+        default=None,
+        description="Effective bandwidth between the nodes of an instance the plan assumed, when multi-node.",
         ge=1,
     )
 
@@ -149,6 +164,11 @@ def _weight_format(arch: Architecture, request: SizingRequest) -> str:
 
 def _check_request(arch: Architecture, accel: Accelerator, request: SizingRequest) -> None:
     """Reject input no plan can satisfy, as opposed to a model that merely does not fit."""
+    if (request.data_parallel or 1) > 1 and arch.moe is None:
+        raise ValueError(
+            "data-parallel attention spreads a mixture-of-experts model's experts over its ranks; "
+            "this model has no experts: leave dataParallel unset"
+        )
     if request.precision not in accel.supported_precisions:
         supported = ", ".join(p.value for p in accel.supported_precisions)
         raise ValueError(
@@ -229,7 +249,6 @@ def _advice(
     one_sequence = memory.sequence_bytes(request.max_model_len)
     needed = math.ceil((memory.reserved_bytes + one_sequence) / request.gpu_memory_utilization)
     advice.append(f"use accelerators with at least {_gib(needed)} of memory")
-    advice.append("split it across nodes with pipeline parallelism, which gpupool does not plan")
     return _either(advice)
 
 
@@ -291,7 +310,7 @@ def _fits_reason(
         widest = choice.largest
         target = (
             f", fewer than the {request.concurrency:,} targeted: no tensor-parallel size within "
-            f"a node holds them (tensor parallel {widest.tensor_parallel} holds "
+            f"a node holds them ({_plural(widest.accelerators, 'accelerator')} hold "
             f"{widest.max_concurrent_sequences:,}), so the smallest that starts is used"
         )
     qps_origin = "measured"
@@ -303,15 +322,25 @@ def _fits_reason(
             request.precision,
             tp,
             request.max_model_len / 2,
-            decode_batch(chosen.max_concurrent_sequences),
+            decode_batch(chosen.rank_sequences),
         )
         qps_origin = f"estimated from memory bandwidth; {_BOUND_BY[step.regime]} bounds each decode step"
-    experts = (
-        f" with expert parallelism (vLLM's --enable-expert-parallel: experts whole on each rank) "
-        f"because {chosen.expert_parallel_because}"
-        if chosen.expert_parallel_because
-        else ""
-    )
+    if chosen.data_parallel > 1:
+        experts = (
+            f" with {chosen.data_parallel} data-parallel attention ranks and the experts spread over "
+            f"all {chosen.accelerators} (vLLM's --data-parallel-size {chosen.data_parallel} "
+            f"--enable-expert-parallel) because {chosen.data_parallel_because}"
+        )
+    elif chosen.expert_parallel_because:
+        experts = (
+            f" with expert parallelism (vLLM's --enable-expert-parallel: experts whole on each rank) "
+            f"because {chosen.expert_parallel_because}"
+        )
+    else:
+        experts = ""
+    if chosen.data_parallel_not_chosen:
+        experts += f" ({chosen.data_parallel_not_chosen})"
+    size = chosen.accelerators
     return (
         f"{model} in {_weight_format(arch, request)} fits {accel.name} at tensor parallel {tp}{experts}: "
         f"each accelerator holds {_gib(memory.weights_bytes)} of weights, "
@@ -320,7 +349,7 @@ def _fits_reason(
         f"{_gib(memory.kv_cache_bytes)} of KV cache for "
         f"{_plural(chosen.max_concurrent_sequences, 'sequence')} of "
         f"{request.max_model_len:,} tokens{target}; {_plural(instances, 'instance')} of "
-        f"{_plural(tp, 'accelerator')} on {_plural(nodes, 'node')} "
+        f"{_plural(size, 'accelerator')} on {_plural(nodes, 'node')} "
         f"{'serves' if instances == 1 else 'serve'} "
         f"{request.peak_qps:g} QPS at peak with {request.headroom:.0%} headroom at "
         f"{qps:,.2f} QPS each ({qps_origin})."
@@ -405,12 +434,18 @@ def plan_deployment(
             load_time_seconds=load_time,
         )
     if chosen is None:
+        # Deferred: gpupool.sizing.multinode builds on this module's Plan.
+        from gpupool.sizing.multinode import plan_across_nodes
+
+        across = plan_across_nodes(arch, accel, request, model_name=model_name)
+        if isinstance(across, Plan):
+            return across
         widest = choice.largest
         return Plan(
             **engine,
             accelerator=accel.name,
             fits=False,
-            reason=_does_not_fit_reason(model_name, arch, accel, request, choice),
+            reason=f"{_does_not_fit_reason(model_name, arch, accel, request, choice)} {across}",
             precision=request.precision,
             kv_cache_dtype=request.kv_cache_dtype,
             tensor_parallel=widest.tensor_parallel,
@@ -430,19 +465,21 @@ def plan_deployment(
         )
 
     tp = chosen.tensor_parallel
+    size = chosen.accelerators
     if measured is not None:
         qps, source = measured, QpsSource.MEASURED
     else:
-        qps = estimate_qps_per_instance(
+        # Each data-parallel rank decodes its own sequences from its own weight shard.
+        qps = chosen.data_parallel * estimate_qps_per_instance(
             accel,
             chosen.memory,
             request.max_model_len,
-            chosen.max_concurrent_sequences,
+            chosen.rank_sequences,
             request.mean_output_tokens,
         )
         source = QpsSource.ESTIMATED
     instances = plan_instances(request.peak_qps, qps, request.headroom)
-    nodes = nodes_needed(instances, request.accelerators_per_node, tp)
+    nodes = nodes_needed(instances, request.accelerators_per_node, size)
     return Plan(
         **engine,
         accelerator=accel.name,
@@ -451,20 +488,21 @@ def plan_deployment(
         precision=request.precision,
         kv_cache_dtype=request.kv_cache_dtype,
         tensor_parallel=tp,
-        accelerators_per_instance=tp,
+        accelerators_per_instance=size,
         instances=instances,
-        instances_per_node=instances_per_node(request.accelerators_per_node, tp),
+        instances_per_node=instances_per_node(request.accelerators_per_node, size),
         nodes=nodes,
-        accelerators=instances * tp,
+        accelerators=instances * size,
         max_model_len=request.max_model_len,
         max_concurrent_sequences=chosen.max_concurrent_sequences,
         memory_per_accelerator=chosen.memory,
-        kv_cache_tokens=chosen.memory.kv_cache_tokens,
+        kv_cache_tokens=chosen.data_parallel * chosen.memory.kv_cache_tokens,
         qps_per_instance=qps,
         qps_per_instance_source=source,
-        cost_per_hour=cost_per_hour(instances, tp, request.price_per_accelerator_hour),
+        cost_per_hour=cost_per_hour(instances, size, request.price_per_accelerator_hour),
         load_time_seconds=load_time,
-        expert_parallel=tp if chosen.expert_parallel_because else None,
+        expert_parallel=size if chosen.expert_parallel else None,
+        data_parallel=chosen.data_parallel if chosen.data_parallel > 1 else None,
     )
 
 

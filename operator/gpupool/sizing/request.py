@@ -105,6 +105,12 @@ DEFAULT_WEIGHT_LOAD_BYTES_PER_SECOND = 400 * 10**6
 # profiling forward pass and CUDA-graph capture. A planning assumption of one minute.
 DEFAULT_ENGINE_START_SECONDS = 60
 
+# DOMAIN §2 (the platform guides): about 25 GB/s effective for a 200 Gb/s RDMA link between
+# nodes, against ~900 GB/s of NVLink inside an H100 node; 200 Gb/s is one HDR InfiniBand or
+# 200 GbE RoCE port per node. The pool's interNode.bandwidthGbps sets it (Gb/s / 8).
+DEFAULT_INTER_NODE_GBPS = 200
+DEFAULT_INTER_NODE_BYTES_PER_SECOND = DEFAULT_INTER_NODE_GBPS * 10**9 // 8
+
 
 class SizingRequest(ApiModel):
     """The question a capacity plan answers, with every planning assumption made explicit."""
@@ -181,6 +187,14 @@ class SizingRequest(ApiModel):
         description="Force this tensor-parallel size instead of choosing the smallest that fits.",
         ge=1,
     )
+    data_parallel: int | None = Field(
+        default=None,
+        description="Force this many data-parallel attention ranks with the experts spread over "
+        "all of them (MoE models; vLLM's --data-parallel-size with --enable-expert-parallel); "
+        "1 forces tensor parallelism alone.",
+        ge=1,
+        le=16,
+    )
     activation_bytes: int | None = Field(
         default=None,
         description="Override the profiling pass's activation peak per accelerator, in bytes.",
@@ -223,4 +237,17 @@ class SizingRequest(ApiModel):
         default=DEFAULT_ENGINE_START_SECONDS,
         description="Engine start time besides reading weights, for the load-time estimate.",
         ge=0,
+    )
+    inter_node_bytes_per_second: int = Field(
+        default=DEFAULT_INTER_NODE_BYTES_PER_SECOND,
+        description=(
+            "Effective bandwidth between two nodes of a multi-node instance, for the pipeline's "
+            "throughput estimate."
+        ),
+        gt=0,
+    )
+    max_nodes_per_instance: int | None = Field(
+        default=None,
+        description="Nodes the pool has for one multi-node instance; unset means not limited.",
+        ge=1,
     )

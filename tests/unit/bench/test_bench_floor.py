@@ -15,6 +15,7 @@ from gpupool.controller.kube import APPLIED_HASH, applied_hash
 from gpupool.manifests import parse_object
 from gpupool.render import render_model_deployment
 from gpupool.services.modeldeployment import desired_replicas, plan_model
+from gpupool.services.traffic import traffic_objects
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT / "bench" / "floor"))
@@ -47,9 +48,15 @@ def test_the_floor_is_given_what_gpupool_render_prints_for_each_model() -> None:
         md = parse_object(ModelDeployment, body("ns", key.split("/")[1], replicas))
         _, plan = plan_model(md, pool)
         printed = render_model_deployment(md, pool, plan, desired_replicas(md, plan))
+        printed += traffic_objects(md, [pool])
         objects = rendered[key]["objects"]
         assert [without_owner_and_hash(o) for o in objects] == printed
-        assert [o["kind"] for o in objects] == ["Deployment", "Service"]
+        assert [o["kind"] for o in objects] == [
+            "Deployment",
+            "Service",
+            "PodDisruptionBudget",
+            "NetworkPolicy",
+        ]
 
 
 def test_the_floor_applies_what_the_operator_applies() -> None:
@@ -83,6 +90,8 @@ def test_a_model_that_cannot_be_served_is_refused_before_the_floor_runs() -> Non
     bad = body("ns", "x")
     bad["spec"]["model"] = {"name": "llama-3.1-405b"}
     bad["spec"]["maxModelLen"] = 131072
+    # A forced size narrower than a node keeps it on one node, which does not hold it.
+    bad["spec"]["engine"] = {**bad["spec"].get("engine", {}), "tensorParallel": 4}
     try:
         floor.render_models([bad], POOL)
     except floor.FloorError as err:

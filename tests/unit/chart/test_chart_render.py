@@ -146,8 +146,17 @@ def test_cluster_role_never_grants_secrets_wildcards_or_stray_deletes(render: Re
         assert "secrets" not in rule["resources"]
         if "namespaces" in rule["resources"]:
             assert rule["verbs"] == ["list"]  # labels, for tenants' namespace selectors
-    # Only what gpupool renders and may stop needing: a pool's Deployment, a tenant's quota.
-    assert deletable == {"deployments", "resourcequotas"}
+    # Only what gpupool renders and may stop needing: a pool's Deployment or LeaderWorkerSet (a
+    # plan that moved between one node and several), a tenant's quota, a model's network policy or
+    # route turned off (the budget's delete covers a name change).
+    assert deletable == {
+        "deployments",
+        "leaderworkersets",
+        "resourcequotas",
+        "poddisruptionbudgets",
+        "networkpolicies",
+        "httproutes",
+    }
     # Pods: listed for accounting, watched for preemption, patched for the deletion cost; never
     # created or deleted.
     pod_verbs = {v for r in role["rules"] if "pods" in r["resources"] for v in r["verbs"]}

@@ -76,3 +76,13 @@ def test_an_unreadable_config_json_is_one_line(tmp_path: Any, capsys: pytest.Cap
     assert "\n" not in err
     assert "'num_attention_heads'" in err
     assert "Traceback" not in err
+
+
+def test_json_names_the_data_parallel_and_expert_parallel_layout(capsys: pytest.CaptureFixture[str]) -> None:
+    (chosen,) = plan_json(capsys, "--model=deepseek-v3", "--accelerator=H200", "--max-model-len=32768")
+    assert (chosen["tensorParallel"], chosen["dataParallel"], chosen["expertParallel"]) == (1, 8, 8)
+    assert chosen["acceleratorsPerInstance"] == 8
+    (forced,) = plan_json(
+        capsys, "--model=deepseek-v3", "--accelerator=H200", "--max-model-len=32768", "--data-parallel=1"
+    )
+    assert forced["tensorParallel"] == 8 and "dataParallel" not in forced

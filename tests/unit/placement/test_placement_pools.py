@@ -14,11 +14,13 @@ from gpupool.sizing import Plan, SizingRequest, plan_deployment
 
 
 @cache
-def plan(accelerator: str, model: str = "llama-3.1-70b", qps: float | None = None) -> Plan:
+def plan(
+    accelerator: str, model: str = "llama-3.1-70b", qps: float | None = None, nodes: int | None = None
+) -> Plan:
     return plan_deployment(
         get_model(model).architecture,
         get_accelerator(accelerator),
-        SizingRequest(max_model_len=8192, peak_qps=20, qps_per_instance=qps),
+        SizingRequest(max_model_len=8192, peak_qps=20, qps_per_instance=qps, max_nodes_per_instance=nodes),
         model_name=model,
     )
 
@@ -93,7 +95,7 @@ def test_instances_come_back_only_when_the_preferred_pool_has_room_to_spare() ->
 
 def test_pools_that_cannot_serve_are_skipped_with_the_reason() -> None:
     too_big = PoolOption(
-        "l4", plan("L4-24GB", model="llama-3.1-405b"), room=10, price_per_accelerator_hour=0.5
+        "l4", plan("L4-24GB", model="llama-3.1-405b", nodes=2), room=10, price_per_accelerator_hour=0.5
     )
     slow = PoolOption(
         "a100", plan("A100-80GB", qps=10), room=10, price_per_accelerator_hour=0.1, latency_ms=900

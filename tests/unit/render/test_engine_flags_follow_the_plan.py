@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from render_fixtures import load_model_deployment, load_pool
 
+from gpupool.catalog.types import Precision
 from gpupool.render import render_model_deployment
 from gpupool.services.modeldeployment import plan_model
 
@@ -79,3 +80,50 @@ def test_rendered_flags_parse_and_equal_the_plan(
         assert plan.max_num_batched_tokens == batched
     if seqs is not None:
         assert plan.max_num_seqs == seqs
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    case=st.sampled_from(
+        [
+            # Latent attention: data-parallel attention ranks with the experts over all of them.
+            ("deepseek-v3", "fp8", "H200-141GB"),
+            ("mixtral-8x7b", "bf16", "H100-80GB"),
+            ("qwen3-235b-a22b", "bf16", "H200-141GB"),
+            ("qwen3-235b-a22b", "fp8", "H200-141GB"),
+        ]
+    ),
+    max_model_len=st.sampled_from((4096, 8192, 32_768)),
+    utilization=st.sampled_from((0.85, 0.9, 0.95)),
+)
+def test_moe_layouts_parse_and_equal_the_plan(
+    case: tuple[str, str, str], max_model_len: int, utilization: float
+) -> None:
+    model, precision, accelerator = case
+    md = load_model_deployment("llama-3.1-8b-vllm-nvidia.yaml")
+    spec = md.spec.model_copy(
+        update={
+            "model": md.spec.model.model_copy(update={"name": model}),
+            "weights": None,
+            "precision": Precision(precision),
+            "max_model_len": max_model_len,
+            "engine": md.spec.engine.model_copy(update={"gpu_memory_utilization": utilization}),
+        }
+    )
+    md = md.model_copy(update={"spec": spec})
+    pool = load_pool("pool-nvidia-h100.yaml")
+    pool = pool.model_copy(update={"spec": pool.spec.model_copy(update={"accelerator": accelerator})})
+    _, plan = plan_model(md, pool)
+    if not plan.fits:
+        return
+    (deployment,) = (o for o in render_model_deployment(md, pool, plan, 1) if o["kind"] == "Deployment")
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    parsed = vllm_like_parser().parse_args(container["args"])
+    assert parsed.tensor_parallel_size == plan.tensor_parallel
+    assert parsed.data_parallel_size == plan.data_parallel
+    assert bool(parsed.enable_expert_parallel) == (plan.expert_parallel is not None)
+    if plan.data_parallel is not None:
+        assert parsed.enable_expert_parallel
+    # One accelerator a rank: tensor parallel x data parallel.
+    gpus = int(container["resources"]["requests"]["nvidia.com/gpu"])
+    assert gpus == plan.accelerators_per_instance == plan.tensor_parallel * (plan.data_parallel or 1)

@@ -112,3 +112,20 @@ def test_a_preview_without_a_uid_has_no_owner() -> None:
 
 def test_rendering_is_deterministic() -> None:
     assert render_tenant_quotas(H100, [SEARCH]) == render_tenant_quotas(H100, [SEARCH])
+
+
+def test_a_pool_naming_its_resource_quotas_that_resource() -> None:
+    a3 = InferencePool.model_validate(
+        {
+            "metadata": {"name": "a3", "uid": "uid-a3"},
+            "spec": {
+                "vendor": "ascend",
+                "accelerator": "Ascend910C",
+                "acceleratorResource": "huawei.com/ascend-1980",
+            },
+        }
+    )
+    (quota, *_) = render_tenant_quotas(a3, [SEARCH])
+    assert quota["metadata"]["name"] == "gpupool-huawei-com-ascend-1980"
+    # 640Gi over 64 GiB per die is 10 dies.
+    assert quota["spec"] == {"hard": {"requests.huawei.com/ascend-1980": "10"}}

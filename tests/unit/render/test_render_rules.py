@@ -109,6 +109,16 @@ def test_rendered_resources_follow_the_rule() -> None:
     assert resources == {"cpu": "10", "memory": "80Gi", "huawei.com/Ascend910": "1"}
 
 
+def test_pods_request_the_resource_the_pool_names() -> None:
+    md, pool, plan = sample("qwen2.5-7b-vllm-ascend.yaml")
+    cce = pool.model_copy(
+        update={"spec": pool.spec.model_copy(update={"accelerator_resource": "huawei.com/ascend-1980"})}
+    )
+    resources = container(render_model_deployment(md, cce, plan, 1))["resources"]
+    for amounts in (resources["requests"], resources["limits"]):
+        assert amounts == {"cpu": "10", "memory": "80Gi", "huawei.com/ascend-1980": "1"}
+
+
 @pytest.mark.parametrize("file", ALL_SAMPLES)
 def test_shm_is_memory_backed_and_sized_by_tensor_parallel(file: str) -> None:
     objects = render(file)
@@ -545,4 +555,21 @@ def test_ascend_gets_the_environment_the_image_sets_only_for_root() -> None:
     assert env["PYTORCH_NPU_ALLOC_CONF"] == "expandable_segments:True"
     assert env["LD_PRELOAD"] == "libjemalloc.so.2"
     nvidia = {e["name"] for e in container(render("llama-3.1-8b-vllm-nvidia.yaml"))["env"]}
-    assert not {"PYTORCH_NPU_ALLOC_CONF", "LD_PRELOAD"} & nvidia
+    assert not {"PYTORCH_NPU_ALLOC_CONF", "LD_PRELOAD", "LD_LIBRARY_PATH"} & nvidia
+
+
+def test_ascend_gets_the_library_path_of_the_default_image_only() -> None:
+    md, pool, plan = sample("qwen2.5-7b-vllm-ascend.yaml")
+    env = {e["name"]: e.get("value") for e in container(render_model_deployment(md, pool, plan, 1))["env"]}
+    path = env["LD_LIBRARY_PATH"].split(":")
+    # CANN's runtime, the host driver the pod mounts, ATB, the image's Python and /usr/local/lib.
+    assert path[0] == "/usr/local/Ascend/cann-9.1.0/lib64"
+    assert "/usr/local/Ascend/driver/lib64/driver" in path
+    assert path[-2:] == ["/usr/local/python3.12.13/lib", "/usr/local/lib"]
+    assert all(entry.startswith("/") for entry in path) and len(set(path)) == len(path)
+    mounts = {m["mountPath"] for m in container(render_model_deployment(md, pool, plan, 1))["volumeMounts"]}
+    assert "/usr/local/Ascend/driver" in mounts
+    own = md.spec.engine.model_copy(update={"image": "registry.example/vllm-ascend:custom"})
+    custom = with_spec(md, engine=own)
+    names = {e["name"] for e in container(render_model_deployment(custom, pool, plan, 1))["env"]}
+    assert "LD_LIBRARY_PATH" not in names and "LD_PRELOAD" in names

@@ -231,10 +231,20 @@ class TestScaleDown:
         decision = decide(window(10.0), 5, state=state)
         assert decision.desired == 5 and "cool-down" in decision.reason
 
-    def test_within_the_band_nothing_changes(self) -> None:
-        # 28 QPS on 5 instances is 56%... below 60%, so -1; 32 QPS is 64%: hold.
+    def test_within_the_band_when_fewer_hold_it_midway(self) -> None:
+        # 28 QPS on 5 instances is 56%, below 60%: -1. 62 QPS on 10 is 62%, inside the band, but 9
+        # hold it at 69%, under the midway 70%: -1 too. 64 QPS would be 71% on 9: hold.
         assert decide(window(28.0), 5).desired == 4
-        assert decide(window(32.0), 5).direction is Direction.HOLD
+        assert decide(window(62.0), 10).desired == 9
+        assert decide(window(64.0), 10).direction is Direction.HOLD
+
+    def test_the_highest_demand_of_the_window_sets_the_landing(self) -> None:
+        # 62 QPS now on 10 instances, but 66 QPS four minutes ago, within the 300 s window, would
+        # be 73% on 9: hold. Once 66 QPS is older than the window, 9.
+        w = window(lambda t: 66.0 if t < NOW - 200 else 62.0)
+        assert decide(w, 10).direction is Direction.HOLD
+        w = window(lambda t: 66.0 if t < NOW - 310 else 62.0)
+        assert decide(w, 10).desired == 9
 
     def test_never_below_what_the_target_needs(self) -> None:
         # 25 QPS on 6 instances is 42%; removing 4 at once would leave 2 at 125%: the target needs

@@ -191,9 +191,42 @@ class TestLearnedCapacity:
         assert decide(w, 5, policy=REACTIVE).state.capacity_per_instance is None
 
     def test_more_than_planned_without_overload_raises_it(self) -> None:
-        # 5 instances finish 60 QPS (12 each) with no queue and prompt first tokens: 11 after one step.
-        decision = decide(window(60.0), 5, policy=REACTIVE, max_replicas=5)
+        # 5 instances finish 60 QPS (12 each) with no queue and first tokens as prompt as on an idle
+        # instance (no slowdown to read): 11 after one step.
+        decision = decide(window(60.0, ttft=0.05), 5, policy=REACTIVE, max_replicas=5)
         assert decision.state.capacity_per_instance == pytest.approx(11.0)
+
+    def test_one_late_first_token_without_a_queue_at_a_steady_count(self) -> None:
+        # 5 instances finish 35 QPS, no queue, and the p99 first token turns late in this evaluation
+        # only: they are at the SLO's edge, 7 QPS each, taken at once (no margin: it is the SLO's own).
+        w = window(35.0, ttft=lambda t: 0.6 if t >= NOW else 0.1)
+        assert decide(w, 5, policy=REACTIVE).state.capacity_per_instance == pytest.approx(7.0)
+        # A scale-down 90 s ago leaves the rest serving: a rate window later it is steady again...
+        down = ScalerState(
+            events=[ScaleEvent(time=NOW - 90, from_replicas=6, to_replicas=5)], last_scale_down_time=NOW - 90
+        )
+        assert decide(w, 5, state=down, policy=REACTIVE).state.capacity_per_instance == pytest.approx(7.0)
+        # ...but a scale-up 90 s ago has instances that loaded within the rate window: no reading.
+        up = ScalerState(
+            events=[ScaleEvent(time=NOW - 90, from_replicas=4, to_replicas=5)], last_scale_up_time=NOW - 90
+        )
+        assert decide(w, 5, state=up, policy=REACTIVE).state.capacity_per_instance is None
+
+    def test_the_slowdown_of_first_tokens_shows_a_higher_capacity(self) -> None:
+        # 5 instances finish 30 QPS (6 each) with a p99 first token of 80 ms. An idle instance's p99
+        # is 0.5 x (1 - 1/1.1) = 45.5 ms, so the slowdown 1 / (1 - rho) is 1.76: rho = 0.432, the
+        # saturation rate 6 / 0.432 = 13.9 QPS, and the SLO holds up to 13.9 / 1.1 = 12.6 QPS.
+        decision = decide(window(30.0, ttft=0.08), 5, policy=REACTIVE)
+        seen = 6.0 / (1 - 0.5 * (1 - 1 / 1.1) / 0.08) / 1.1
+        assert seen == pytest.approx(12.63, abs=0.01)
+        # One reading moves the plan's 10 a fifth of the way there.
+        assert decision.state.capacity_per_instance == pytest.approx(10 + 0.2 * (seen - 10))
+
+    def test_a_slowdown_that_says_less_changes_nothing(self) -> None:
+        # 6 QPS each at a p99 of 0.2 s says 6 / (1 - 0.0455 / 0.2) / 1.1 = 7.06 QPS, below the
+        # plan's 10: a minute's p99 that still holds a queue, or one read in vLLM's coarse buckets,
+        # reads high. Only saturation lowers the capacity.
+        assert decide(window(30.0, ttft=0.2), 5, policy=REACTIVE).state.capacity_per_instance is None
 
 
 def test_history_survives_in_the_state() -> None:
@@ -202,3 +235,16 @@ def test_history_survives_in_the_state() -> None:
     again = ScalerState.model_validate(wire)
     assert again.demand_history is not None and again.demand_history.values == [30.0]
     assert LOAD_TIME and CAPACITY  # the shared figures of test_decide
+
+
+class TestTimeOuts:
+    def test_retries_of_timed_out_requests_add_no_instance_while_others_start(self) -> None:
+        # 100 QPS finish, half of them time-outs, on 6 asked instances of which 2 serve: at the 80%
+        # target 100 QPS needs 13, but each time-out comes back as a retry, which goes once the 4
+        # starting instances serve. Sized at full capacity: ceil(100 / 10) = 10.
+        decision = decide(window(100.0, errors=0.5), 6, ready=2, policy=REACTIVE)
+        assert decision.recommendation == 10
+        assert any(r.startswith("time-outs: 50% of requests") for r in decision.rules)
+        # Without time-outs, or with every instance serving, the target sizes it: 13.
+        assert decide(window(100.0), 6, ready=2, policy=REACTIVE).recommendation == 13
+        assert decide(window(100.0, errors=0.5), 6, policy=REACTIVE).recommendation == 13

@@ -59,7 +59,7 @@ def test_catalog_model_is_planned_rendered_and_reported() -> None:
     assert outcome.status.observed_generation == 3
     assert outcome.status.selector == "gpupool.io/model-deployment=chat"
     kinds = sorted(o["kind"] for o in outcome.objects)
-    assert kinds == ["Deployment", "Service"]
+    assert kinds == ["Deployment", "NetworkPolicy", "PodDisruptionBudget", "Service"]
     deployment = next(o for o in outcome.objects if o["kind"] == "Deployment")
     assert deployment["spec"]["replicas"] == plan.instances
     assert condition(outcome, ConditionType.PLANNED).status == "True"
@@ -95,7 +95,7 @@ def test_second_pass_with_its_own_status_changes_nothing() -> None:
         (model(), None, "PoolNotFound", "does not exist"),
         (model(model={"name": "llama-9"}), pool(), "UnknownModel", "llama-9"),
         (model(tier="P7"), pool(), "UnknownTier", "P0, P1, P2"),
-        (model(model={"name": "llama-3.1-405b"}), pool(), "DoesNotFit", "GiB"),
+        (model(model={"name": "llama-3.1-405b"}, engine={"tensorParallel": 4}), pool(), "DoesNotFit", "GiB"),
         (
             model(engine={"type": "triton"}, model={"name": "qwen2.5-7b"}),
             pool("Ascend910B", "ascend"),

@@ -105,3 +105,69 @@ def test_status_reports_nodes_fragmentation_tenants_and_cost() -> None:
     twice["tenants"].append({"name": "team-b", "namespaces": ["team-a"], "maxAccelerators": 1})
     with pytest.raises(ValidationError, match="namespace team-a is listed by tenants team-a and team-b"):
         InferencePool.model_validate({"metadata": {"name": "h100"}, "spec": twice})
+
+
+def cce_node(name: str, dies: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "labels": {"gpu-type": "ascend"}},
+        "spec": {},
+        "status": {"allocatable": {"huawei.com/ascend-1980": str(dies), "cpu": "192"}},
+    }
+
+
+def cce_pod(node_name: str, dies: int) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "p", "labels": {"gpupool.io/pool": "a3", "gpupool.io/tier": "P0"}},
+        "spec": {
+            "nodeName": node_name,
+            "containers": [{"resources": {"requests": {"huawei.com/ascend-1980": str(dies)}}}],
+        },
+        "status": {"phase": "Running"},
+    }
+
+
+def a3_pool(resource: str | None) -> InferencePool:
+    extra = {"acceleratorResource": resource} if resource else {}
+    return InferencePool.model_validate(
+        {
+            "metadata": {"name": "a3"},
+            "spec": {
+                "vendor": "ascend",
+                "accelerator": "Ascend910C",
+                "acceleratorsPerNode": 16,
+                "nodeSelector": {"gpu-type": "ascend"},
+                **extra,
+            },
+        }
+    )
+
+
+def test_a_pool_counts_the_resource_its_nodes_advertise() -> None:
+    status = pool_status(a3_pool("huawei.com/ascend-1980"), [cce_node("a3-0", 16)], [cce_pod("a3-0", 4)], NOW)
+    assert status.accelerators is not None
+    assert (status.accelerators.total, status.accelerators.allocated) == (16, 4)
+    assert status.conditions[0].reason == "NodesFound"
+
+
+def test_a_pool_looking_for_another_resource_says_which_field_names_it() -> None:
+    pool = a3_pool(None)
+    assert pool.spec.resource_name() == "huawei.com/Ascend910"
+    ready = pool_status(pool, [cce_node("a3-0", 16)], [cce_pod("a3-0", 4)], NOW).conditions[0]
+    assert (ready.status, ready.reason) == ("False", "NoAcceleratorResource")
+    assert "huawei.com/Ascend910" in ready.message and "spec.acceleratorResource" in ready.message
+
+
+@pytest.mark.parametrize(
+    "resource",
+    [
+        "ascend-1980",
+        "kubernetes.io/gpu",
+        "Huawei.com/x",
+        "huawei.com/-x",
+        f"{'a' * 245}/x",
+        f"a.io/{'b' * 64}",
+    ],
+)
+def test_an_accelerator_resource_must_be_an_extended_resource_name(resource: str) -> None:
+    with pytest.raises(ValidationError, match="acceleratorResource"):
+        a3_pool(resource)

@@ -47,9 +47,13 @@ class Fact:
     fits_at: int | None = None
     not_at: int | None = None
     expert_parallel_at: int | None = None
-    fits_nowhere: bool = False
+    # A layout vLLM's recipe runs: tensor parallel x data-parallel attention ranks, which must fit.
+    data_parallel_at: tuple[int, int] | None = None
+    # The data-parallel ranks the plan must choose by itself.
+    chosen_dp: int | None = None
+    fits_nowhere: bool = False  # no single node holds it
 
-    def plan(self, tensor_parallel: int | None = None) -> Plan:
+    def plan(self, tensor_parallel: int | None = None, data_parallel: int | None = None) -> Plan:
         request = SizingRequest(
             precision=self.precision,
             max_model_len=self.max_model_len,
@@ -58,6 +62,7 @@ class Fact:
             concurrency=self.concurrency,
             accelerators_per_node=self.accelerators_per_node,
             tensor_parallel=tensor_parallel,
+            data_parallel=data_parallel,
         )
         return plan_deployment(_arch(self.model), get_accelerator(self.accelerator), request)
 
@@ -132,6 +137,34 @@ FACTS = [
         "H200-141GB",
         32_768,
         expert_parallel_at=8,
+    ),
+    Fact(
+        "Qwen3-Coder-480B-A35B-Instruct-FP8 serves its 131K context on 8 x H200 as vLLM's recipe "
+        "runs it: --enable-expert-parallel --data-parallel-size 8",
+        "https://docs.vllm.ai/projects/recipes/en/latest/Qwen/Qwen3-Coder-480B-A35B.html",
+        QWEN3_CODER_480B_FP8,
+        "H200-141GB",
+        131_072,
+        data_parallel_at=(1, 8),
+    ),
+    Fact(
+        "DeepSeek-V3/R1 in FP8 runs on 8 x H200 with data-parallel attention and expert "
+        "parallelism (DP8+EP), vLLM's layout for high load",
+        "https://docs.vllm.ai/projects/recipes/en/latest/DeepSeek/DeepSeek-V3.html",
+        "deepseek-v3",
+        "H200-141GB",
+        32_768,
+        data_parallel_at=(1, 8),
+    ),
+    Fact(
+        "DeepSeek-V3 at 32K on 8 x H200 for 32 sequences: the latent KV that TP 8 replicates on "
+        "every rank holds 19, so the plan takes DP8+EP as vLLM's recipe does",
+        "https://docs.vllm.ai/projects/recipes/en/latest/DeepSeek/DeepSeek-V3.html",
+        "deepseek-v3",
+        "H200-141GB",
+        32_768,
+        concurrency=32,
+        chosen_dp=8,
     ),
     Fact(
         "Qwen3-Coder-480B-A35B-Instruct-FP8 runs at TP 4 on H200 (640 per rank is five blocks)",
@@ -339,9 +372,20 @@ def test_the_plan_agrees_with_the_public_fact(fact: Fact) -> None:
         assert plan.fits, plan.reason
         assert plan.expert_parallel == fact.expert_parallel_at
         assert "not a multiple of the 128-wide FP8 blocks" in plan.reason
-    if fact.fits_nowhere:
+    if fact.data_parallel_at is not None:
+        tp, dp = fact.data_parallel_at
+        plan = fact.plan(tp, dp)
+        assert plan.fits, plan.reason
+        assert (plan.tensor_parallel, plan.data_parallel, plan.expert_parallel) == (tp, dp, tp * dp)
+    if fact.chosen_dp is not None:
         plan = fact.plan()
-        assert not plan.fits, plan.reason
+        assert plan.fits, plan.reason
+        assert plan.data_parallel == fact.chosen_dp, plan.reason
+        assert f"--data-parallel-size {fact.chosen_dp} --enable-expert-parallel" in plan.reason
+    if fact.fits_nowhere:
+        # No single node holds it: the plan is a group of nodes, or nothing.
+        plan = fact.plan()
+        assert not plan.fits or plan.nodes_per_instance > 1, plan.reason
 
 
 def test_at_least_25_facts() -> None:

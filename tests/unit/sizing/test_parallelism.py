@@ -117,7 +117,7 @@ def _scaled(accel: Accelerator, factor: float) -> Accelerator:
 
 def _first_starting(arch: Architecture, accel: Accelerator, request: SizingRequest) -> int:
     choice = choose_tensor_parallel(arch, accel, request)
-    starting = [c.tensor_parallel for c in choice.candidates if c.max_concurrent_sequences >= 1]
+    starting = [c.accelerators for c in choice.candidates if c.max_concurrent_sequences >= 1]
     return starting[0] if starting else 1_000
 
 
@@ -159,7 +159,7 @@ def test_more_memory_never_needs_more_tensor_parallel(
     if small.meets_concurrency:
         assert small.chosen is not None and large.chosen is not None
         assert large.meets_concurrency
-        assert large.chosen.tensor_parallel <= small.chosen.tensor_parallel
+        assert large.chosen.accelerators <= small.chosen.accelerators
 
 
 @settings(max_examples=200, deadline=None)
@@ -178,5 +178,6 @@ def test_chosen_size_divides_the_heads_and_fits_the_node(
     tp = choice.chosen.tensor_parallel
     assert tp in (1, 2, 4, 8)
     assert arch.attention_heads % tp == 0
-    assert tp <= request.accelerators_per_node
+    assert choice.chosen.accelerators in (1, 2, 4, 8)
+    assert choice.chosen.accelerators <= request.accelerators_per_node
     assert choice.chosen.max_concurrent_sequences >= 1

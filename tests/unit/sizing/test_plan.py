@@ -92,16 +92,31 @@ class TestFits:
         assert plan.tensor_parallel == 4
         assert plan.max_concurrent_sequences == 27
 
-    def test_deepseek_v3_fp8_on_h200(self) -> None:
+    def test_deepseek_v3_fp8_at_tensor_parallel_8_on_h200(self) -> None:
         # 671.0e9 B / 8 = 78.4 GiB weights + 2.9 GiB activations + 2.4 GiB of non-torch memory
         # (NVSwitch board) per H200 leave 42.2 GiB of latent KV at 70,272 B a token
         # (replicated on every rank): 19 sequences
         # of 32,768 tokens.
-        plan = _plan("deepseek-v3", "H200-141GB", precision="fp8", max_model_len=32_768)
+        plan = _plan("deepseek-v3", "H200-141GB", precision="fp8", max_model_len=32_768, tensor_parallel=8)
         assert plan.fits
         assert plan.tensor_parallel == 8
+        assert plan.data_parallel is None and plan.expert_parallel is None
         assert plan.memory_per_accelerator.kv_cache_bytes_per_token == 70_272
         assert plan.max_concurrent_sequences == 19
+
+    def test_deepseek_v3_fp8_on_h200_takes_data_parallel_attention(self) -> None:
+        # As vLLM's DeepSeek recipes run it: 8 data-parallel ranks, experts over all 8. Each
+        # rank keeps the 16.6B parameters outside the routed experts whole (17.2 GiB) and an
+        # eighth of the 654.4B of experts (76.2 GiB), and the latent KV of its own sequences:
+        # 26.8 GiB for 12 sequences of 32,768 tokens a rank, 96 an instance, against 19 at TP 8.
+        plan = _plan("deepseek-v3", "H200-141GB", precision="fp8", max_model_len=32_768)
+        assert plan.fits
+        assert (plan.tensor_parallel, plan.data_parallel, plan.expert_parallel) == (1, 8, 8)
+        assert plan.accelerators_per_instance == 8
+        assert plan.max_concurrent_sequences == 96
+        assert plan.memory_per_accelerator.weights_bytes / 1024**3 == pytest.approx(93.1, abs=0.1)
+        assert "--data-parallel-size 8 --enable-expert-parallel" in plan.reason
+        assert "latent attention keeps the whole KV latent on every tensor-parallel rank" in plan.reason
 
     def test_ascend_with_measured_qps(self) -> None:
         plan = _plan("qwen2.5-7b", "Ascend910B4", precision="int8", qps_per_instance=4.0)
@@ -110,8 +125,8 @@ class TestFits:
 
 
 class TestDoesNotFit:
-    def test_405b_bf16_on_eight_h100(self) -> None:
-        plan = _plan("llama-3.1-405b", "H100-80GB")
+    def test_405b_bf16_on_a_pool_of_one_h100_node(self) -> None:
+        plan = _plan("llama-3.1-405b", "H100-80GB", max_nodes_per_instance=1)
         assert not plan.fits
         assert (plan.instances, plan.nodes, plan.accelerators) == (0, 0, 0)
         assert plan.tensor_parallel == 8
@@ -120,10 +135,11 @@ class TestDoesNotFit:
         for figure in ("94.5 GiB", "2.1 GiB", "99.0 GiB", "71.3 GiB", "27.7 GiB short"):
             assert figure in plan.reason
         # fp8 (47.2 GiB a GPU) and int4 fit, so the reason says so; then bigger hardware,
-        # then pipeline parallelism.
+        # then the group of nodes the pool lacks.
         assert "serve it in fp8, int8 or int4" in plan.reason
         assert "at least 110.6 GiB of memory" in plan.reason
-        assert "pipeline parallelism" in plan.reason
+        assert "pipeline parallel 2 across them" in plan.reason
+        assert "the pool has 1 node: add 1 node to the pool" in plan.reason
         assert plan.qps_per_instance is None
         assert plan.cost_per_hour is None
 
@@ -132,7 +148,13 @@ class TestDoesNotFit:
         # 0.6 GiB of activations (2,048 tokens, 256 sequences) and 0.25 GiB of non-torch memory,
         # leaves 4.1 GiB of KV: 33,232 tokens at 131,072 B; one 131,072-token sequence needs
         # 131,072 x 131,072 B = 16.0 GiB.
-        plan = _plan("llama-3.1-8b", "L4-24GB", max_model_len=131_072, accelerators_per_node=1)
+        plan = _plan(
+            "llama-3.1-8b",
+            "L4-24GB",
+            max_model_len=131_072,
+            accelerators_per_node=1,
+            max_nodes_per_instance=1,
+        )
         assert not plan.fits
         assert plan.memory_per_accelerator.kv_cache_tokens == 33_232
         assert "one sequence of 131,072 tokens needs 16.0 GiB" in plan.reason
@@ -144,7 +166,9 @@ class TestDoesNotFit:
 
     def test_fp8_kv_cache_is_suggested_when_it_helps(self) -> None:
         # One L4, 65,536 tokens: bf16 KV holds 32,784 tokens; fp8 KV twice that, 65,568.
-        plan = _plan("llama-3.1-8b", "L4-24GB", max_model_len=65_536, accelerators_per_node=1)
+        plan = _plan(
+            "llama-3.1-8b", "L4-24GB", max_model_len=65_536, accelerators_per_node=1, max_nodes_per_instance=1
+        )
         assert not plan.fits
         assert "use an fp8 KV cache" in plan.reason
 
@@ -157,7 +181,7 @@ class TestDoesNotFit:
         plan = plan_deployment(
             get_model("qwen2.5-7b").architecture,
             small,
-            SizingRequest(max_model_len=4096, peak_qps=1),
+            SizingRequest(max_model_len=4096, peak_qps=1, max_nodes_per_instance=1),
             model_name="qwen2.5-7b",
         )
         assert not plan.fits
@@ -279,9 +303,10 @@ def test_plans_are_consistent(case: tuple[CatalogModel, Accelerator, SizingReque
         assert (plan.instances, plan.nodes, plan.accelerators) == (0, 0, 0)
         return
     tp = plan.tensor_parallel
-    # The chosen group divides the heads and stays inside a node.
+    # The tensor-parallel group divides the heads and stays inside a node; stages span nodes.
     assert model.architecture.attention_heads % tp == 0
     assert tp <= request.accelerators_per_node
+    assert plan.nodes_per_instance == (plan.pipeline_parallel or 1)
     # Memory parts never exceed the usable memory, and one full sequence fits.
     parts = memory.weights_bytes + memory.activations_bytes + memory.runtime_overhead_bytes
     assert parts + memory.kv_cache_bytes <= memory.usable_bytes
@@ -292,8 +317,17 @@ def test_plans_are_consistent(case: tuple[CatalogModel, Accelerator, SizingReque
     assert plan.instances >= 1
     needed = request.peak_qps * (1 + request.headroom)
     assert plan.instances * plan.qps_per_instance >= needed * (1 - 1e-9)
-    assert plan.accelerators == plan.instances * tp
+    size = tp * (plan.data_parallel or 1) * (plan.pipeline_parallel or 1)
+    assert plan.accelerators_per_instance == size
+    if plan.nodes_per_instance == 1:
+        assert size <= request.accelerators_per_node
+    assert plan.accelerators == plan.instances * size
     assert plan.nodes * request.accelerators_per_node >= plan.accelerators
+    # Data-parallel attention comes with the experts spread over every rank of the instance.
+    if plan.data_parallel is not None:
+        assert model.architecture.moe is not None
+        assert plan.expert_parallel == size
+        assert plan.kv_cache_tokens == plan.data_parallel * memory.kv_cache_tokens
 
 
 @settings(max_examples=100, deadline=None)
@@ -307,3 +341,30 @@ def test_more_qps_never_plans_fewer_instances(
     after = plan_deployment(model.architecture, accel, busier)
     assert after.instances >= before.instances
     assert after.nodes >= before.nodes
+
+
+def test_data_parallel_attention_is_for_mixture_of_experts_only() -> None:
+    with pytest.raises(ValueError, match="has no experts"):
+        _plan("llama-3.1-70b", "H100-80GB", data_parallel=2)
+
+
+def test_a_forced_data_parallel_layout_must_fit_in_a_node() -> None:
+    plan = _plan("deepseek-v3", "H200-141GB", tensor_parallel=2, data_parallel=8)
+    assert not plan.fits
+    assert "2 x 8 data-parallel ranks exceed the 8 accelerators of a node" in plan.reason
+
+
+def test_tensor_parallelism_that_holds_more_says_what_data_parallel_attention_would_hold() -> None:
+    # GQA attention: TP 8 splits the KV heads, data-parallel ranks would copy the attention.
+    from catalog.hf_configs import QWEN3_CODER_480B_FP8
+
+    from gpupool.catalog.models import architecture_from_hf_config
+
+    plan = plan_deployment(
+        architecture_from_hf_config(QWEN3_CODER_480B_FP8),
+        get_accelerator("H200-141GB"),
+        SizingRequest(max_model_len=131_072, peak_qps=1, qps_per_instance=1),
+    )
+    assert (plan.tensor_parallel, plan.data_parallel, plan.expert_parallel) == (8, None, 8)
+    # Tensor parallel 4 x 2 data-parallel ranks hold as many; a tie goes to tensor parallelism.
+    assert "2 data-parallel attention ranks would hold 16 full-length sequences" in plan.reason

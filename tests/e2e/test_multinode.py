@@ -1,0 +1,210 @@
+"""A model no node holds, end to end: one LeaderWorkerSet group of two nodes per instance.
+
+Llama-3.1-405B in bf16 needs two nodes of eight H100 per instance (tensor parallel 8 within each,
+pipeline parallel 2 across). The real LeaderWorkerSet controller (tools/localcluster/lws.sh, built
+from sigs.k8s.io/lws) runs against the local control plane; the real scheduler places the group's
+pods on kwok's simulated H100 nodes, four of which are labelled for this module's pool.
+
+First the cluster has no LeaderWorkerSet CRD: the model says so in its Ready condition and
+nothing is created. Then the controller is started: the operator applies the set, the group's
+two pods land on two nodes, LeaderWorkerSet reports the group ready, and the model is Ready.
+Scaling to two instances makes two groups on four nodes; deleting the model deletes the set and
+its pods with it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cluster import Cluster, h100_pool_spec
+from harness import condition, model_manifest
+from operator_process import OperatorProcess, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+LWS_SH = ROOT / "tools" / "localcluster" / "lws.sh"
+LABEL = "gpupool.io/e2e-multinode"
+NODES = ("kwok-nvidia-0", "kwok-nvidia-1", "kwok-nvidia-2", "kwok-nvidia-3")
+GROUP_LABEL = "leaderworkerset.sigs.k8s.io/name"
+STEP_SECONDS = 120.0
+
+pytestmark = pytest.mark.e2e
+
+
+def _lws(cluster: Cluster, command: str) -> None:
+    env = {**cluster.env(), "GPUPOOL_CLUSTER_DIR": str(cluster.state_dir)}
+    result = subprocess.run(
+        [str(LWS_SH), command], env=env, capture_output=True, text=True, timeout=1200, check=False
+    )
+    assert result.returncode == 0, f"lws.sh {command} failed:\n{result.stdout}{result.stderr}"
+
+
+def _get(cluster: Cluster, *args: str) -> Any:
+    result = cluster.kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+@pytest.fixture(scope="module")
+def world(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    cluster.install_crds()
+    suffix = uuid.uuid4().hex[:6]
+    names = {"pool": f"multinode-{suffix}", "namespace": f"multinode-{suffix}", "model": "llama-405b"}
+    for node in NODES:
+        cluster.kubectl("label", "node", node, f"{LABEL}=yes", "--overwrite")
+    operator = OperatorProcess(str(cluster.kubeconfig), tmp_path_factory.mktemp("multinode"))
+    try:
+        operator.start()
+        cluster.create_model_namespace(names["namespace"])
+        cluster.apply(
+            {
+                "apiVersion": "gpupool.io/v1alpha1",
+                "kind": "InferencePool",
+                "metadata": {"name": names["pool"]},
+                "spec": {**h100_pool_spec(pricePerAcceleratorHour=2.0), "nodeSelector": {LABEL: "yes"}},
+            }
+        )
+        yield names
+    finally:
+        cluster.kubectl("delete", "namespace", names["namespace"], "--wait=false", check=False)
+        cluster.kubectl("delete", "inferencepool", names["pool"], "--wait=false", check=False)
+        for node in NODES:
+            cluster.kubectl("label", "node", node, f"{LABEL}-", check=False)
+        operator.stop()
+        if os.environ.get("GPUPOOL_KEEP_LWS") != "1":
+            _lws(cluster, "stop")
+
+
+def _model(cluster: Cluster, names: dict[str, str]) -> Any:
+    return _get(cluster, "modeldeployment", names["model"], "-n", names["namespace"])
+
+
+def _group_pods(cluster: Cluster, names: dict[str, str]) -> list[dict[str, Any]]:
+    pods = _get(cluster, "pods", "-n", names["namespace"], "-l", f"{GROUP_LABEL}={names['model']}")
+    return list((pods or {}).get("items") or [])
+
+
+def _ready_on_distinct_nodes(pods: list[dict[str, Any]], count: int) -> bool:
+    ready = [
+        p
+        for p in pods
+        if any(
+            c.get("type") == "Ready" and c.get("status") == "True" for c in p["status"].get("conditions", [])
+        )
+    ]
+    return len(ready) == count and len({p["spec"].get("nodeName") for p in ready}) == count
+
+
+def test_without_the_crd_the_model_says_what_is_missing(cluster: Cluster, world: dict[str, str]) -> None:
+    if _get(cluster, "crd", "leaderworkersets.leaderworkerset.x-k8s.io") is not None:
+        _lws(cluster, "stop")
+        wait_for(
+            "the LeaderWorkerSet CRD to go",
+            lambda: _get(cluster, "crd", "leaderworkersets.leaderworkerset.x-k8s.io") is None,
+            timeout=STEP_SECONDS,
+        )
+    cluster.apply(
+        model_manifest(
+            world["model"],
+            world["namespace"],
+            model={"name": "llama-3.1-405b"},
+            pool=world["pool"],
+            traffic={"peakQps": 1, "qpsPerInstance": 2},
+        )
+    )
+    ready = wait_for(
+        "Ready=False naming the missing LeaderWorkerSet CRD",
+        lambda: (
+            (c := condition(_model(cluster, world), "Ready")).get("status") == "False"
+            and "no LeaderWorkerSet CRD" in c.get("message", "")
+            and c
+        ),
+        timeout=STEP_SECONDS,
+    )
+    assert "2 nodes" in ready["message"]
+    plan = _model(cluster, world)["status"]["plan"]
+    assert (plan["nodesPerInstance"], plan["pipelineParallel"], plan["tensorParallel"]) == (2, 2, 8)
+    assert _get(cluster, "deployment", world["model"], "-n", world["namespace"]) is None
+
+
+def test_a_group_runs_on_two_nodes_and_the_model_is_ready(cluster: Cluster, world: dict[str, str]) -> None:
+    _lws(cluster, "start")
+    group_set = wait_for(
+        "the LeaderWorkerSet",
+        lambda: _get(cluster, "leaderworkerset", world["model"], "-n", world["namespace"]),
+        timeout=STEP_SECONDS,
+    )
+    spec = group_set["spec"]
+    assert spec["replicas"] == 1
+    assert spec["leaderWorkerTemplate"]["size"] == 2
+    owner = group_set["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["name"], owner["controller"]) == ("ModelDeployment", world["model"], True)
+    pods = wait_for(
+        "two Ready pods on two nodes",
+        lambda: (p := _group_pods(cluster, world)) and _ready_on_distinct_nodes(p, 2) and p,
+        timeout=STEP_SECONDS,
+    )
+    assert {p["spec"]["nodeName"] for p in pods} <= set(NODES)
+    for pod in pods:
+        (container,) = pod["spec"]["containers"]
+        assert container["resources"]["requests"]["nvidia.com/gpu"] == "8"
+    ready = wait_for(
+        "the model Ready",
+        lambda: (c := condition(_model(cluster, world), "Ready")).get("status") == "True" and c,
+        timeout=STEP_SECONDS,
+    )
+    assert ready
+    status = _model(cluster, world)["status"]
+    (placement,) = status["placements"]
+    assert placement["ready"] == 1
+    # One instance of 16 accelerators at 2.0 an hour each.
+    assert placement["costPerHour"] == pytest.approx(32.0)
+    # Only the leader is behind the model's Service.
+    service = _get(cluster, "service", world["model"], "-n", world["namespace"])
+    assert service["spec"]["selector"]["leaderworkerset.sigs.k8s.io/worker-index"] == "0"
+    assert _get(cluster, "deployment", world["model"], "-n", world["namespace"]) is None
+
+
+def test_scaling_counts_groups(cluster: Cluster, world: dict[str, str]) -> None:
+    cluster.kubectl(
+        "patch",
+        "modeldeployment",
+        world["model"],
+        "-n",
+        world["namespace"],
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": {"replicas": 2}}),
+    )
+    wait_for(
+        "two groups on four nodes",
+        lambda: _ready_on_distinct_nodes(_group_pods(cluster, world), 4),
+        timeout=STEP_SECONDS,
+    )
+    group_set = _get(cluster, "leaderworkerset", world["model"], "-n", world["namespace"])
+    assert group_set["spec"]["replicas"] == 2
+    wait_for(
+        "the model Ready with two instances",
+        lambda: (
+            ((_model(cluster, world) or {}).get("status") or {}).get("readyReplicas") == 2
+            and condition(_model(cluster, world), "Ready").get("status") == "True"
+        ),
+        timeout=STEP_SECONDS,
+    )
+
+
+def test_deleting_the_model_deletes_its_groups(cluster: Cluster, world: dict[str, str]) -> None:
+    cluster.kubectl("delete", "modeldeployment", world["model"], "-n", world["namespace"])
+    wait_for(
+        "the LeaderWorkerSet and its pods gone",
+        lambda: (
+            _get(cluster, "leaderworkerset", world["model"], "-n", world["namespace"]) is None
+            and not _group_pods(cluster, world)
+        ),
+        timeout=STEP_SECONDS,
+    )
