@@ -111,6 +111,11 @@ class OperatorProcess:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             return str(r.read().decode())
 
+    def resync_looks(self) -> float:
+        """Models the resyncs looked at so far, queued or left alone as unchanged (/metrics)."""
+        prefix = "gpupool_resync_models_total{"
+        return sum(float(line.split()[-1]) for line in self.metrics().splitlines() if line.startswith(prefix))
+
 
 def wait_for(what: str, probe: Callable[[], Any], timeout: float = 60.0, interval: float = 0.5) -> Any:
     """Poll `probe` until it returns something truthy; fail with the last value seen."""

@@ -324,10 +324,13 @@ class Kube:
         self.apply(with_applied_hash(desired))
         return True
 
-    def apply_status(self, resource: Resource, body: dict[str, Any], status: dict[str, Any]) -> bool:
-        """Server-side apply of the status subresource, unless it already reads the same."""
+    def apply_status(
+        self, resource: Resource, body: dict[str, Any], status: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Server-side apply of the status subresource, unless it already reads the same. Returns
+        the object as the API server stored it, or None when nothing was written."""
         if body.get("status") == status:
-            return False
+            return None
         meta = body["metadata"]
         patch = {
             "apiVersion": resource.api_version,
@@ -338,14 +341,14 @@ class Kube:
             },
             "status": status,
         }
-        self._call(
+        stored = self._call(
             "PATCH",
             resource.path(meta.get("namespace"), meta["name"], "status"),
             body=patch,
             query=[("fieldManager", FIELD_MANAGER), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
-        return True
+        return stored if isinstance(stored, dict) and stored else {"metadata": {}}
 
     def annotate(
         self, resource: Resource, namespace: str | None, name: str, annotations: dict[str, str | None]

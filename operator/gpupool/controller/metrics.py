@@ -57,6 +57,11 @@ QUEUE_WAITING = Gauge(
 QUEUE_RETRIES = Counter(
     "gpupool_workqueue_retries_total", "Passes that failed and were queued again after a backoff.", ["kind"]
 )
+RESYNC_MODELS = Counter(
+    "gpupool_resync_models_total",
+    "Models seen by a resync: queued for a pass, or left alone as unchanged since their last settled pass.",
+    ["outcome"],
+)
 MODEL_PLACED = Gauge(
     "gpupool_model_placed_instances", "Desired instances of a model per pool.", ["namespace", "name", "pool"]
 )

@@ -9,7 +9,7 @@ and runs its pass:
 | ------------------------------------ | ----------------------------------------------------- |
 | `ModelDeployment`, ns, model         | `reconcile_model`; the models its demand moved are queued |
 | `InferencePool`, "", pool            | `reconcile_pools`; the models whose limits changed are queued |
-| `Resync`, "", ""                     | refresh the cache's listings, queue every pool and model |
+| `Resync`, "", ""                     | queue every pool and each model changed since it settled |
 | `Autoscale`, "", pool                | read the pool's metrics, queue its autoscaled models with them |
 
 A clock thread queues the resync every `resync_seconds` and each pool's autoscaler evaluation
@@ -60,6 +60,9 @@ class Key(NamedTuple):
 
 
 RESYNC_KEY = Key(RESYNC, "", "")
+# Every so many resyncs (the first included), one lists every child again and passes every model:
+# the others leave alone the models unchanged since their last settled pass.
+FULL_RESYNC_EVERY = 10
 
 
 @dataclass(frozen=True)
@@ -136,6 +139,7 @@ class Controller:
         )
         self.workers = Workers(self.queue, self.process, self.failed, config.workers)
         self._stopping = threading.Event()
+        self._resyncs = 0
         self._clock = threading.Thread(target=self._tick, name="gpupool-clock", daemon=True)
 
     @property
@@ -304,15 +308,21 @@ class Controller:
                 self.queue.add(model_key(namespace, name), FULL)
         elif key.kind == RESYNC:
             started = time.perf_counter()
-            pools, models = resync(self.world)
+            every_model = self._resyncs % FULL_RESYNC_EVERY == 0
+            pools, models, unchanged = resync(self.world, every_model=every_model)
+            self._resyncs += 1
             for pool in pools:
                 self.queue.add(pool_key(pool), RESYNCED)
             for namespace, name in models:
                 self.queue.add(model_key(namespace, name), RESYNCED)
+            metrics.RESYNC_MODELS.labels("queued").inc(len(models))
+            metrics.RESYNC_MODELS.labels("unchanged").inc(unchanged)
             log.info(
-                "resync: %d pools and %d models queued (listed in %.1fs)",
+                "%s: %d pools and %d models queued, %d unchanged (listed in %.1fs)",
+                "full resync" if every_model else "resync",
                 len(pools),
                 len(models),
+                unchanged,
                 time.perf_counter() - started,
             )
         elif key.kind == AUTOSCALE:

@@ -39,6 +39,7 @@ from gpupool.controller.kube import (
     CHILDREN,
     CONFIGMAP,
     DEPLOYMENT,
+    HTTP_ROUTE,
     INFERENCE_POOL,
     MODEL_DEPLOYMENT,
     NAMESPACE,
@@ -51,7 +52,7 @@ from gpupool.controller.kube import (
     needs_apply,
     with_applied_hash,
 )
-from gpupool.controller.state import ClusterCache, ModelKey, ModelMemory
+from gpupool.controller.state import ClusterCache, ModelKey, ModelMemory, Settled
 from gpupool.controller.traffic import list_traffic, prune_traffic, route_model
 from gpupool.placement import Allocation, InstanceCaps, PoolState, allocated_caps, recount
 from gpupool.render import render_priority_classes, selector_labels, workload_name
@@ -286,6 +287,7 @@ def reconcile_model(
         pools = frozenset(memory.asks.pop(key, {}))
         memory.preemptions.pop(key, None)
         memory.rejections.pop(key, None)
+        memory.settled.pop(key, None)
         return ModelPass(None, pools=pools)
     try:
         spec = ModelDeploymentSpec.model_validate(body.get("spec") or {})
@@ -312,6 +314,8 @@ def reconcile_model(
         _remember_asks(memory, key, outcome, contexts)
         return ModelPass(outcome)
     outcome = route_model(kube, outcome)
+    # Until this pass ends well, the resync passes the model again.
+    settled = memory.settled.pop(key, None)
     writes = 0
     refused = _refusal_of(memory, key, outcome) if outcome.apply else None
     if outcome.apply and refused is None:
@@ -327,7 +331,8 @@ def reconcile_model(
         outcome = replace(outcome, status=_rejected_status(outcome, refused), events=[])
     else:
         memory.rejections.pop(key, None)
-    if kube.apply_status(MODEL_DEPLOYMENT, body, outcome.status.to_wire()):
+    stored = kube.apply_status(MODEL_DEPLOYMENT, body, outcome.status.to_wire())
+    if stored is not None:
         writes += 1
         if refused is not None and _newly_rejected(md, outcome):
             kube.post_event(body, "Warning", Reason.REJECTED.value, refused, now_rfc3339())
@@ -335,6 +340,8 @@ def reconcile_model(
     if preemption is not None and placed is not None and placed.reason == Reason.PREEMPTED:
         memory.preemptions.pop(key, None)
     moved = _remember_asks(memory, key, outcome, contexts)
+    if refused is None and preemption is None:
+        _remember_settled(world, key, body, stored, outcome, settled, workloads_only)
     now = now_rfc3339()
     for event in outcome.events:
         kube.post_event(body, event.type, event.reason, event.message, now)
@@ -342,6 +349,47 @@ def reconcile_model(
         namespace, name, outcome.status, writes, time.perf_counter() - started
     )
     return ModelPass(outcome, frozenset(moved))
+
+
+def _remember_settled(
+    world: World,
+    key: ModelKey,
+    body: dict[str, Any],
+    stored: dict[str, Any] | None,
+    outcome: ModelOutcome,
+    before: Settled | None,
+    workloads_only: bool,
+) -> None:
+    """Remember that the pass left the model settled, with what it read (see `Settled`), when the
+    resync may rely on that: every object it renders is in the cache (not a LeaderWorkerSet, which
+    is read from the API server each pass) and no Gateway is awaited. A pass that compared the
+    workloads alone renews a record made by a full pass since which the model did not change."""
+    if not outcome.apply or any(o["kind"] == groups.KIND for o in outcome.objects):
+        return
+    routed = find_condition(outcome.status.conditions, ConditionType.ROUTED)
+    if routed is not None and routed.status != ConditionStatus.TRUE:
+        return
+    version = body["metadata"].get("resourceVersion", "")
+    if workloads_only and (before is None or before.resource_version != version):
+        return
+    if stored is not None:
+        version = (stored.get("metadata") or {}).get("resourceVersion", "")
+    if not version:
+        return
+    namespace = body["metadata"]["namespace"]
+    children = tuple((o["kind"], namespace, o["metadata"]["name"]) for o in outcome.objects)
+    world.memory.settled[key] = Settled(version, children, world.cache.revisions(children))
+
+
+def unchanged_since_settled(world: World, key: ModelKey, body: dict[str, Any]) -> bool:
+    """Whether the model and every child it rendered read as they did at the end of its last
+    settled pass: a pass now would decide the same objects from the same inputs."""
+    settled = world.memory.settled.get(key)
+    return (
+        settled is not None
+        and settled.resource_version == body["metadata"].get("resourceVersion")
+        and world.cache.revisions(settled.children) == settled.revisions
+    )
 
 
 def _decide(
@@ -700,33 +748,47 @@ def _reconcile_quotas(world: World, any_tenants: bool) -> None:
     memory.quotas_written = bool(desired)
 
 
-def resync(world: World) -> tuple[list[str], list[ModelKey]]:
+def resync(world: World, every_model: bool = True) -> tuple[list[str], list[ModelKey], int]:
     """The level-triggered pass's reads: refresh the cache's copies of the children, and have every
     model the pools' allocations do not know yet say what it asks (all of them after a start), so
-    that no model takes a count decided without the others' demands. Returns every pool and model,
-    for the caller to queue; each then converges in its own pass against what the API server holds
-    at that time, not at the time of this listing."""
+    that no model takes a count decided without the others' demands. Returns every pool and the
+    models to queue, with the number left alone; each queued one then converges in its own pass
+    against what the API server holds at that time, not at the time of this listing.
+
+    Without `every_model`, a model unchanged since its last settled pass (its own resource version
+    and its children's, `unchanged_since_settled`) is left alone, and the children are not listed
+    again: the Deployments' watch keeps theirs current, and the operator's applies the others'.
+    A full resync (`every_model`) lists every child and queues every model, for a change no event
+    reported (a Service edited or deleted by hand, a watch that broke)."""
     listed = list(world.kube.list(MODEL_DEPLOYMENT))
     pools = [pool["metadata"]["name"] for pool in world.kube.list(INFERENCE_POOL)]
     managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
-    # Deployments too: a watch that broke and listed again never reports what was deleted meanwhile.
-    for resource in (DEPLOYMENT, SERVICE, CONFIGMAP):
-        items, version = world.kube.list_at(resource, label_selector=managed)
-        world.cache.refresh(resource.kind, items, version, watched=resource is DEPLOYMENT)
-    list_traffic(world.kube, world.cache, managed)
+    if every_model:
+        # Deployments too: a watch that broke and listed again never reports what was deleted meanwhile.
+        for resource in (DEPLOYMENT, SERVICE, CONFIGMAP):
+            items, version = world.kube.list_at(resource, label_selector=managed)
+            world.cache.refresh(resource.kind, items, version, watched=resource is DEPLOYMENT)
+        list_traffic(world.kube, world.cache, managed)
+    else:
+        # Gateway API CRDs installed since the last resync are used from this one on.
+        world.kube.serves(HTTP_ROUTE, refresh=True)
     # A deletion whose event was missed (a watch restarted) still gives the model's share back: its
     # pass finds it gone and forgets what it asked.
     present = {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in listed}
     models = sorted(set(world.memory.asks) - present)
+    unchanged = 0
     for body in listed:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
-        models.append(key)
         if key not in world.memory.asks:
             try:
                 reconcile_model(world, *key, register_only=True, listed=body)
             except Exception as err:  # its own pass reports it
                 log.debug("registering the demand of %s/%s failed: %s", *key, err)
-    return pools, models
+        elif not every_model and unchanged_since_settled(world, key, body):
+            unchanged += 1
+            continue
+        models.append(key)
+    return pools, models, unchanged
 
 
 def models_of_pool(world: World, pool: str) -> list[ModelKey]:

@@ -152,6 +152,11 @@ class ClusterCache:
             if watched:
                 self._complete.add(kind)
 
+    def revisions(self, keys: tuple[ChildKey, ...]) -> tuple[int | None, ...]:
+        """The resource versions of the children held under `keys` (None for one not held)."""
+        with self._lock:
+            return tuple(h.revision if (h := self._children.get(key)) is not None else None for key in keys)
+
     def complete(self, kind: str) -> bool:
         """Every object of the kind is held: a miss means the object does not exist."""
         with self._lock:
@@ -187,6 +192,18 @@ class ClusterCache:
         return sorted(self.pools)
 
 
+@dataclass(frozen=True)
+class Settled:
+    """A model at the end of a pass that left nothing to do: its own resource version after the
+    pass (its status write included), and the children it rendered with the resource versions the
+    cache held of them. While both still read the same, a resync's pass would decide the same
+    objects from the same inputs, so the resync leaves it alone."""
+
+    resource_version: str
+    children: tuple[ChildKey, ...]
+    revisions: tuple[int | None, ...]
+
+
 @dataclass
 class ModelMemory:
     """What the reconciles remember between passes (and the metrics series to remove with a model)."""
@@ -208,6 +225,8 @@ class ModelMemory:
     quotas_written: bool = False
     # Pools each model has a per-pool metrics series for, so deleting the model removes them all.
     placed_pools: dict[ModelKey, set[str]] = field(default_factory=dict)
+    # Models whose last pass settled them, with what they read then (see `Settled`).
+    settled: dict[ModelKey, Settled] = field(default_factory=dict)
 
     def forget_pool(self, name: str) -> None:
         self.states.pop(name, None)

@@ -11,8 +11,8 @@ import pytest
 
 from gpupool.controller import handlers
 from gpupool.controller.config import OperatorConfig
-from gpupool.controller.reconciler import World, _child
-from gpupool.controller.state import ClusterCache
+from gpupool.controller.reconciler import World, _child, unchanged_since_settled
+from gpupool.controller.state import ClusterCache, Settled
 
 
 def deployment(revision: str, replicas: int = 1, name: str = "chat") -> dict[str, Any]:
@@ -198,3 +198,34 @@ def test_kopf_retries_its_watches_without_end_each_request_from_the_first_pause(
     first = list(itertools.islice(iter(backoffs), 8))  # type: ignore[call-overload]
     assert first == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0, 10.0]
     assert list(itertools.islice(iter(backoffs), 2)) == [1.0, 2.0]  # the next request starts over
+
+
+def test_revisions_of_held_children_and_none_for_the_rest(cache: ClusterCache) -> None:
+    cache.remember(deployment("7"))
+    keys = (("Deployment", "team-a", "chat"), ("Service", "team-a", "chat"))
+    assert cache.revisions(keys) == (7, None)
+    cache.remember(deployment("9"))
+    assert cache.revisions(keys) == (9, None)
+
+
+def test_a_model_is_unchanged_only_while_it_and_its_children_read_as_they_settled(
+    cache: ClusterCache,
+) -> None:
+    world = World(NoReads(), cache)  # type: ignore[arg-type]
+    key = ("team-a", "chat")
+    body = {"metadata": {"namespace": "team-a", "name": "chat", "resourceVersion": "40"}}
+    assert not unchanged_since_settled(world, key, body)  # never settled
+    cache.remember(deployment("7"))
+    children = (("Deployment", "team-a", "chat"),)
+    world.memory.settled[key] = Settled("40", children, cache.revisions(children))
+    assert unchanged_since_settled(world, key, body)
+    # The model changed (a spec edit, or someone else's status write).
+    edited = {"metadata": {**body["metadata"], "resourceVersion": "41"}}
+    assert not unchanged_since_settled(world, key, edited)
+    # A child changed (the Deployment controller's status, an edit by hand).
+    cache.remember(deployment("8"))
+    assert not unchanged_since_settled(world, key, body)
+    # A child went away.
+    world.memory.settled[key] = Settled("40", children, cache.revisions(children))
+    cache.forget(deployment("8"))
+    assert not unchanged_since_settled(world, key, body)
