@@ -268,6 +268,7 @@ start_kwok() {
   start_process kwok "$BIN_DIR/kwok" \
     --kubeconfig="$D/kubeconfigs/kwok.kubeconfig" \
     --config="$BIN_DIR/kwok-stages.yaml" \
+    --config="$LC_HERE/kwok/weights-stages.yaml" \
     --manage-all-nodes=false \
     --manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake \
     --node-ip=127.0.0.1 --node-port="$KWOK_PORT" \

@@ -29,6 +29,8 @@ class ConditionType(StrEnum):
     PLACED = "Placed"
     # The model's HTTPRoute and the Gateways it attaches to (only with spec.routing or the pool's).
     ROUTED = "Routed"
+    # The weights cache of the spec's revision is downloaded (spec.weights.cache only).
+    WEIGHTS_READY = "WeightsReady"
 
 
 class Reason(StrEnum):
@@ -116,6 +118,21 @@ class Reason(StrEnum):
     # Instances whose node went NotReady, was cordoned or disappeared; they come back elsewhere
     # when there is room.
     INSTANCES_LOST = "InstancesLost"
+    # WeightsReady: the download Job of the spec's revision succeeded; instances mount the cache.
+    WEIGHTS_CACHED = "Cached"
+    # WeightsReady: the cache's claim waits to bind, or its download Job waits to start.
+    DOWNLOAD_PENDING = "DownloadPending"
+    # WeightsReady: the download Job runs; instances start once it succeeds (Ready says
+    # WaitingForWeights meanwhile).
+    DOWNLOADING = "Downloading"
+    # WeightsReady: the download Job failed (message: why, from the Job and its pod, and when the
+    # next attempt starts, or that the attempts are used up).
+    DOWNLOAD_FAILED = "DownloadFailed"
+    # Ready: no instance runs until the weights are cached.
+    WAITING_FOR_WEIGHTS = "WaitingForWeights"
+    # A ReadWriteOnce cache for more than one instance, or for an instance over several nodes:
+    # nothing is created until the spec asks for a volume every instance can mount.
+    CACHE_NOT_SHAREABLE = "CacheNotShareable"
     NODES_FOUND = "NodesFound"
     NO_NODES = "NoNodesMatch"
     # Nodes match the pool's nodeSelector, but none advertises the accelerator's resource.

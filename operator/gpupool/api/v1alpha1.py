@@ -48,6 +48,7 @@ from gpupool.api.tenancy import (
     validate_tenants,
 )
 from gpupool.api.traffic import AccessSpec, DisruptionSpec, RoutingSpec
+from gpupool.api.weights import AccessMode, WeightLoading, WeightsCache, WeightsStatus
 from gpupool.catalog.accelerators import ACCELERATORS
 from gpupool.catalog.types import Architecture, KVCacheDtype, Precision, Vendor
 from gpupool.scaling import AutoscalingPolicy, Direction, ScalerState, SignalValues
@@ -452,6 +453,11 @@ class InferencePoolSpec(ApiModel):
         default=None,
         description="Gateways the pool's models are routed from, for models without spec.routing.",
     )
+    weight_loading: WeightLoading = Field(
+        default_factory=WeightLoading,
+        description="How fast the pool's instances read weights from each source (Hugging Face, "
+        "local disk, network file system), for the plan's load time.",
+    )
 
     @field_validator("node_selector")
     @classmethod
@@ -661,15 +667,35 @@ class WeightsSource(ApiModel):
             "has(self.huggingFace) != has(self.pvc)",
             "set exactly one of weights.huggingFace and weights.pvc",
         ),
+        cel(
+            "!has(self.cache) || has(self.huggingFace)",
+            "weights.cache downloads weights.huggingFace: set weights.huggingFace (weights.pvc is "
+            "mounted as it is)",
+            field_path=".cache",
+        ),
     )
     hugging_face: HuggingFaceWeights | None = Field(default=None, description="Download from Hugging Face.")
     pvc: PvcWeights | None = Field(default=None, description="Mount from a PersistentVolumeClaim.")
+    cache: WeightsCache | None = Field(
+        default=None,
+        description="Download weights.huggingFace once per revision into a PersistentVolumeClaim, "
+        "with a Job, and mount it read-only into every instance (docs/weights.md).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> Self:
         if (self.hugging_face is None) == (self.pvc is None):
             raise ValueError("set exactly one of weights.huggingFace and weights.pvc")
+        if self.cache is not None and self.hugging_face is None:
+            raise ValueError(
+                "weights.cache downloads weights.huggingFace: set weights.huggingFace (weights.pvc is "
+                "mounted as it is)"
+            )
         return self
+
+    def cached(self) -> WeightsCache | None:
+        """The cache when it is enabled, else None."""
+        return self.cache if self.cache is not None and self.cache.enabled else None
 
 
 class EngineType(StrEnum):
@@ -767,6 +793,12 @@ class ScalingSpec(ApiModel):
         return self
 
 
+RWO_MESSAGE = (
+    "weights.cache.accessMode ReadWriteOnce mounts on one node only, for one instance: set "
+    "accessMode ReadWriteMany (a StorageClass that can share the volume) or at most one replica"
+)
+
+
 class ModelDeploymentSpec(ApiModel):
     model_config = with_rules(
         cel(
@@ -787,6 +819,14 @@ class ModelDeploymentSpec(ApiModel):
             field_path=".replicas",
         ),
         POOL_OR_POOLS_RULE,
+        cel(
+            "!has(self.weights) || !has(self.weights.cache) || !self.weights.cache.enabled "
+            "|| self.weights.cache.accessMode != 'ReadWriteOnce' "
+            "|| ((!has(self.replicas) || self.replicas <= 1) "
+            "&& (!has(self.scaling) || self.scaling.minReplicas <= 1))",
+            RWO_MESSAGE,
+            field_path=".weights.cache.accessMode",
+        ),
         cel(
             "!has(self.pools) || size(self.pools) == 0 || !has(self.autoscaling) "
             "|| !self.autoscaling.enabled",
@@ -883,6 +923,10 @@ class ModelDeploymentSpec(ApiModel):
         names = [p.name for p in self.pools]
         if len(set(names)) != len(names):
             raise ValueError("pools must name distinct pools")
+        cache = self.weights.cached() if self.weights is not None else None
+        shared = (self.replicas or 0) > 1 or self.scaling.min_replicas > 1
+        if cache is not None and cache.access_mode is AccessMode.READ_WRITE_ONCE and shared:
+            raise ValueError(RWO_MESSAGE)
         if self.pools and self.autoscaling is not None and self.autoscaling.enabled:
             raise ValueError(
                 "autoscaling runs on models of one pool; with pools, set the count with replicas or "
@@ -944,7 +988,7 @@ class ModelDeploymentStatus(ApiModel):
     selector: str | None = Field(default=None, description="Label selector of the instances' pods.")
     conditions: list[Condition] = Field(
         default_factory=list,
-        description="Ready, Progressing, Degraded, Planned, Placed, MetricsAvailable, Routed.",
+        description="Ready, Progressing, Degraded, Planned, Placed, MetricsAvailable, Routed, WeightsReady.",
         json_schema_extra=list_map("type"),
     )
     autoscaling: AutoscalingStatus | None = Field(
@@ -968,6 +1012,10 @@ class ModelDeploymentStatus(ApiModel):
     )
     cost_per_hour: float | None = Field(
         default=None, ge=0, description="Price of the desired instances' accelerators, per hour."
+    )
+    weights: WeightsStatus | None = Field(
+        default=None,
+        description="The weights cache of the revision the spec asks for (spec.weights.cache).",
     )
 
 

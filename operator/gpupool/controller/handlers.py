@@ -69,6 +69,7 @@ def tune(settings: kopf.OperatorSettings, config: OperatorConfig) -> None:
     managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     settings.watching.label_selectors["apps", "deployments"] = managed
     settings.watching.label_selectors["pods"] = managed
+    settings.watching.label_selectors["batch", "jobs"] = managed
     settings.networking.request_timeout = 60
 
 
@@ -92,6 +93,11 @@ def model_changed(
 def workload_changed(type: str | None, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
     # The raw event carries the object as plain JSON data, which the cache keeps as it is.
     memo.controller.workload_changed(type, dict(event["object"]))
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={MANAGED_BY_LABEL: MANAGED_BY})
+def job_changed(type: str | None, event: kopf.RawEvent, memo: Any, **_: Any) -> None:
+    memo.controller.job_changed(type, dict(event["object"]))
 
 
 @kopf.on.event("gpupool.io", "v1alpha1", "inferencepools")

@@ -57,6 +57,8 @@ SECRET = Resource("v1", "Secret", "secrets", True)
 PRIORITY_CLASS = Resource("scheduling.k8s.io/v1", "PriorityClass", "priorityclasses", False)
 RESOURCE_QUOTA = Resource("v1", "ResourceQuota", "resourcequotas", True)
 NAMESPACE = Resource("v1", "Namespace", "namespaces", False)
+PERSISTENT_VOLUME_CLAIM = Resource("v1", "PersistentVolumeClaim", "persistentvolumeclaims", True)
+JOB = Resource("batch/v1", "Job", "jobs", True)
 POD_DISRUPTION_BUDGET = Resource("policy/v1", "PodDisruptionBudget", "poddisruptionbudgets", True)
 NETWORK_POLICY = Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies", True)
 # Gateway API (its CRDs may be absent: `Kube.serves` says whether the API server has them).
@@ -87,11 +89,23 @@ _BY_KIND = {
         MODEL_DEPLOYMENT,
         INFERENCE_POOL,
         LEADER_WORKER_SET,
+        PERSISTENT_VOLUME_CLAIM,
+        JOB,
     )
 }
 # The children of a model, by kind.
 CHILDREN = {
-    r.kind: r for r in (DEPLOYMENT, SERVICE, CONFIGMAP, POD_DISRUPTION_BUDGET, NETWORK_POLICY, HTTP_ROUTE)
+    r.kind: r
+    for r in (
+        DEPLOYMENT,
+        SERVICE,
+        CONFIGMAP,
+        POD_DISRUPTION_BUDGET,
+        NETWORK_POLICY,
+        HTTP_ROUTE,
+        PERSISTENT_VOLUME_CLAIM,
+        JOB,
+    )
 }
 
 

@@ -140,6 +140,8 @@ class Controller:
         self.workers = Workers(self.queue, self.process, self.failed, config.workers)
         self._stopping = threading.Event()
         self._resyncs = 0
+        # What each download Job's status said last: (active, ready, succeeded, failed).
+        self._jobs: dict[tuple[str | None, str], tuple[Any, ...]] = {}
         self._clock = threading.Thread(target=self._tick, name="gpupool-clock", daemon=True)
 
     @property
@@ -207,6 +209,25 @@ class Controller:
                 self.queue.add_after(
                     model_key(meta["namespace"], owner["name"]), WORKLOADS, self.config.status_refresh_seconds
                 )
+
+    def job_changed(self, type_: str | None, body: dict[str, Any]) -> None:
+        """A weights download Job started, finished or went: its model takes the news. Only the
+        counts its status reads (active, ready, succeeded, failed) wake the model."""
+        meta = body["metadata"]
+        status = body.get("status") or {}
+        seen = tuple(status.get(part) for part in ("active", "ready", "succeeded", "failed"))
+        key = (meta.get("namespace"), meta["name"])
+        if type_ == "DELETED":
+            self._jobs.pop(key, None)
+        elif self._jobs.get(key) == seen:
+            return
+        else:
+            self._jobs[key] = seen
+        if type_ is None:
+            return  # the initial listing: the resync passes every model anyway
+        for owner in meta.get("ownerReferences") or []:
+            if owner.get("kind") == MODEL and owner.get("apiVersion", "").startswith("gpupool.io/"):
+                self.queue.add(model_key(meta["namespace"], owner["name"]), FULL)
 
     def pool_changed(self, type_: str | None, name: str, body: dict[str, Any]) -> None:
         if type_ == "DELETED":
@@ -298,6 +319,9 @@ class Controller:
             # A deleted model's pools are recounted without its demand, and the others take its share.
             for pool in sorted(done.pools):
                 self.queue.add(pool_key(pool), FULL)
+            # A failed weights download is retried when its delay is over.
+            if done.requeue_after is not None:
+                self.queue.add_after(key, FULL, done.requeue_after)
         elif key.kind == POOL:
             changed = set(reconcile_pools(self.world, [key.name]))
             if work.replan:

@@ -54,6 +54,7 @@ from gpupool.controller.kube import (
 )
 from gpupool.controller.state import ClusterCache, ModelKey, ModelMemory, Settled
 from gpupool.controller.traffic import list_traffic, prune_traffic, route_model
+from gpupool.controller.weights import delete_stale, observe_cache
 from gpupool.placement import Allocation, InstanceCaps, PoolState, allocated_caps, recount
 from gpupool.render import render_priority_classes, selector_labels, workload_name
 from gpupool.render.labels import (
@@ -73,6 +74,7 @@ from gpupool.services.modeldeployment import (
     total_observed,
 )
 from gpupool.services.pool import pool_state, status_of
+from gpupool.services.weights import CacheObservation
 
 # Pods that hold resources: the others have finished.
 LIVE_PODS = "status.phase!=Succeeded,status.phase!=Failed"
@@ -170,6 +172,7 @@ class ModelPass:
     outcome: ModelOutcome | None
     moved: frozenset[ModelKey] = frozenset()
     pools: frozenset[str] = frozenset()  # pools to recount: a deleted model's demand left them
+    requeue_after: float | None = None  # seconds until the model needs another pass (a retry)
 
 
 def note_preemption(memory: ModelMemory, namespace: str, model: str, pod: str, message: str) -> bool:
@@ -309,7 +312,13 @@ def reconcile_model(
         for pool in spec.pool_names()
     }
     preemption = _preemption_message(memory, key)
-    outcome = _decide(md, contexts, deployments, adjust, preemption)
+    # The weights caches: read when the spec asks for one, or when the last status shows one
+    # (the cache was turned off: its claims and Jobs are deleted).
+    had_cache = md.status is not None and md.status.weights is not None
+    caches = None
+    if (spec.weights is not None and spec.weights.cache is not None) or had_cache:
+        caches = observe_cache(kube, namespace, name, body["metadata"].get("uid"))
+    outcome = _decide(md, contexts, deployments, adjust, preemption, caches)
     if register_only:
         _remember_asks(memory, key, outcome, contexts)
         return ModelPass(outcome)
@@ -348,7 +357,7 @@ def reconcile_model(
     memory.placed_pools[key] = metrics.observe_model(
         namespace, name, outcome.status, writes, time.perf_counter() - started
     )
-    return ModelPass(outcome, frozenset(moved))
+    return ModelPass(outcome, frozenset(moved), requeue_after=outcome.requeue_after)
 
 
 def _remember_settled(
@@ -362,13 +371,15 @@ def _remember_settled(
 ) -> None:
     """Remember that the pass left the model settled, with what it read (see `Settled`), when the
     resync may rely on that: every object it renders is in the cache (not a LeaderWorkerSet, which
-    is read from the API server each pass) and no Gateway is awaited. A pass that compared the
-    workloads alone renews a record made by a full pass since which the model did not change."""
+    is read from the API server each pass), and it awaits neither a Gateway nor its weights'
+    download. A pass that compared the workloads alone renews a record made by a full pass since
+    which the model did not change."""
     if not outcome.apply or any(o["kind"] == groups.KIND for o in outcome.objects):
         return
-    routed = find_condition(outcome.status.conditions, ConditionType.ROUTED)
-    if routed is not None and routed.status != ConditionStatus.TRUE:
-        return
+    for waited in (ConditionType.ROUTED, ConditionType.WEIGHTS_READY):
+        condition = find_condition(outcome.status.conditions, waited)
+        if condition is not None and condition.status != ConditionStatus.TRUE:
+            return
     version = body["metadata"].get("resourceVersion", "")
     if workloads_only and (before is None or before.resource_version != version):
         return
@@ -398,11 +409,14 @@ def _decide(
     deployments: dict[str, dict[str, Any] | None],
     adjust: Adjust | None,
     preemption: str | None,
+    caches: CacheObservation | None = None,
 ) -> ModelOutcome:
     """The pure core's decision for the model, from what was read (the one call into services)."""
     observed = {pool: observe_workload(d) for pool, d in deployments.items()}
     scaling = adjust(md, total_observed(observed)) if adjust is not None else None
-    return decide(md, contexts, observed, now_rfc3339(), scaling=scaling, preemption=preemption)
+    return decide(
+        md, contexts, observed, now_rfc3339(), scaling=scaling, preemption=preemption, weights=caches
+    )
 
 
 def _apply_outcome(
@@ -417,8 +431,9 @@ def _apply_outcome(
     Deployments it no longer needs; the number of writes."""
     namespace = body["metadata"]["namespace"]
     writes = 0
-    # A new model: nothing to compare with, so skip the reads.
-    fresh = all(d is None for d in deployments.values())
+    # A new model: nothing to compare with, so skip the reads. (A model whose instances wait for
+    # their weights has no workload either, but already has its other objects.)
+    fresh = all(d is None for d in deployments.values()) and md.status is None
     current_by_name = {d["metadata"]["name"]: d for d in deployments.values() if d}
     for obj in outcome.objects:
         if workloads_only and obj["kind"] not in WORKLOAD_KINDS:
@@ -435,6 +450,7 @@ def _apply_outcome(
     writes += _prune_workloads(world, body, md, outcome)
     if not workloads_only:
         writes += prune_traffic(world.kube, world.cache, body, outcome)
+        writes += delete_stale(world.kube, outcome.stale)
     return writes
 
 
@@ -527,10 +543,13 @@ def _prune_workloads(world: World, body: dict[str, Any], md: ModelDeployment, ou
     ModelDeployment controls are deleted."""
     namespace = body["metadata"]["namespace"]
     uid = body["metadata"].get("uid")
-    wanted = {o["metadata"]["name"] for o in outcome.objects if o["kind"] == "Deployment"}
+    # Workloads waiting for their weights keep whatever runs under their names.
+    wanted = {o["metadata"]["name"] for o in outcome.objects if o["kind"] == "Deployment"} | outcome.withheld
     names = {p.workload for p in (md.status.placements if md.status else []) if p.workload}
     # The other kind under a wanted name: a plan that moved between one node and several.
-    group_sets = {o["metadata"]["name"] for o in outcome.objects if o["kind"] == groups.KIND}
+    group_sets = {o["metadata"]["name"] for o in outcome.objects if o["kind"] == groups.KIND} | set(
+        outcome.withheld
+    )
     planned = md.status.plan if md.status else None
     deleted = 0
     if group_sets or (planned is not None and planned.nodes_per_instance > 1):

@@ -113,6 +113,7 @@ from gpupool.render.vllm import (
     pvc_model_path,
     vllm_serve_args,
 )
+from gpupool.render.weights import cached_model_path
 from gpupool.sizing import Plan
 
 Obj = dict[str, Any]
@@ -375,12 +376,15 @@ def _check_inputs(md: ModelDeployment, pool: InferencePool, plan: Plan, replicas
     return tier
 
 
-def _weights(md: ModelDeployment) -> WeightsRef:
+def _weights(md: ModelDeployment, cache_claim: str | None = None) -> WeightsRef:
     spec = md.spec
     served = spec.model.served_name or spec.model.name
     if served is None:
         raise ValueError("model.servedName is required with an explicit model.architecture")
     weights = spec.weights
+    if cache_claim is not None and weights is not None and weights.hugging_face is not None:
+        # The cache holds the repository at the spec's revision: load it from the volume.
+        return WeightsRef(cached_model_path(weights.hugging_face.id), None, served, local=True)
     if weights is not None and weights.pvc is not None:
         return WeightsRef(pvc_model_path(weights.pvc.path), None, served, local=True)
     if weights is not None and weights.hugging_face is not None:
@@ -414,7 +418,7 @@ def _env(md: ModelDeployment, weights: WeightsRef, vendor: Vendor) -> list[Obj]:
         env.append({"name": "HF_HUB_OFFLINE", "value": "1"})
     source = md.spec.weights
     token = source.hugging_face.token_secret_ref if source and source.hugging_face else None
-    if token is not None:
+    if token is not None and not weights.local:
         env.append(
             {
                 "name": "HF_TOKEN",
@@ -474,7 +478,13 @@ def workload_name(md_name: str, pool_name: str | None = None) -> str:
 
 
 def render_model_deployment(
-    md: ModelDeployment, pool: InferencePool, plan: Plan, replicas: int, *, per_pool: bool = False
+    md: ModelDeployment,
+    pool: InferencePool,
+    plan: Plan,
+    replicas: int,
+    *,
+    per_pool: bool = False,
+    cache_claim: str | None = None,
 ) -> list[Obj]:
     """The ConfigMaps, Deployment and Service that serve `md` on `pool` as `plan` sizes it.
 
@@ -489,6 +499,9 @@ def render_model_deployment(
     accelerators (Triton on Ascend) or not at the requested precision, and ValueError when the
     plan does not fit, belongs to another spec or pool, or the metadata lacks a name or a
     namespace. Without a uid (a preview of a file) the objects carry no owner reference.
+
+    `cache_claim` names the weights cache's PersistentVolumeClaim (spec.weights.cache): the pods
+    mount it read-only and the engine loads the repository's directory in it, offline.
     """
     spec = md.spec
     engine = spec.engine.type
@@ -506,7 +519,7 @@ def render_model_deployment(
     if not pool_name:
         raise ValueError("InferencePool metadata needs a name")
 
-    weights = _weights(md)
+    weights = _weights(md, cache_claim)
     tp = plan.tensor_parallel
     # Each pod holds its node's share of the instance: data-parallel attention ranks each take a
     # tensor-parallel group of accelerators, and a group over several nodes splits evenly by node.
@@ -558,14 +571,14 @@ def render_model_deployment(
         {"name": "shm", "mountPath": "/dev/shm"},
         {"name": "home", "mountPath": HOME},
     ]
-    if spec.weights is not None and spec.weights.pvc is not None:
+    claim = cache_claim if weights.local and cache_claim is not None else None
+    if claim is None and spec.weights is not None and spec.weights.pvc is not None:
+        claim = spec.weights.pvc.claim_name
+    if claim is not None:
         volumes.append(
             {
                 "name": "weights",
-                "persistentVolumeClaim": {
-                    "claimName": spec.weights.pvc.claim_name,
-                    "readOnly": True,
-                },
+                "persistentVolumeClaim": {"claimName": claim, "readOnly": True},
             }
         )
         mounts.append({"name": "weights", "mountPath": WEIGHTS_MOUNT_PATH, "readOnly": True})

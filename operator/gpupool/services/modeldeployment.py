@@ -32,9 +32,10 @@ from gpupool.api.v1alpha1 import (
     ModelDeployment,
     ModelDeploymentStatus,
 )
+from gpupool.api.weights import AccessMode, WeightsCache
 from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.models import UnknownModelError, get_model
-from gpupool.catalog.types import Accelerator, Architecture, KVCacheDtype, Vendor
+from gpupool.catalog.types import Accelerator, Architecture, KVCacheDtype, Precision, Vendor
 from gpupool.placement import (
     Allocation,
     Claim,
@@ -62,7 +63,8 @@ from gpupool.render import (
 )
 from gpupool.services.autoscaling import Scaling, autoscaled, standing_replicas
 from gpupool.services.traffic import traffic_objects
-from gpupool.sizing import Plan, SizingRequest, plan_deployment
+from gpupool.services.weights import CacheDecision, CacheObservation, decide_cache, stale_objects
+from gpupool.sizing import Plan, SizingRequest, plan_deployment, weight_bytes
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,13 @@ class ModelOutcome:
     asks: dict[str, InstanceCaps] = field(default_factory=dict)
     # Each pool's allocation with this model's demand in it: the other models read theirs from it.
     allocations: dict[str, Allocation] = field(default_factory=dict)
+    # Workloads not rendered yet (their weights are still downloading): what runs under these
+    # names keeps running, untouched, and is not pruned.
+    withheld: frozenset[str] = frozenset()
+    # Objects to delete: the claims and Jobs of weights caches the model no longer uses.
+    stale: tuple[dict[str, Any], ...] = ()
+    # Seconds after which the model needs another pass (a download retry that is due), or None.
+    requeue_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,7 @@ def sizing_request(md: ModelDeployment, pool: InferencePool, nodes: int | None =
     nodes one multi-node instance may span."""
     spec = md.spec
     return SizingRequest(
+        weight_load_bytes_per_second=weight_load_rate(md, pool),
         inter_node_bytes_per_second=pool.spec.inter_node.bytes_per_second,
         max_nodes_per_instance=nodes or None,
         precision=spec.precision,
@@ -172,6 +182,31 @@ def sizing_request(md: ModelDeployment, pool: InferencePool, nodes: int | None =
         max_num_seqs=spec.engine.max_num_seqs,
         tensor_parallel=spec.engine.tensor_parallel,
     )
+
+
+def weight_load_rate(md: ModelDeployment, pool: InferencePool) -> int:
+    """Bytes per second an instance reads its weights at, from where they come (docs/weights.md):
+    a ReadWriteMany cache or a weights.pvc claim at the network file system's rate, a
+    ReadWriteOnce cache at the local disk's; without either, the instance downloads the weights
+    into its emptyDir and then reads them from local disk, one after the other."""
+    rates = pool.spec.weight_loading
+    nvme = rates.local_nvme_mbps * 10**6
+    network = rates.network_file_system_mbps * 10**6
+    source = md.spec.weights
+    cache = source.cached() if source is not None else None
+    if cache is not None:
+        return nvme if cache.access_mode is AccessMode.READ_WRITE_ONCE else network
+    if source is not None and source.pvc is not None:
+        return network
+    download = rates.download_mbps * 10**6
+    return max(1, (download * nvme) // (download + nvme))
+
+
+def checkpoint_bytes(architecture: Architecture, precision: Precision) -> int:
+    """Bytes of the checkpoint the cache holds: the served precision's weights, except that fp8
+    without a quantised checkpoint is quantised by vLLM at load time from 16-bit weights."""
+    stored = Precision.BF16 if precision is Precision.FP8 and architecture.quantization is None else precision
+    return weight_bytes(architecture, stored)
 
 
 def plan_model(
@@ -438,6 +473,7 @@ def decide(
     *,
     scaling: Scaling | None = None,
     preemption: str | None = None,
+    weights: CacheObservation | None = None,
 ) -> ModelOutcome:
     """The plans, objects, status and events for a ModelDeployment, by pool name.
 
@@ -448,7 +484,8 @@ def decide(
     (`place_across_pools`, docs/placement.md), each pool's share running as its own Deployment.
     `scaling` is the autoscaler's decision of this pass (between its evaluations the count stays
     what it decided last); `preemption` is what the pod watch saw of instances the scheduler
-    evicted for a higher tier.
+    evicted for a higher tier. `weights` is what the cluster holds of the model's weights caches
+    (spec.weights.cache; None, as on the command line: a preview, the weights taken as cached).
     """
     previous = md.status or ModelDeploymentStatus()
     generation = md.metadata.get("generation")
@@ -461,10 +498,20 @@ def decide(
             split = _split_one(md, pools[0], count)
         else:
             split = _split_several(md, pools, skipped, count)
-        objects, shares, verdict = _render(md, split)
+        cache = _cache(md, split, weights, now)
+        objects, shares, verdict = _render(md, split, cache)
         objects += traffic_objects(md, [p.context.pool for p in pools])
     except SpecError as err:
         return _failed(md, previous, conditions, err, generation, workload, now, autoscaling)
+    withheld: frozenset[str] = frozenset()
+    if cache is not None:
+        if not cache.ready:
+            withheld = frozenset(o["metadata"]["name"] for o in objects if o["kind"] in WORKLOAD_KINDS)
+            objects = [o for o in objects if o["kind"] not in WORKLOAD_KINDS]
+        objects = [*cache.objects, *objects]
+        conditions = set_condition(conditions, ConditionType.WEIGHTS_READY, *cache.condition, generation, now)
+    else:
+        conditions = [c for c in conditions if c.type != ConditionType.WEIGHTS_READY.value]
 
     name = str(md.metadata.get("name", ""))
     placements: list[PoolPlacement] = []
@@ -514,6 +561,8 @@ def decide(
     )
     conditions = _running(conditions, replicas_total, ready_total, settled, workload, generation, now)
     conditions = _capped_to_zero(conditions, split.asked, replicas_total, placed, generation, now)
+    if cache is not None and not cache.ready:
+        conditions = _waiting_for_weights(conditions, cache, replicas_total, ready_total, generation, now)
     status = ModelDeploymentStatus(
         observed_generation=generation,
         model=pools[0].model.label,
@@ -527,8 +576,77 @@ def decide(
         limits=limits,
         asked_replicas=split.asked,
         cost_per_hour=None if cost is None else round(cost, 4),
+        weights=cache.status if cache is not None else None,
     )
-    return _applied(objects, previous, status, split.placements)
+    outcome = _applied(objects, previous, status, split.placements)
+    if cache is not None:
+        return replace(outcome, withheld=withheld, stale=cache.stale, requeue_after=cache.retry_after)
+    if weights is not None:
+        # The cache was turned off: its claims and Jobs go (a claim in use by a running pod stays
+        # until that pod is gone: the API server's PVC protection).
+        namespace = str(md.metadata.get("namespace", ""))
+        return replace(outcome, stale=stale_objects(namespace, weights, None))
+    return outcome
+
+
+# The kinds a model's instances run as on a pool.
+WORKLOAD_KINDS = frozenset({"Deployment", "LeaderWorkerSet"})
+
+
+def _cache(
+    md: ModelDeployment, split: Split, observation: CacheObservation | None, now: str
+) -> CacheDecision | None:
+    """The weights cache's decision (None without spec.weights.cache); SpecError for a
+    ReadWriteOnce cache that more than one pod would mount."""
+    source = md.spec.weights
+    cache: WeightsCache | None = source.cached() if source is not None else None
+    if cache is None:
+        return None
+    instances = sum(share.instances for share in split.shares)
+    groups = max((share.pool.plan.nodes_per_instance for share in split.shares), default=1)
+    if cache.access_mode is AccessMode.READ_WRITE_ONCE and (instances > 1 or groups > 1):
+        pods = f"{instances} instances" if instances > 1 else f"an instance over {groups} nodes"
+        raise SpecError(
+            Reason.CACHE_NOT_SHAREABLE,
+            f"spec.weights.cache.accessMode is ReadWriteOnce, which one node mounts, but {pods} would "
+            "mount the cache: set accessMode ReadWriteMany with a StorageClass that can share the "
+            "volume (NFS, CephFS, a cloud file system), or serve one instance",
+        )
+    first = split.shares[0].pool
+    stored = checkpoint_bytes(first.model.architecture, md.spec.precision)
+    return decide_cache(md, first.context.pool, cache, stored, observation, now)
+
+
+def _waiting_for_weights(
+    conditions: list[Condition],
+    cache: CacheDecision,
+    replicas: int,
+    ready: int,
+    generation: int | None,
+    now: str,
+) -> list[Condition]:
+    """Ready and Progressing while the instances wait for their weights to be cached."""
+    _, _, why = cache.condition
+    message = f"{replicas} instance(s) start once the weights are cached: {why}"
+    if ready == 0 and replicas > 0:
+        conditions = set_condition(
+            conditions,
+            ConditionType.READY,
+            ConditionStatus.FALSE,
+            Reason.WAITING_FOR_WEIGHTS,
+            message,
+            generation,
+            now,
+        )
+    return set_condition(
+        conditions,
+        ConditionType.PROGRESSING,
+        ConditionStatus.TRUE,
+        Reason.WAITING_FOR_WEIGHTS,
+        message,
+        generation,
+        now,
+    )
 
 
 def _autoscaler_status(
@@ -652,7 +770,9 @@ def _split_several(
     )
 
 
-def _render(md: ModelDeployment, split: Split) -> tuple[list[dict[str, Any]], list[Share], Verdict | None]:
+def _render(
+    md: ModelDeployment, split: Split, cache: CacheDecision | None = None
+) -> tuple[list[dict[str, Any]], list[Share], Verdict | None]:
     """Each share's objects (the Service once, last), the shares rendered and the Placed verdict.
 
     A pool whose accelerators the engine cannot run on is skipped; when no pool is left, the model
@@ -667,7 +787,12 @@ def _render(md: ModelDeployment, split: Split) -> tuple[list[dict[str, Any]], li
     for share in split.shares:
         try:
             rendered = render_model_deployment(
-                md, share.pool.context.pool, share.pool.plan, share.instances, per_pool=several
+                md,
+                share.pool.context.pool,
+                share.pool.plan,
+                share.instances,
+                per_pool=several,
+                cache_claim=cache.claim if cache is not None else None,
             )
         except ValueError as err:  # a spec the objects cannot be rendered from (not the engine's)
             if not isinstance(err, UnsupportedEngineError):
@@ -792,6 +917,16 @@ def _failed(
     autoscaling: AutoscalingStatus | None = None,
 ) -> ModelOutcome:
     """A spec that cannot be served: say why, keep what already runs, write no workload."""
+    if err.reason == Reason.CACHE_NOT_SHAREABLE:
+        conditions = set_condition(
+            conditions,
+            ConditionType.WEIGHTS_READY,
+            ConditionStatus.FALSE,
+            err.reason,
+            err.message,
+            generation,
+            now,
+        )
     conditions = set_condition(
         conditions,
         ConditionType.PLANNED,
@@ -895,6 +1030,16 @@ def _events(previous: ModelDeploymentStatus, current: ModelDeploymentStatus) -> 
                 )
             )
         elif after.reason == Reason.OVERFLOWED or before is not None:
+            events.append(EventRecord("Normal", after.reason, after.message))
+    before = find_condition(previous.conditions, ConditionType.WEIGHTS_READY)
+    after = find_condition(current.conditions, ConditionType.WEIGHTS_READY)
+    moved = (
+        before is None or (before.reason, before.message) != (after.reason, after.message) if after else False
+    )
+    if after is not None and moved:
+        if after.reason == Reason.DOWNLOAD_FAILED and (before is None or before.reason != after.reason):
+            events.append(EventRecord("Warning", after.reason, after.message))
+        elif after.reason == Reason.WEIGHTS_CACHED:
             events.append(EventRecord("Normal", after.reason, after.message))
     for type_ in (ConditionType.DEGRADED, ConditionType.READY):
         before = find_condition(previous.conditions, type_)

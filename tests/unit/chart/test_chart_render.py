@@ -148,8 +148,11 @@ def test_cluster_role_never_grants_secrets_wildcards_or_stray_deletes(render: Re
             assert rule["verbs"] == ["list"]  # labels, for tenants' namespace selectors
     # Only what gpupool renders and may stop needing: a pool's Deployment or LeaderWorkerSet (a
     # plan that moved between one node and several), a tenant's quota, a model's network policy or
-    # route turned off (the budget's delete covers a name change).
+    # route turned off (the budget's delete covers a name change), a weights cache's claim and
+    # download Jobs once another revision is cached or the cache is turned off.
     assert deletable == {
+        "jobs",
+        "persistentvolumeclaims",
         "deployments",
         "leaderworkersets",
         "resourcequotas",
