@@ -10,6 +10,7 @@ and objects before or between reconciles are written out as the API server would
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -333,7 +334,7 @@ def test_objects_being_deleted_are_progressing_before_any_script_runs(
 # The runtime itself: what separates Argo CD's gopher-lua from a plain Lua 5.1.
 
 
-def test_scripts_from_argocd_cm_have_no_string_library(argocd_lua: str, tmp_path: Any) -> None:
+def test_scripts_from_argocd_cm_have_no_string_library(argocd_lua: str, tmp_path: Path) -> None:
     script = tmp_path / "health.lua"
     script.write_text('return {status = "Healthy", message = string.format("%d ready", 2)}\n')
     code, health = run_health_script(argocd_lua, script, manifest("ModelDeployment", None))
@@ -376,14 +377,14 @@ def test_scripts_from_argocd_cm_have_no_string_library(argocd_lua: str, tmp_path
     ids=["invalid-status", "empty-table", "nil", "string", "number", "require-os"],
 )
 def test_how_argocd_reads_a_script_result(
-    argocd_lua: str, tmp_path: Any, body: str, code: int, health: dict[str, str]
+    argocd_lua: str, tmp_path: Path, body: str, code: int, health: dict[str, str]
 ) -> None:
     script = tmp_path / "health.lua"
     script.write_text(body + "\n")
     assert run_health_script(argocd_lua, script, manifest("ModelDeployment", None)) == (code, health)
 
 
-def test_a_script_that_does_not_finish_is_stopped_after_a_second(argocd_lua: str, tmp_path: Any) -> None:
+def test_a_script_that_does_not_finish_is_stopped_after_a_second(argocd_lua: str, tmp_path: Path) -> None:
     script = tmp_path / "health.lua"
     script.write_text("while true do end\n")
     code, health = run_health_script(argocd_lua, script, {})
