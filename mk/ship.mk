@@ -9,7 +9,7 @@ BASE_RELEASE := gpupool
 BASE_NAMESPACE := gpupool-system
 IMAGE ?= gpupool:$(shell sed -n 's/^appVersion: "\(.*\)"/\1/p' $(CHART)/Chart.yaml)
 
-.PHONY: helm chart-crds chart-lint manifests argocd-cm ship image
+.PHONY: helm chart-crds chart-lint manifests argocd-cm argocd-lua ship image
 
 # `make crds` also refreshes the chart's copy of the CRDs.
 crds: chart-crds
@@ -44,6 +44,11 @@ argocd-cm: ## Regenerate argocd/argocd-cm-patch.yaml from the health.lua files
 	      "# kubectl -n argocd patch configmap argocd-cm --patch-file argocd/argocd-cm-patch.yaml\n" + yaml.safe_dump(doc, sort_keys=False); \
 	Path("argocd/argocd-cm-patch.yaml").write_text(out)'
 	@echo "wrote argocd/argocd-cm-patch.yaml"
+
+# Argo CD's health-script runtime (gopher-lua as Argo CD opens it) that the tests run the
+# health.lua files in; the tests build it on first use too.
+argocd-lua: ## Build (or reuse) tools/argocd-lua, Argo CD's Lua runtime, under ~/.cache/gpupool
+	@tools/argocd-lua/build.sh >/dev/null
 
 ship: chart-crds manifests argocd-cm chart-lint ## Regenerate every derived file and lint the chart
 

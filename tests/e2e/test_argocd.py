@@ -1,7 +1,8 @@
 """Argo CD: the health checks on statuses the real operator writes, and field ownership.
 
-The Lua scripts run in Lua 5.1 (lupa), the language version of Argo CD's gopher-lua, on objects
-read back from the API server after the operator reconciled them.
+The Lua scripts run in Argo CD's own runtime (tools/argocd-lua: gopher-lua with the libraries Argo
+CD opens, the `argocd_health` fixture) on objects read back from the API server after the operator
+reconciled them; tests/unit/argocd covers every state on statuses built without a cluster.
 """
 
 from __future__ import annotations
@@ -12,34 +13,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import lupa.lua51 as lua51
 import pytest
 import yaml
 from cluster import Cluster
 from harness import condition, fresh_namespaces, running_operator
 from operator_process import wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-HEALTH = ROOT / "argocd" / "health" / "gpupool.io"
+from argocd_lua import ArgocdHealth
+
 ARGOCD_MANAGER = "argocd-controller"
 
 pytestmark = pytest.mark.e2e
-
-
-def argocd_health(kind: str, obj: dict[str, Any]) -> tuple[str, str]:
-    """Run argocd/health/gpupool.io/<kind>/health.lua as Argo CD does: `obj` global, table back."""
-    runtime = lua51.LuaRuntime(unpack_returned_tuples=False)
-
-    def to_lua(value: Any) -> Any:
-        if isinstance(value, dict):
-            return runtime.table_from({k: to_lua(v) for k, v in value.items()})
-        if isinstance(value, list):
-            return runtime.table_from([to_lua(v) for v in value])
-        return value
-
-    runtime.globals().obj = to_lua(obj)
-    result = runtime.execute((HEALTH / kind / "health.lua").read_text())
-    return str(result["status"]), str(result["message"])
 
 
 def maybe(cluster: Cluster, *args: str) -> Any:
@@ -93,7 +77,9 @@ def model(name: str, pool: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def test_health_of_models_as_the_operator_reports_them(cluster: Cluster, world: dict[str, str]) -> None:
+def test_health_of_models_as_the_operator_reports_them(
+    cluster: Cluster, world: dict[str, str], argocd_health: ArgocdHealth
+) -> None:
     ns, pool, empty = world["ns"], world["pool"], world["empty"]
     cases = {
         # name: (manifest, Ready reason the operator reaches, Argo CD health)
@@ -143,7 +129,9 @@ def test_health_of_models_as_the_operator_reports_them(cluster: Cluster, world: 
     assert argocd_health("ModelDeployment", fresh)[0] == "Progressing"
 
 
-def test_health_follows_a_spec_change_until_it_is_observed(cluster: Cluster, world: dict[str, str]) -> None:
+def test_health_follows_a_spec_change_until_it_is_observed(
+    cluster: Cluster, world: dict[str, str], argocd_health: ArgocdHealth
+) -> None:
     ns, pool = world["ns"], world["pool"]
     cluster.kubectl("apply", "-n", ns, "-f", "-", input=json.dumps(model("change", pool, replicas=1)))
     md = wait_for(
@@ -181,7 +169,7 @@ def test_health_follows_a_spec_change_until_it_is_observed(cluster: Cluster, wor
     assert (status, message.split(":")[0]) == ("Degraded", "DoesNotFit")
 
 
-def test_health_of_pools(cluster: Cluster, world: dict[str, str]) -> None:
+def test_health_of_pools(cluster: Cluster, world: dict[str, str], argocd_health: ArgocdHealth) -> None:
     for name, health, reason in (
         (world["pool"], "Healthy", "NodesFound"),
         (world["empty"], "Degraded", "NoNodesMatch"),
@@ -233,13 +221,3 @@ def test_operator_never_writes_fields_argocd_owns(
     # Nobody else holds a spec or metadata field Argo CD applied.
     others = [m for m in managers if m["manager"] not in {"gpupool", ARGOCD_MANAGER}]
     assert all("f:spec" not in m.get("fieldsV1", {}) for m in others), others
-
-
-def test_health_scripts_are_plain_lua_51() -> None:
-    """Argo CD's gopher-lua is Lua 5.1: the scripts must load there (no goto, no integer division)."""
-    scripts = sorted(HEALTH.glob("*/health.lua"))
-    assert [s.parent.name for s in scripts] == ["InferencePool", "ModelDeployment"]
-    for script in scripts:
-        runtime = lua51.LuaRuntime()
-        loader = runtime.eval("function(src) local f, err = loadstring(src); return err end")
-        assert loader(script.read_text()) is None, script

@@ -1,10 +1,12 @@
 -- Argo CD health of a gpupool.io ModelDeployment, from the conditions the operator writes
 -- (operator/gpupool/api/conditions.py, services/modeldeployment.py).
 --   Degraded:    Degraded=True (the spec cannot be served: DoesNotFit, PoolNotFound, UnknownModel,
---                InvalidSpec, ...), or Ready=False for any reason but InstancesStarting.
---   Progressing: not reconciled yet, a spec change not yet observed, instances starting or
---                rolling out.
---   Healthy:     Ready=True with reason Available or ScaledToZero.
+--                InvalidSpec, ...; a canary rolled back: RolledBack), or Ready=False for any reason
+--                but InstancesStarting.
+--   Progressing: not reconciled yet, a spec change not yet observed, instances starting, rolling
+--                out or a canary step under way (Progressing=True: RollingOut, CanaryStep).
+--   Healthy:     Ready=True with reason Available or ScaledToZero, and nothing progressing.
+-- Argo CD runs a script from argocd-cm without Lua's string and math libraries: plain operators only.
 local hs = {status = "Progressing", message = "Waiting for gpupool to reconcile the model"}
 
 local function condition(status, type_)
