@@ -185,7 +185,7 @@ def _answered(case: Case, obj: dict[str, Any] | None) -> bool:
 
 def _resyncs(process: OperatorProcess) -> int:
     """Resync passes done: each queues every pool and model, and is done once the queue is empty."""
-    queued = process.log_path.read_text(errors="replace").count(" models queued (listed in ")
+    queued = process.log_path.read_text(errors="replace").count(" unchanged (listed in ")
     if queued and _queue_depth(process) > 0:
         return queued - 1
     return queued

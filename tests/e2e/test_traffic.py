@@ -151,8 +151,8 @@ def test_route_is_applied_once_the_gateway_api_is_installed_and_routed_once_the_
             lambda: condition(maybe(cluster, "mdep", "chat", "-n", namespace), "Ready")["status"] == "True",
         )
         offset = cluster.audit_offset()
-        passes = _model_passes(operator)
-        wait_for("two resyncs", lambda: _model_passes(operator) >= passes + 2, timeout=30)
+        looks = operator.resync_looks()
+        wait_for("two resyncs", lambda: operator.resync_looks() >= looks + 2, timeout=30)
         writes = [
             w
             for w in audit_writes(cluster.audit_log, offset)
@@ -162,14 +162,6 @@ def test_route_is_applied_once_the_gateway_api_is_installed_and_routed_once_the_
         assert writes == [], [w["requestURI"] for w in writes]
     finally:
         cluster.kubectl("delete", "gatewayclass", f"class-{namespace}", "--ignore-not-found", "--wait=false")
-
-
-def _model_passes(operator: OperatorProcess) -> float:
-    """ModelDeployment passes so far (each resync makes one per model)."""
-    for line in operator.metrics().splitlines():
-        if line.startswith('gpupool_reconcile_total{kind="ModelDeployment"}'):
-            return float(line.split()[-1])
-    return 0.0
 
 
 def test_turning_routing_and_the_policy_off_deletes_them_and_the_budget_follows_the_spec(
