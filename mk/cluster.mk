@@ -42,3 +42,14 @@ lws-up: ## Start the LeaderWorkerSet controller against the running local cluste
 
 lws-down: ## Stop it and remove its CRDs and webhooks
 	@$(LOCALCLUSTER)/lws.sh stop
+
+.PHONY: kueue-build kueue-up kueue-down
+
+kueue-build: ## Build (or reuse) the pinned Kueue controller manager
+	@$(LOCALCLUSTER)/kueue/build.sh >/dev/null
+
+kueue-up: ## Start Kueue against the running local cluster (after lws-up)
+	@$(LOCALCLUSTER)/kueue.sh start
+
+kueue-down: ## Stop it and remove its CRDs and webhooks
+	@$(LOCALCLUSTER)/kueue.sh stop

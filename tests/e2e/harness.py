@@ -7,13 +7,16 @@ operator against it and make the objects a test needs, and undo both however the
 - `fresh_namespaces(...)`: namespaces (with the `hf-token` Secret gated models read) that are deleted,
   and waited for, afterwards;
 - `apply_sample_pools(cluster)`: the InferencePools of manifests/samples;
-- `model_manifest(...)` and `condition(...)`: a ModelDeployment to apply, a condition to read.
+- `model_manifest(...)` and `condition(...)`: a ModelDeployment to apply, a condition to read;
+- `get_json(...)`: an object or list as kubectl prints it, None when it is not there;
+- `local_controller(...)`: start or stop a controller the product works with (lws.sh, kueue.sh).
 
 conftest.py turns them into the `operators` and `namespaces` fixtures for function-scoped use.
 """
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -26,6 +29,8 @@ from operator_process import OperatorProcess
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_POOLS = sorted((ROOT / "manifests" / "samples").glob("pool-*.yaml"))
 GATEWAY_API_SH = ROOT / "tools" / "localcluster" / "gateway-api.sh"
+LWS_SH = ROOT / "tools" / "localcluster" / "lws.sh"
+KUEUE_SH = ROOT / "tools" / "localcluster" / "kueue.sh"
 ROUTE_CRD = "httproutes.gateway.networking.k8s.io"
 GATEWAY_CRDS = (
     "gatewayclasses.gateway.networking.k8s.io",
@@ -115,3 +120,19 @@ def condition(obj: dict[str, Any] | None, type_: str) -> dict[str, Any]:
         if c.get("type") == type_:
             return dict(c)
     return {}
+
+
+def get_json(cluster: Any, *args: str) -> Any:
+    """`kubectl get ARGS -o json`, parsed; None when kubectl fails (the object is not there)."""
+    result = cluster.kubectl("get", *args, "-o", "json", check=False)
+    return json.loads(result.stdout) if result.returncode == 0 else None
+
+
+def local_controller(cluster: Any, script: Path, command: str) -> None:
+    """`script start|stop` (LWS_SH, KUEUE_SH) against this cluster: a controller built from its Go
+    module at a pinned release, started (and its CRDs and webhooks installed) or stopped."""
+    env = {**cluster.env(), "GPUPOOL_CLUSTER_DIR": str(cluster.state_dir)}
+    result = subprocess.run(
+        [str(script), command], env=env, capture_output=True, text=True, timeout=1500, check=False
+    )
+    assert result.returncode == 0, f"{script.name} {command} failed:\n{result.stdout}{result.stderr}"

@@ -16,38 +16,21 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cluster import Cluster, h100_pool_spec
-from harness import condition, model_manifest
+from harness import LWS_SH, condition, get_json, local_controller, model_manifest
 from operator_process import OperatorProcess, wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
-LWS_SH = ROOT / "tools" / "localcluster" / "lws.sh"
 LABEL = "gpupool.io/e2e-multinode"
 NODES = ("kwok-nvidia-0", "kwok-nvidia-1", "kwok-nvidia-2", "kwok-nvidia-3")
 GROUP_LABEL = "leaderworkerset.sigs.k8s.io/name"
 STEP_SECONDS = 120.0
 
 pytestmark = pytest.mark.e2e
-
-
-def _lws(cluster: Cluster, command: str) -> None:
-    env = {**cluster.env(), "GPUPOOL_CLUSTER_DIR": str(cluster.state_dir)}
-    result = subprocess.run(
-        [str(LWS_SH), command], env=env, capture_output=True, text=True, timeout=1200, check=False
-    )
-    assert result.returncode == 0, f"lws.sh {command} failed:\n{result.stdout}{result.stderr}"
-
-
-def _get(cluster: Cluster, *args: str) -> Any:
-    result = cluster.kubectl("get", *args, "-o", "json", check=False)
-    return json.loads(result.stdout) if result.returncode == 0 else None
 
 
 @pytest.fixture(scope="module")
@@ -77,15 +60,15 @@ def world(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             cluster.kubectl("label", "node", node, f"{LABEL}-", check=False)
         operator.stop()
         if os.environ.get("GPUPOOL_KEEP_LWS") != "1":
-            _lws(cluster, "stop")
+            local_controller(cluster, LWS_SH, "stop")
 
 
 def _model(cluster: Cluster, names: dict[str, str]) -> Any:
-    return _get(cluster, "modeldeployment", names["model"], "-n", names["namespace"])
+    return get_json(cluster, "modeldeployment", names["model"], "-n", names["namespace"])
 
 
 def _group_pods(cluster: Cluster, names: dict[str, str]) -> list[dict[str, Any]]:
-    pods = _get(cluster, "pods", "-n", names["namespace"], "-l", f"{GROUP_LABEL}={names['model']}")
+    pods = get_json(cluster, "pods", "-n", names["namespace"], "-l", f"{GROUP_LABEL}={names['model']}")
     return list((pods or {}).get("items") or [])
 
 
@@ -101,11 +84,11 @@ def _ready_on_distinct_nodes(pods: list[dict[str, Any]], count: int) -> bool:
 
 
 def test_without_the_crd_the_model_says_what_is_missing(cluster: Cluster, world: dict[str, str]) -> None:
-    if _get(cluster, "crd", "leaderworkersets.leaderworkerset.x-k8s.io") is not None:
-        _lws(cluster, "stop")
+    if get_json(cluster, "crd", "leaderworkersets.leaderworkerset.x-k8s.io") is not None:
+        local_controller(cluster, LWS_SH, "stop")
         wait_for(
             "the LeaderWorkerSet CRD to go",
-            lambda: _get(cluster, "crd", "leaderworkersets.leaderworkerset.x-k8s.io") is None,
+            lambda: get_json(cluster, "crd", "leaderworkersets.leaderworkerset.x-k8s.io") is None,
             timeout=STEP_SECONDS,
         )
     cluster.apply(
@@ -129,14 +112,14 @@ def test_without_the_crd_the_model_says_what_is_missing(cluster: Cluster, world:
     assert "2 nodes" in ready["message"]
     plan = _model(cluster, world)["status"]["plan"]
     assert (plan["nodesPerInstance"], plan["pipelineParallel"], plan["tensorParallel"]) == (2, 2, 8)
-    assert _get(cluster, "deployment", world["model"], "-n", world["namespace"]) is None
+    assert get_json(cluster, "deployment", world["model"], "-n", world["namespace"]) is None
 
 
 def test_a_group_runs_on_two_nodes_and_the_model_is_ready(cluster: Cluster, world: dict[str, str]) -> None:
-    _lws(cluster, "start")
+    local_controller(cluster, LWS_SH, "start")
     group_set = wait_for(
         "the LeaderWorkerSet",
-        lambda: _get(cluster, "leaderworkerset", world["model"], "-n", world["namespace"]),
+        lambda: get_json(cluster, "leaderworkerset", world["model"], "-n", world["namespace"]),
         timeout=STEP_SECONDS,
     )
     spec = group_set["spec"]
@@ -165,9 +148,9 @@ def test_a_group_runs_on_two_nodes_and_the_model_is_ready(cluster: Cluster, worl
     # One instance of 16 accelerators at 2.0 an hour each.
     assert placement["costPerHour"] == pytest.approx(32.0)
     # Only the leader is behind the model's Service.
-    service = _get(cluster, "service", world["model"], "-n", world["namespace"])
+    service = get_json(cluster, "service", world["model"], "-n", world["namespace"])
     assert service["spec"]["selector"]["leaderworkerset.sigs.k8s.io/worker-index"] == "0"
-    assert _get(cluster, "deployment", world["model"], "-n", world["namespace"]) is None
+    assert get_json(cluster, "deployment", world["model"], "-n", world["namespace"]) is None
 
 
 def test_scaling_counts_groups(cluster: Cluster, world: dict[str, str]) -> None:
@@ -186,7 +169,7 @@ def test_scaling_counts_groups(cluster: Cluster, world: dict[str, str]) -> None:
         lambda: _ready_on_distinct_nodes(_group_pods(cluster, world), 4),
         timeout=STEP_SECONDS,
     )
-    group_set = _get(cluster, "leaderworkerset", world["model"], "-n", world["namespace"])
+    group_set = get_json(cluster, "leaderworkerset", world["model"], "-n", world["namespace"])
     assert group_set["spec"]["replicas"] == 2
     wait_for(
         "the model Ready with two instances",
@@ -203,7 +186,7 @@ def test_deleting_the_model_deletes_its_groups(cluster: Cluster, world: dict[str
     wait_for(
         "the LeaderWorkerSet and its pods gone",
         lambda: (
-            _get(cluster, "leaderworkerset", world["model"], "-n", world["namespace"]) is None
+            get_json(cluster, "leaderworkerset", world["model"], "-n", world["namespace"]) is None
             and not _group_pods(cluster, world)
         ),
         timeout=STEP_SECONDS,

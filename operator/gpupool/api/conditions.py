@@ -31,6 +31,9 @@ class ConditionType(StrEnum):
     ROUTED = "Routed"
     # The weights cache of the spec's revision is downloaded (spec.weights.cache only).
     WEIGHTS_READY = "WeightsReady"
+    # A pool with spec.scheduler kueue: its ResourceFlavor, Cohort and ClusterQueues exist and
+    # Kueue reports the ClusterQueues active.
+    QUEUES_READY = "QueuesReady"
 
 
 class Reason(StrEnum):
@@ -133,6 +136,15 @@ class Reason(StrEnum):
     # A ReadWriteOnce cache for more than one instance, or for an instance over several nodes:
     # nothing is created until the spec asks for a volume every instance can mount.
     CACHE_NOT_SHAREABLE = "CacheNotShareable"
+    # QueuesReady: the pool's Kueue objects are applied and Kueue reports its ClusterQueues active.
+    QUEUES_ACTIVE = "QueuesActive"
+    # QueuesReady: Kueue has not activated a ClusterQueue yet (message: Kueue's own).
+    QUEUES_INACTIVE = "QueuesInactive"
+    # QueuesReady / a model's Ready: the pool names kueue but the cluster has no Kueue CRDs;
+    # nothing of Kueue's is created and the pool's models are not applied.
+    KUEUE_MISSING = "KueueMissing"
+    # Placed: instances wait for Kueue to admit them (message: Kueue's own, per workload).
+    AWAITING_ADMISSION = "AwaitingAdmission"
     NODES_FOUND = "NodesFound"
     NO_NODES = "NoNodesMatch"
     # Nodes match the pool's nodeSelector, but none advertises the accelerator's resource.

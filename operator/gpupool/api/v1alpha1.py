@@ -370,6 +370,15 @@ class InterNodeNetwork(ApiModel):
         return self.bandwidth_gbps * 10**9 // 8
 
 
+class Scheduler(StrEnum):
+    """Who admits a pool's pods. Open to more gang schedulers (Volcano) as values of their own."""
+
+    # The default scheduler places each pod on its own (a group of nodes may be half-placed).
+    DEFAULT = "default"
+    # Kueue admits each instance whole against the tiers' ClusterQueues before any pod is bound.
+    KUEUE = "kueue"
+
+
 class InferencePoolSpec(ApiModel):
     model_config = with_rules(
         _accelerator_rule(),
@@ -431,6 +440,14 @@ class InferencePoolSpec(ApiModel):
     prometheus: PrometheusSpec | None = Field(
         default=None,
         description="Where the operator reads this pool's traffic and accelerator metrics.",
+    )
+    scheduler: Scheduler = Field(
+        default=Scheduler.DEFAULT,
+        description="Who admits the pool's instances: default (the scheduler places each pod on its "
+        "own) or kueue (gpupool writes a ResourceFlavor, one ClusterQueue per tier in a cohort named "
+        "after the pool, and a LocalQueue per model; Kueue admits each instance, a LeaderWorkerSet "
+        "group whole, before any of its pods is scheduled). kueue needs Kueue installed with its "
+        "pod, deployment and leaderworkerset integrations (docs/scheduling.md).",
     )
     inter_node: InterNodeNetwork = Field(
         default_factory=InterNodeNetwork,
@@ -579,8 +596,19 @@ class InferencePoolStatus(ApiModel):
     cost_per_hour: float | None = Field(
         default=None, ge=0, description="Price of the accelerators the pool's pods hold, per hour."
     )
+    scheduler: Scheduler | None = Field(
+        default=None, description="The scheduler that admits the pool's instances (spec.scheduler)."
+    )
+    queues: list[str] = Field(
+        default_factory=list,
+        description="With spec.scheduler kueue: the Kueue objects gpupool keeps for the pool "
+        "(ResourceFlavor, Cohort, ClusterQueue per tier), as kind/name.",
+        json_schema_extra=atomic_list(),
+    )
     conditions: list[Condition] = Field(
-        default_factory=list, description="Ready.", json_schema_extra=list_map("type")
+        default_factory=list,
+        description="Ready; QueuesReady with spec.scheduler kueue.",
+        json_schema_extra=list_map("type"),
     )
 
 

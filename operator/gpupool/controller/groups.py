@@ -44,12 +44,4 @@ def missing_crd(err: ApiException, objects: list[dict[str, Any]]) -> str | None:
 def prune_group_sets(kube: Kube, namespace: str, uid: str | None, names: set[str], wanted: set[str]) -> int:
     """Delete the LeaderWorkerSets among `names` that the model controls and no longer asks for
     (its plan went back to one node, or it left the pool); the number deleted."""
-    deleted = 0
-    for name in sorted(names - wanted):
-        current = read_group_set(kube, namespace, name)
-        if current is None:
-            continue
-        owners = current["metadata"].get("ownerReferences") or []
-        if any(o.get("uid") == uid and o.get("controller") for o in owners) and kube.delete(current):
-            deleted += 1
-    return deleted
+    return kube.delete_controlled(LEADER_WORKER_SET, namespace, uid, names - wanted)

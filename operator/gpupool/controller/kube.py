@@ -12,7 +12,7 @@ import builtins
 import hashlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,6 +68,12 @@ MODEL_DEPLOYMENT = Resource("gpupool.io/v1alpha1", "ModelDeployment", "modeldepl
 INFERENCE_POOL = Resource("gpupool.io/v1alpha1", "InferencePool", "inferencepools", False)
 # Optional: served by the LeaderWorkerSet controller's CRD where it is installed.
 LEADER_WORKER_SET = Resource("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet", "leaderworkersets", True)
+# Optional: Kueue's kinds (kueue.x-k8s.io), for pools with spec.scheduler kueue.
+RESOURCE_FLAVOR = Resource("kueue.x-k8s.io/v1beta2", "ResourceFlavor", "resourceflavors", False)
+COHORT = Resource("kueue.x-k8s.io/v1beta2", "Cohort", "cohorts", False)
+CLUSTER_QUEUE = Resource("kueue.x-k8s.io/v1beta2", "ClusterQueue", "clusterqueues", False)
+LOCAL_QUEUE = Resource("kueue.x-k8s.io/v1beta2", "LocalQueue", "localqueues", True)
+KUEUE_WORKLOAD = Resource("kueue.x-k8s.io/v1beta2", "Workload", "workloads", True)
 
 _BY_KIND = {
     (r.api_version, r.kind): r
@@ -91,6 +97,11 @@ _BY_KIND = {
         LEADER_WORKER_SET,
         PERSISTENT_VOLUME_CLAIM,
         JOB,
+        RESOURCE_FLAVOR,
+        COHORT,
+        CLUSTER_QUEUE,
+        LOCAL_QUEUE,
+        KUEUE_WORKLOAD,
     )
 }
 # The children of a model, by kind.
@@ -105,6 +116,7 @@ CHILDREN = {
         HTTP_ROUTE,
         PERSISTENT_VOLUME_CLAIM,
         JOB,
+        LOCAL_QUEUE,
     )
 }
 
@@ -308,6 +320,22 @@ class Kube:
         )
         _log_write("applied", obj)
         return result
+
+    def delete_controlled(
+        self, resource: Resource, namespace: str, uid: str | None, names: Iterable[str]
+    ) -> int:
+        """Delete each object of `resource` called one of `names` in `namespace` whose controller
+        is the owner `uid`; the number deleted. Absent names, and objects someone else controls,
+        are left alone."""
+        deleted = 0
+        for name in sorted(names):
+            current = self.get(resource, namespace, name)
+            if current is None:
+                continue
+            owners = current["metadata"].get("ownerReferences") or []
+            if any(o.get("uid") == uid and o.get("controller") for o in owners) and self.delete(current):
+                deleted += 1
+        return deleted
 
     def delete(self, obj: dict[str, Any]) -> bool:
         """Delete `obj` if it is still the same object (uid precondition); True when it was deleted.

@@ -34,7 +34,7 @@ from gpupool.api.v1alpha1 import (
     ModelDeploymentSpec,
     ModelDeploymentStatus,
 )
-from gpupool.controller import groups, metrics
+from gpupool.controller import groups, metrics, queues
 from gpupool.controller.kube import (
     CHILDREN,
     CONFIGMAP,
@@ -56,7 +56,7 @@ from gpupool.controller.state import ClusterCache, ModelKey, ModelMemory, Settle
 from gpupool.controller.traffic import list_traffic, prune_traffic, route_model
 from gpupool.controller.weights import delete_stale, observe_cache
 from gpupool.placement import Allocation, InstanceCaps, PoolState, allocated_caps, recount
-from gpupool.render import render_priority_classes, selector_labels, workload_name
+from gpupool.render import render_pool_queues, render_priority_classes, selector_labels, workload_name
 from gpupool.render.labels import (
     COMPONENT_LABEL,
     MANAGED_BY,
@@ -70,10 +70,11 @@ from gpupool.services.modeldeployment import (
     PoolContext,
     UnparsedPool,
     WorkloadObservation,
+    awaiting_admission,
     decide,
     total_observed,
 )
-from gpupool.services.pool import pool_state, status_of
+from gpupool.services.pool import pool_state, status_of, with_queues
 from gpupool.services.weights import CacheObservation
 
 # Pods that hold resources: the others have finished.
@@ -327,7 +328,11 @@ def reconcile_model(
     settled = memory.settled.pop(key, None)
     writes = 0
     refused = _refusal_of(memory, key, outcome) if outcome.apply else None
-    if outcome.apply and refused is None:
+    missing = queues.missing_kueue(kube, outcome.objects) if outcome.apply and refused is None else None
+    if missing is not None:
+        # A kueue pool on a cluster without Kueue: nothing applied, and the model says why.
+        outcome = replace(outcome, status=_rejected_status(outcome, missing, Reason.KUEUE_MISSING), events=[])
+    elif outcome.apply and refused is None:
         try:
             writes += _apply_outcome(world, body, md, outcome, deployments, workloads_only)
         except ApiException as err:
@@ -340,11 +345,21 @@ def reconcile_model(
         outcome = replace(outcome, status=_rejected_status(outcome, refused), events=[])
     else:
         memory.rejections.pop(key, None)
+    if missing is None and refused is None and outcome.apply:
+        admitted = queues.admissions(
+            kube, namespace, (o["metadata"]["name"] for o in outcome.objects if o["kind"] == "LocalQueue")
+        )
+        previous = md.status.conditions if md.status else []
+        outcome = replace(
+            outcome, status=awaiting_admission(outcome.status, admitted, now_rfc3339(), previous)
+        )
     stored = kube.apply_status(MODEL_DEPLOYMENT, body, outcome.status.to_wire())
     if stored is not None:
         writes += 1
-        if refused is not None and _newly_rejected(md, outcome):
-            kube.post_event(body, "Warning", Reason.REJECTED.value, refused, now_rfc3339())
+        why = refused or missing
+        if why is not None and _newly_rejected(md, outcome):
+            reason = Reason.REJECTED if refused is not None else Reason.KUEUE_MISSING
+            kube.post_event(body, "Warning", reason.value, why, now_rfc3339())
     placed = find_condition(outcome.status.conditions, ConditionType.PLACED)
     if preemption is not None and placed is not None and placed.reason == Reason.PREEMPTED:
         memory.preemptions.pop(key, None)
@@ -374,7 +389,9 @@ def _remember_settled(
     is read from the API server each pass), and it awaits neither a Gateway nor its weights'
     download. A pass that compared the workloads alone renews a record made by a full pass since
     which the model did not change."""
-    if not outcome.apply or any(o["kind"] == groups.KIND for o in outcome.objects):
+    # A LeaderWorkerSet is read from the API server each pass, and Kueue's admission of a queued
+    # model is read from its Workloads: neither is in the cache.
+    if not outcome.apply or any(o["kind"] in (groups.KIND, "LocalQueue") for o in outcome.objects):
         return
     for waited in (ConditionType.ROUTED, ConditionType.WEIGHTS_READY):
         condition = find_condition(outcome.status.conditions, waited)
@@ -481,14 +498,19 @@ def _remember_refusal(memory: ModelMemory, key: ModelKey, outcome: ModelOutcome,
     return message
 
 
-def _rejected_status(outcome: ModelOutcome, message: str) -> ModelDeploymentStatus:
-    """The decided status with Ready=False and Degraded=True saying what the API server refused."""
+def _rejected_status(
+    outcome: ModelOutcome, message: str, reason: Reason = Reason.REJECTED
+) -> ModelDeploymentStatus:
+    """The decided status with Ready=False and Degraded=True saying what the API server refused
+    (or, with another reason, `message` as it is)."""
     status = outcome.status
     generation = status.observed_generation
     now = now_rfc3339()
     text = (
         f"the API server refused the rendered objects: {message}; fix the field it names in the "
         "ModelDeployment or its InferencePool (what ran before keeps running)"
+        if reason is Reason.REJECTED
+        else message
     )
     conditions = list(status.conditions)
     for type_, state in (
@@ -496,7 +518,7 @@ def _rejected_status(outcome: ModelOutcome, message: str) -> ModelDeploymentStat
         (ConditionType.DEGRADED, ConditionStatus.TRUE),
         (ConditionType.PROGRESSING, ConditionStatus.FALSE),
     ):
-        conditions = set_condition(conditions, type_, state, Reason.REJECTED, text, generation, now)
+        conditions = set_condition(conditions, type_, state, reason, text, generation, now)
     return status.model_copy(update={"conditions": conditions})
 
 
@@ -554,6 +576,9 @@ def _prune_workloads(world: World, body: dict[str, Any], md: ModelDeployment, ou
     deleted = 0
     if group_sets or (planned is not None and planned.nodes_per_instance > 1):
         deleted += groups.prune_group_sets(world.kube, namespace, uid, names | wanted, group_sets)
+    local_queues = {o["metadata"]["name"] for o in outcome.objects if o["kind"] == "LocalQueue"}
+    if names - local_queues:
+        deleted += queues.prune_local_queues(world.kube, namespace, uid, names, local_queues)
     [identity] = selector_labels(body["metadata"]["name"]).values()
     names |= world.cache.deployments_of(namespace, identity)
     for stale in sorted(names - wanted):
@@ -681,6 +706,7 @@ def _count_pool(
     for obj in render_priority_classes(pool):
         kube.apply_if_changed(obj)
     state = pool_state(pool, nodes, pods, cache.namespace_labels if pools_with_tenants else None)
+    found = queues.reconcile_pool_queues(kube, pool, render_pool_queues(pool, state.total))
     before = memory.states.get(name)
     memory.states[name] = state
     held = memory.allocations.get(name)
@@ -688,7 +714,12 @@ def _count_pool(
     allocation = recount(state, held[1] if held is not None else None, asking)
     if allocation is not None:
         memory.allocations[name] = (state, allocation)
-    status = status_of(pool, state, now_rfc3339(), allocation)
+    now = now_rfc3339()
+    status = status_of(pool, state, now, allocation)
+    found = found or queues.PoolQueues(served=True)
+    status = with_queues(
+        status, pool, served=found.served, applied=found.applied, inactive=found.inactive, now=now
+    )
     kube.apply_status(INFERENCE_POOL, body, status.to_wire())
     metrics.observe_pool(name, status)
     return _limits_changed(world, name, state, allocation) | _lost_changed(memory, name, before, state)

@@ -16,6 +16,7 @@ from gpupool.render.labels import (
 )
 from gpupool.render.workload import (
     render_model_deployment,
+    render_pool_queues,
     render_priority_classes,
     rollout_strategy,
     startup_budget_seconds,
@@ -32,6 +33,7 @@ __all__ = [
     "object_name",
     "priority_class_name",
     "render_model_deployment",
+    "render_pool_queues",
     "render_priority_classes",
     "rollout_strategy",
     "selector_labels",

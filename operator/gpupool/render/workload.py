@@ -100,8 +100,8 @@ from gpupool.api.v1alpha1 import (
 from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.models import get_model
 from gpupool.catalog.types import Accelerator, Vendor
+from gpupool.render import kueue, lws, triton
 from gpupool.render import labels as lbl
-from gpupool.render import lws, triton
 from gpupool.render.images import UnsupportedEngineError, check_supported, default_image
 from gpupool.render.vllm import (
     GRPC_PORT,
@@ -297,6 +297,12 @@ def render_priority_classes(pool: InferencePool) -> list[Obj]:
     owners = owner_references(API_VERSION, "InferencePool", pool.metadata)
     pool_name: str = pool.metadata["name"]
     return [_priority_class(pool_name, tier, owners) for tier in pool.spec.tiers]
+
+
+def render_pool_queues(pool: InferencePool, total: int) -> list[Obj]:
+    """With spec.scheduler kueue, the pool's ResourceFlavor, Cohort and ClusterQueues for `total`
+    schedulable accelerators, owned by the pool (gpupool.render.kueue); else nothing."""
+    return kueue.pool_queues(pool, total, owner_references(API_VERSION, "InferencePool", pool.metadata))
 
 
 def _priority_class(pool_name: str, tier: Tier, owners: list[Obj]) -> Obj:
@@ -716,6 +722,11 @@ def render_model_deployment(
             ],
         },
     }
+    queue: list[Obj] = []
+    if kueue.uses_kueue(pool):
+        # Kueue admits each instance from the model's own LocalQueue (gpupool.render.kueue).
+        deployment["metadata"]["labels"][kueue.QUEUE_NAME_LABEL] = workload
+        queue = [kueue.local_queue(pool, tier, workload, namespace, owners)]
     if plan.nodes_per_instance > 1:
         # An instance over several nodes: one LeaderWorkerSet group of one pod per node.
         if engine is not EngineType.VLLM:
@@ -730,5 +741,5 @@ def render_model_deployment(
             rdma_resource=network.rdma_resource,
             exclusive_topology=network.exclusive_topology_key,
         )
-        return [*config_maps, group, lws.leader_service(service)]
-    return [*config_maps, deployment, service]
+        return [*config_maps, *queue, group, lws.leader_service(service)]
+    return [*config_maps, *queue, deployment, service]

@@ -61,6 +61,7 @@ from gpupool.render import (
     selector_labels,
     workload_name,
 )
+from gpupool.render.kueue import Admission
 from gpupool.services.autoscaling import Scaling, autoscaled, standing_replicas
 from gpupool.services.traffic import traffic_objects
 from gpupool.services.weights import CacheDecision, CacheObservation, decide_cache, stale_objects
@@ -1118,3 +1119,31 @@ def total_observed(workloads: Mapping[str, WorkloadObservation | None]) -> Workl
         updated_replicas=sum(w.updated_replicas for w in seen),
         observed_generation_current=all(w.observed_generation_current for w in seen),
     )
+
+
+def awaiting_admission(
+    status: ModelDeploymentStatus,
+    admissions: Mapping[str, Admission],
+    now: str,
+    previous: list[Condition] | None = None,
+) -> ModelDeploymentStatus:
+    """The status with Placed=False (AwaitingAdmission, Kueue's own messages) while Kueue holds
+    instances of the model's LocalQueues un-admitted; unchanged when it holds none. The
+    transition time is kept from `previous` (the status before this pass) while the model
+    keeps waiting, so a pass that finds nothing new writes nothing."""
+    waiting = {queue: a for queue, a in sorted(admissions.items()) if a.waiting}
+    if not waiting:
+        return status
+    message = "; ".join(a.message(queue) for queue, a in waiting.items())
+    before = find_condition(previous or [], ConditionType.PLACED)
+    (placed,) = set_condition(
+        [before] if before is not None else [],
+        ConditionType.PLACED,
+        ConditionStatus.FALSE,
+        Reason.AWAITING_ADMISSION,
+        message,
+        status.observed_generation,
+        now,
+    )
+    others = [c for c in status.conditions if c.type != ConditionType.PLACED.value]
+    return status.model_copy(update={"conditions": sorted([*others, placed], key=lambda c: c.type)})

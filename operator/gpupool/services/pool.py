@@ -16,6 +16,7 @@ from gpupool.api.v1alpha1 import (
     InferencePool,
     InferencePoolStatus,
     PoolAccelerators,
+    Scheduler,
     TierCapacity,
 )
 from gpupool.placement import Allocation, PoolState, TierAccount, TierShare, account_pool
@@ -123,3 +124,48 @@ def pool_status(
     namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
 ) -> InferencePoolStatus:
     return status_of(pool, pool_state(pool, nodes, pods, namespace_labels), now)
+
+
+def with_queues(
+    status: InferencePoolStatus,
+    pool: InferencePool,
+    *,
+    served: bool,
+    applied: list[str],
+    inactive: list[str],
+    now: str,
+) -> InferencePoolStatus:
+    """The pool's status with its scheduler and, for spec.scheduler kueue, the QueuesReady
+    condition: whether Kueue serves its kinds (`served`), the objects applied (kind/name) and
+    the ClusterQueues Kueue has not activated (with Kueue's message)."""
+    scheduler = pool.spec.scheduler
+    if scheduler is not Scheduler.KUEUE:
+        kept = [c for c in status.conditions if c.type != ConditionType.QUEUES_READY.value]
+        return status.model_copy(update={"scheduler": scheduler, "queues": [], "conditions": kept})
+    if not served:
+        condition = (
+            ConditionStatus.FALSE,
+            Reason.KUEUE_MISSING,
+            "spec.scheduler is kueue but the cluster has no Kueue CRDs (kueue.x-k8s.io/v1beta2 "
+            "ClusterQueue, LocalQueue, ResourceFlavor, Cohort): install Kueue (sigs.k8s.io/kueue "
+            "v0.17 or later, with the pod, deployment and leaderworkerset integrations) or set "
+            "spec.scheduler to default; nothing of Kueue's is created and the pool's models are "
+            "not applied until then",
+        )
+    elif inactive:
+        condition = (
+            ConditionStatus.FALSE,
+            Reason.QUEUES_INACTIVE,
+            f"Kueue has not activated {len(inactive)} ClusterQueue(s): {'; '.join(inactive)}",
+        )
+    else:
+        condition = (
+            ConditionStatus.TRUE,
+            Reason.QUEUES_ACTIVE,
+            f"Kueue admits the pool's instances: {', '.join(applied)}",
+        )
+    generation = pool.metadata.get("generation")
+    conditions = set_condition(status.conditions, ConditionType.QUEUES_READY, *condition, generation, now)
+    return status.model_copy(
+        update={"scheduler": scheduler, "queues": applied if served else [], "conditions": conditions}
+    )

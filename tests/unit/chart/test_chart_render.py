@@ -149,12 +149,17 @@ def test_cluster_role_never_grants_secrets_wildcards_or_stray_deletes(render: Re
     # Only what gpupool renders and may stop needing: a pool's Deployment or LeaderWorkerSet (a
     # plan that moved between one node and several), a tenant's quota, a model's network policy or
     # route turned off (the budget's delete covers a name change), a weights cache's claim and
-    # download Jobs once another revision is cached or the cache is turned off.
+    # download Jobs once another revision is cached or the cache is turned off, a kueue pool's
+    # queues (a tier removed, the pool back on the default scheduler) and a model's LocalQueue.
     assert deletable == {
         "jobs",
         "persistentvolumeclaims",
         "deployments",
         "leaderworkersets",
+        "resourceflavors",
+        "cohorts",
+        "clusterqueues",
+        "localqueues",
         "resourcequotas",
         "poddisruptionbudgets",
         "networkpolicies",

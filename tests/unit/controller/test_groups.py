@@ -7,6 +7,7 @@ from typing import Any
 from kubernetes.client.exceptions import ApiException
 
 from gpupool.controller import groups
+from gpupool.controller.kube import Kube
 
 GROUP_SET = {
     "apiVersion": "leaderworkerset.x-k8s.io/v1",
@@ -31,7 +32,9 @@ def test_other_errors_and_other_kinds_are_not_a_missing_crd() -> None:
 
 
 class _Kube:
-    """The two calls prune_group_sets makes, over a dict of sets."""
+    """The two calls Kube.delete_controlled makes, over a dict of sets."""
+
+    delete_controlled = Kube.delete_controlled
 
     def __init__(self, held: dict[str, dict[str, Any]]) -> None:
         self.held = held
