@@ -313,11 +313,14 @@ class Faults:
         }
         return result
 
-    def api_down(self, outage: float, models: int) -> Result:
-        """Stop kube-apiserver for `outage` seconds under a running operator."""
-        result = Result("api-down", 1)
-        ns = self.namespace("apidown")
-        operator = self.operator("apidown")
+    def component_outage(self, name: str, which: str, down: float, models: int) -> Result:
+        """Stop one control-plane component (`kube-apiserver`, `etcd`) for `down` seconds under a
+        running operator with `models` converged, start it again, and change a model once the API
+        answers: whether the operator survives, what it logged meanwhile, and how long until the
+        change converges."""
+        result = Result(name, 1)
+        ns = self.namespace(name.replace("-", ""))
+        operator = self.operator(name.replace("-", ""))
         operator.start()
         for i in range(models):
             self.apply_model(ns, f"m{i:02d}", 1)
@@ -325,13 +328,15 @@ class Faults:
         if took is None:
             result.problems.append(f"not converged before the outage: {left[:3]}")
         offset = operator.log_path.stat().st_size
-        component("stop", "kube-apiserver")
+        component("stop", which)
         stopped = time.monotonic()
-        time.sleep(outage)
+        time.sleep(down)
         text = operator.log_path.read_bytes()[offset:].decode(errors="replace")
         during = time.monotonic() - stopped
-        component("start", "kube-apiserver")
+        component("start", which)
         back = time.monotonic()
+        # kube-apiserver reconnects to etcd by itself; wait until it answers before the change.
+        wait(lambda: self.pool_nodes() >= 0, timeout=120)
         alive = operator.process is not None and operator.process.poll() is None
         self.apply_model(ns, "m00", 2)  # a change made once the API is back
         took, left = self.wait_converged(ns, timeout=180)
@@ -340,14 +345,14 @@ class Faults:
                 f"operator exited during the outage ({operator.process and operator.process.returncode})"
             )
         if took is None:
-            result.problems.append(f"not converged 180 s after the API came back: {left[:3]}")
+            result.problems.append(f"not converged 180 s after {which} came back: {left[:3]}")
         lines = text.count("\n")
         result.figures = {
-            "outage": f"{during:.0f} s",
+            f"{which} down": f"{during:.0f} s",
             "survived": "yes" if alive else "no",
             "log lines/s": f"{lines / during:.1f}",
-            "tracebacks/s": f"{text.count('Traceback') / during:.2f}",
-            "API back→converged": f"{time.monotonic() - back:.1f} s" if took is not None else "> 180 s",
+            "tracebacks": str(text.count("Traceback")),
+            f"{which} back→converged": f"{time.monotonic() - back:.1f} s" if took is not None else "> 180 s",
         }
         result.problems += self.problems(ns)
         operator.stop()
@@ -553,43 +558,6 @@ class Faults:
         operator.stop()
         return result
 
-    def etcd_restart(self, models: int, down: float) -> Result:
-        """Stop etcd under a running operator for `down` seconds and start it again."""
-        result = Result("etcd-restart", 1)
-        ns = self.namespace("etcd")
-        operator = self.operator("etcd")
-        operator.start()
-        for i in range(models):
-            self.apply_model(ns, f"m{i:02d}", 1)
-        took, left = self.wait_converged(ns, timeout=120)
-        if took is None:
-            result.problems.append(f"not converged before the restart: {left[:3]}")
-        offset = operator.log_path.stat().st_size
-        component("stop", "etcd")
-        stopped = time.monotonic()
-        time.sleep(down)
-        component("start", "etcd")
-        back = time.monotonic()
-        # kube-apiserver reconnects by itself; wait until it answers before the change.
-        wait(lambda: self.pool_nodes() >= 0, timeout=120)
-        self.apply_model(ns, "m00", 2)
-        took, left = self.wait_converged(ns, timeout=180)
-        text = operator.log_path.read_bytes()[offset:].decode(errors="replace")
-        alive = operator.process is not None and operator.process.poll() is None
-        if not alive:
-            result.problems.append("operator exited during the etcd restart")
-        if took is None:
-            result.problems.append(f"not converged 180 s after etcd came back: {left[:3]}")
-        result.figures = {
-            "etcd down": f"{back - stopped:.0f} s",
-            "survived": "yes" if alive else "no",
-            "tracebacks": str(text.count("Traceback")),
-            "etcd back→converged": f"{time.monotonic() - back:.1f} s" if took is not None else "> 180 s",
-        }
-        result.problems += self.problems(ns)
-        operator.stop()
-        return result
-
     def bad_input(self) -> Result:
         """The end-to-end table of bad manifests (tests/e2e/bad_manifests.py), run by its own test:
         each refused by the API server with a message naming the field or answered once by a
@@ -787,8 +755,16 @@ def main(argv: list[str] | None = None) -> int:
             ("rapid-edits", lambda: faults.rapid_edits(args.edits)),
             ("nodes", faults.node_faults),
             ("leader-killed", lambda: faults.leader_killed(min(args.models, 10))),
-            ("api-down", lambda: faults.api_down(args.outage, min(args.models, 10))),
-            ("etcd-restart", lambda: faults.etcd_restart(min(args.models, 10), args.etcd_down)),
+            (
+                "api-down",
+                lambda: faults.component_outage(
+                    "api-down", "kube-apiserver", args.outage, min(args.models, 10)
+                ),
+            ),
+            (
+                "etcd-restart",
+                lambda: faults.component_outage("etcd-restart", "etcd", args.etcd_down, min(args.models, 10)),
+            ),
             ("contention", lambda: faults.contention(args.soak)),
             ("bad-input", faults.bad_input),
         ]

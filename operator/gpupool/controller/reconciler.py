@@ -188,6 +188,8 @@ def note_preemption(memory: ModelMemory, namespace: str, model: str, pod: str, m
 def model_for_label(memory: ModelMemory, namespace: str, label: str) -> str:
     """The ModelDeployment whose pods carry `label` as their identity label. The label is the name
     itself unless the name is longer than a label value may be; then it is a known model's."""
+    if (namespace, label) in memory.asks:
+        return label
     for known_namespace, name in list(memory.asks):
         if known_namespace == namespace and label_value(name) == label:
             return name
@@ -288,7 +290,7 @@ def reconcile_model(
     body = listed if register_only and listed is not None else kube.get(MODEL_DEPLOYMENT, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         # Its demand leaves its pools' allocations: the others take its share at their recount.
-        pools = frozenset(memory.asks.pop(key, {}))
+        pools = memory.forget_asks(key)
         memory.preemptions.pop(key, None)
         memory.rejections.pop(key, None)
         memory.settled.pop(key, None)
@@ -539,7 +541,7 @@ def _remember_asks(
 ) -> set[ModelKey]:
     """Keep what the model asked, and each pool's allocation with its demand in it. Returns the
     other models whose count that allocation changed."""
-    memory.asks[key] = dict(outcome.asks)
+    memory.remember_asks(key, outcome.asks)
     moved: set[ModelKey] = set()
     for pool, allocation in outcome.allocations.items():
         context = contexts.get(pool)
@@ -551,9 +553,8 @@ def _remember_asks(
         memory.allocations[pool] = (context.state, allocation)
         if before is None or before is allocation:
             continue
-        for other, asks in list(memory.asks.items()):
-            caps = asks.get(pool)
-            if other != key and caps is not None and caps.allowed != allocation.count(caps.request.workload):
+        for other, caps in memory.asking(pool).items():
+            if other != key and caps.allowed != allocation.count(caps.request.workload):
                 moved.add(other)
     return moved
 
@@ -710,7 +711,7 @@ def _count_pool(
     before = memory.states.get(name)
     memory.states[name] = state
     held = memory.allocations.get(name)
-    asking = [caps.request.workload for asks in list(memory.asks.values()) if (caps := asks.get(name))]
+    asking = [caps.request.workload for caps in memory.asking(name).values()]
     allocation = recount(state, held[1] if held is not None else None, asking)
     if allocation is not None:
         memory.allocations[name] = (state, allocation)
@@ -730,14 +731,11 @@ def _limits_changed(
 ) -> set[ModelKey]:
     """Models whose count or caps on `pool` differ under `state` from what their last reconcile saw."""
     changed = set()
-    for key, asks in list(world.memory.asks.items()):
-        caps = asks.get(pool)
-        if caps is None:
-            continue
+    for key, caps in world.memory.asking(pool).items():
         if allocation is None or caps.request.workload not in allocation.demands:
             changed.add(key)
             continue
-        several = len(asks) > 1
+        several = len(world.memory.asks.get(key, {})) > 1
         again = allocated_caps(state, allocation, caps.request, world.cache.namespace_labels.get(key[0]))
         if _verdict(again, several) != _verdict(caps, several):
             changed.add(key)
@@ -753,10 +751,7 @@ def _lost_changed(
     if was == {c.name for c, _ in state.lost}:
         return set()
     changed = set()
-    for key, asks in list(memory.asks.items()):
-        caps = asks.get(pool)
-        if caps is None:
-            continue
+    for key, caps in memory.asking(pool).items():
         lost = {c.name for c, _ in state.lost_by(caps.request.workload)}
         if lost != ({c.name for c, _ in before.lost_by(caps.request.workload)} if before else set()):
             changed.add(key)

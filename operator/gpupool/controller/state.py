@@ -211,8 +211,11 @@ class ModelMemory:
     # Pools' accounting from the last recount, by pool name: every model reconcile needs its pools'
     # state, and counting walks every node and pod, so it happens once per recount, not per model.
     states: dict[str, PoolState] = field(default_factory=dict)
-    # What each model asked of its pools at its last reconcile, with what the limits allowed then.
+    # What each model asked of its pools at its last reconcile, with what the limits allowed then;
+    # written only through `remember_asks` and `forget_asks`, which keep `by_pool` in step.
     asks: dict[ModelKey, dict[str, InstanceCaps]] = field(default_factory=dict)
+    # The same by pool: a recount reads the models of one pool without a walk over every model.
+    by_pool: dict[str, dict[ModelKey, InstanceCaps]] = field(default_factory=dict)
     # Each pool's allocation over every model's demand, with the state it was computed on: made once
     # per recount, read by every model of the pool, and replaced when a model's demand changes.
     allocations: dict[str, tuple[PoolState, Allocation]] = field(default_factory=dict)
@@ -227,6 +230,28 @@ class ModelMemory:
     placed_pools: dict[ModelKey, set[str]] = field(default_factory=dict)
     # Models whose last pass settled them, with what they read then (see `Settled`).
     settled: dict[ModelKey, Settled] = field(default_factory=dict)
+
+    def remember_asks(self, key: ModelKey, asks: dict[str, InstanceCaps]) -> None:
+        """What the model asked at this pass, replacing what it asked before."""
+        self.forget_asks(key)
+        self.asks[key] = dict(asks)
+        for pool, caps in asks.items():
+            self.by_pool.setdefault(pool, {})[key] = caps
+
+    def forget_asks(self, key: ModelKey) -> frozenset[str]:
+        """The model asks nothing any more (it is gone); the pools it asked of."""
+        pools = frozenset(self.asks.pop(key, {}))
+        for pool in pools:
+            asking = self.by_pool.get(pool)
+            if asking is not None:
+                asking.pop(key, None)
+                if not asking:
+                    del self.by_pool[pool]
+        return pools
+
+    def asking(self, pool: str) -> dict[ModelKey, InstanceCaps]:
+        """The models that asked `pool` for instances, with what they asked (a copy)."""
+        return dict(self.by_pool.get(pool, {}))
 
     def forget_pool(self, name: str) -> None:
         self.states.pop(name, None)

@@ -12,7 +12,7 @@ import pytest
 from gpupool.controller import handlers
 from gpupool.controller.config import OperatorConfig
 from gpupool.controller.reconciler import World, _child, unchanged_since_settled
-from gpupool.controller.state import ClusterCache, Settled
+from gpupool.controller.state import ClusterCache, ModelMemory, Settled
 
 
 def deployment(revision: str, replicas: int = 1, name: str = "chat") -> dict[str, Any]:
@@ -229,3 +229,18 @@ def test_a_model_is_unchanged_only_while_it_and_its_children_read_as_they_settle
     world.memory.settled[key] = Settled("40", children, cache.revisions(children))
     cache.forget(deployment("8"))
     assert not unchanged_since_settled(world, key, body)
+
+
+def test_the_asks_by_pool_follow_every_model_that_asks_and_forget_the_ones_gone() -> None:
+    memory = ModelMemory()
+    a, b = object(), object()
+    memory.remember_asks(("ns", "m1"), {"h100": a, "910b": b})  # type: ignore[dict-item]
+    memory.remember_asks(("ns", "m2"), {"h100": b})  # type: ignore[dict-item]
+    assert memory.asking("h100") == {("ns", "m1"): a, ("ns", "m2"): b}
+    memory.remember_asks(("ns", "m1"), {"910b": a})  # type: ignore[dict-item]
+    assert memory.asking("h100") == {("ns", "m2"): b}
+    assert memory.asking("910b") == {("ns", "m1"): a}
+    assert memory.forget_asks(("ns", "m1")) == frozenset({"910b"})
+    assert memory.asking("910b") == {} and "910b" not in memory.by_pool
+    assert memory.forget_asks(("ns", "gone")) == frozenset()
+    assert set(memory.asks) == {("ns", "m2")}
