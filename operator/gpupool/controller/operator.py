@@ -73,6 +73,9 @@ class Work:
     workloads_only: bool = False
     # Queued by the resync alone: the safety net waits behind everything an event asked for.
     background: bool = False
+    # Queued because another pass moved what the model may run (a model's new demand, a pool's
+    # recount): it follows the user's own changes, so a new model never waits behind a cascade.
+    derived: bool = False
     # Pools: re-plan every model of the pool after the recount (its spec changed, or at start).
     replan: bool = False
     # Models: the autoscaler's readings to decide the count with.
@@ -80,15 +83,27 @@ class Work:
 
     @property
     def priority(self) -> int:
-        # A user's change first, then the status refreshes of a rollout, then the resync's passes.
+        # A user's change first, then what other passes moved, then the status refreshes of a
+        # rollout, then the resync's passes.
         if self.background:
             return 0
-        return 1 if self.workloads_only else 2
+        if self.workloads_only:
+            return 1
+        return 2 if self.derived else 3
+
+    @property
+    def from_user(self) -> bool:
+        """Queued for a change of the model itself (or its own children), not by other passes."""
+        return not (self.background or self.workloads_only or self.derived)
 
     def merge(self, other: Work) -> Work:
+        workloads_only = self.workloads_only and other.workloads_only
+        background = self.background and other.background
         return Work(
-            workloads_only=self.workloads_only and other.workloads_only,
-            background=self.background and other.background,
+            workloads_only=workloads_only,
+            background=background,
+            # A user's change in either makes the pass a user's; otherwise it is derived work.
+            derived=not (self.from_user or other.from_user or workloads_only or background),
             replan=self.replan or other.replan,
             evaluation=other.evaluation or self.evaluation,
         )
@@ -96,6 +111,7 @@ class Work:
 
 FULL = Work()
 WORKLOADS = Work(workloads_only=True)
+DERIVED = Work(derived=True)
 RESYNCED = Work(background=True)
 
 
@@ -315,7 +331,7 @@ class Controller:
             # The model's new demand moved other models' counts: they take theirs now, not at the
             # next recount, so the pool never holds two allocations' counts at once for long.
             for namespace, name in sorted(done.moved):
-                self.queue.add(model_key(namespace, name), FULL)
+                self.queue.add(model_key(namespace, name), DERIVED)
             # A deleted model's pools are recounted without its demand, and the others take its share.
             for pool in sorted(done.pools):
                 self.queue.add(pool_key(pool), FULL)
@@ -329,7 +345,7 @@ class Controller:
             # Models whose tier, quota or room on the pool changed: waiting for room, or holding
             # borrowed accelerators their lender now wants back.
             for namespace, name in sorted(changed):
-                self.queue.add(model_key(namespace, name), FULL)
+                self.queue.add(model_key(namespace, name), DERIVED)
         elif key.kind == RESYNC:
             started = time.perf_counter()
             every_model = self._resyncs % FULL_RESYNC_EVERY == 0

@@ -12,6 +12,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from gpupool.controller.config import OperatorConfig
 from gpupool.controller.operator import (
+    DERIVED,
     FULL,
     RESYNC_KEY,
     RESYNCED,
@@ -196,7 +197,15 @@ def test_an_unreachable_api_server_is_one_short_line_without_a_stack_trace(
 
 
 def test_the_resync_waits_behind_what_events_asked_for_and_merges_into_it() -> None:
-    assert FULL.priority > WORKLOADS.priority > RESYNCED.priority
-    assert RESYNCED.merge(WORKLOADS) == FULL  # a full pass, at an event's priority
-    assert WORKLOADS.merge(RESYNCED).priority == FULL.priority
+    assert FULL.priority > DERIVED.priority > WORKLOADS.priority > RESYNCED.priority
+    assert RESYNCED.merge(WORKLOADS) == DERIVED  # a full pass, ahead of status refreshes
+    assert WORKLOADS.merge(RESYNCED).priority == DERIVED.priority
     assert RESYNCED.merge(RESYNCED) == RESYNCED
+    assert WORKLOADS.merge(WORKLOADS) == WORKLOADS
+
+
+def test_a_users_change_goes_ahead_of_what_other_passes_moved() -> None:
+    assert FULL.merge(DERIVED) == FULL and DERIVED.merge(FULL) == FULL
+    assert DERIVED.merge(DERIVED) == DERIVED
+    assert DERIVED.merge(RESYNCED) == DERIVED and DERIVED.merge(WORKLOADS) == DERIVED
+    assert FULL.from_user and not DERIVED.from_user
