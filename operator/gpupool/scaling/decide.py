@@ -113,7 +113,7 @@ class ScalingDecision(ApiModel):
     rules: list[str] = Field(
         default_factory=list,
         description="The named rules that shaped the decision (hold-after-scale-down, latency-step, "
-        "new-instances, live-demand, time-outs, period, burst-headroom, ski-rental, "
+        "new-instances, live-demand, fast-rise, time-outs, period, burst-headroom, ski-rental, "
         "learned-capacity), each with its numbers.",
     )
     signals: SignalValues = Field(description="The metric values behind the decision.")
@@ -305,8 +305,9 @@ def _ski_rental(
 
     It is needed again when demand exceeds what one instance fewer serves at the target (or at
     `utilization`, the share the count is sized at when the period announced the demand). With a
-    period, the history one period ago says whether that happens within the break-even; without
-    one, the mean wait from the moments of the last day when fewer instances sufficed.
+    period, the history one period ago says whether that happens within the break-even beyond the
+    forecast's horizon (the period rule starts it again one horizon ahead of the need, so a removal
+    saves only the time before that); without one, the gaps of the last day between two needs.
     """
     history = state.demand_history
     if history is None:
@@ -314,14 +315,15 @@ def _ski_rental(
     threshold = (current - 1) * capacity_per_instance * (utilization or policy.target_utilization)
     break_even = SKI_RENTAL_LOAD_TIMES * load_time_seconds
     if state.period_seconds is not None:
-        repeat = periodic_forecast(history, state.period_seconds, now, break_even)
+        ahead = break_even + policy.horizon_seconds(load_time_seconds) + STEP_SECONDS
+        repeat = periodic_forecast(history, state.period_seconds, now, ahead)
         if repeat is not None:
             if repeat <= threshold:
                 return None
             return (
                 f"ski-rental: {repeat:.1f} QPS, more than {current - 1} instance(s) serve, came within "
-                f"{break_even:.0f} s one period ago (break-even {SKI_RENTAL_LOAD_TIMES:g} load times): "
-                f"keeping {current}"
+                f"{ahead:.0f} s one period ago (the forecast's horizon and a break-even of "
+                f"{SKI_RENTAL_LOAD_TIMES:g} load times): keeping {current}"
             )
     values = history.complete()
     since = since_reached(values, threshold)
