@@ -832,10 +832,15 @@ def decide_replicas(
         and _delayed(ttft, latency_slo_seconds)
     )
     if qps is not None and demand is not None:
+        # While requests time out, each is counted once as it ends and once more as its client
+        # retries: a share e of time-outs among the finished is arrivals x (1 + e). The history
+        # keeps the arrivals, so that the period, the headroom and the ski-rental do not remember
+        # a need the retries made up.
+        arrivals = demand / (1 + errors) if errors is not None and errors > policy.max_error_rate else demand
         state = _learned(
             state,
             now,
-            demand,
+            arrivals,
             horizon,
             load_time_seconds,
             policy,

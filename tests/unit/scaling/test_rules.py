@@ -322,6 +322,17 @@ class TestLearnedCapacity:
         assert decide(window(30.0, ttft=0.2), 5, policy=REACTIVE).state.capacity_per_instance is None
 
 
+def test_the_history_keeps_arrivals_not_the_retries_of_time_outs() -> None:
+    # 30 QPS finish, half of them time-outs: each is counted as it ends and again as its client
+    # retries, so the arrivals are 30 / (1 + 0.5) = 20 QPS. The history remembers those, not a
+    # need the retries made up; below maxErrorRate the finished rate is the arrivals.
+    timing_out = decide(window(30.0, errors=0.5), 4, policy=POLICY)
+    assert timing_out.state.demand_history is not None
+    assert timing_out.state.demand_history.values == [20.0]
+    calm = decide(window(30.0, errors=0.005), 4, policy=POLICY)
+    assert calm.state.demand_history is not None and calm.state.demand_history.values == [30.0]
+
+
 def test_history_survives_in_the_state() -> None:
     decision = decide(window(30.0), 4, policy=POLICY)
     wire = decision.state.to_wire()
