@@ -78,6 +78,18 @@ def world(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
             local_controller(cluster, LWS_SH, "stop")
 
 
+def _llama_405b(names: dict[str, str], **spec: Any) -> dict[str, Any]:
+    """The module's model: one instance of Llama-3.1-405B bf16, a group of two nodes."""
+    return model_manifest(
+        names["model"],
+        names["namespace"],
+        model={"name": "llama-3.1-405b"},
+        pool=names["pool"],
+        traffic={"peakQps": 1, "qpsPerInstance": 2},
+        **spec,
+    )
+
+
 def _model(cluster: Cluster, names: dict[str, str]) -> Any:
     return get_json(cluster, "modeldeployment", names["model"], "-n", names["namespace"])
 
@@ -106,15 +118,7 @@ def test_without_the_crd_the_model_says_what_is_missing(cluster: Cluster, world:
             lambda: get_json(cluster, "crd", "leaderworkersets.leaderworkerset.x-k8s.io") is None,
             timeout=STEP_SECONDS,
         )
-    cluster.apply(
-        model_manifest(
-            world["model"],
-            world["namespace"],
-            model={"name": "llama-3.1-405b"},
-            pool=world["pool"],
-            traffic={"peakQps": 1, "qpsPerInstance": 2},
-        )
-    )
+    cluster.apply(_llama_405b(world))
     ready = wait_for(
         "Ready=False naming the missing LeaderWorkerSet CRD",
         lambda: (
@@ -236,16 +240,7 @@ def test_a_group_is_preempted_whole_by_a_higher_tier_and_restored(
         ),
         timeout=STEP_SECONDS,
     )
-    cluster.apply(
-        model_manifest(
-            world["model"],
-            namespace,
-            model={"name": "llama-3.1-405b"},
-            pool=world["pool"],
-            tier="P2",
-            traffic={"peakQps": 1, "qpsPerInstance": 2},
-        )
-    )
+    cluster.apply(_llama_405b(world, tier="P2"))
     wait_for(
         "the P2 group Ready on the pool's two nodes",
         lambda: (
