@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -260,14 +261,32 @@ def test_a_group_is_preempted_whole_by_a_higher_tier_and_restored(
         online = get_json(cluster, "modeldeployment", "online", "-n", namespace)
         return ((online or {}).get("status") or {}).get("readyReplicas") == 1
 
-    wait_for(
-        "the P0 model ready and no pod of the group bound to a node",
-        lambda: online_ready() and not _bound_group_pods(cluster, world),
-        timeout=STEP_SECONDS,
-    )
+    def group_away() -> bool:
+        bound = _bound_group_pods(cluster, world)
+        if online_ready() and not bound:
+            return True
+        group_set = get_json(cluster, "leaderworkerset", world["model"], "-n", namespace) or {}
+        # Raised to be reported as the last state seen should the wait time out.
+        raise AssertionError(
+            f"online ready {online_ready()}, set replicas {group_set.get('spec', {}).get('replicas')}, "
+            f"bound group pods {[(p['metadata']['name'], p['spec']['nodeName']) for p in bound]}, "
+            f"Placed {condition(_model(cluster, world), 'Placed')}"
+        )
+
+    wait_for("the P0 model ready and no pod of the group bound to a node", group_away, timeout=STEP_SECONDS)
+    # And it stays away: over three resyncs (5 s each) no pod of a recreated group is bound, so no
+    # leader alone holds the node the P0 pod left free.
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        assert not _bound_group_pods(cluster, world), [
+            p["metadata"]["name"] for p in _bound_group_pods(cluster, world)
+        ]
+        time.sleep(1)
     preempted = _model(cluster, world)
     assert preempted["status"].get("readyReplicas", 0) == 0
     assert condition(preempted, "Ready").get("status") == "False"
+    placed = condition(preempted, "Placed")
+    assert placed.get("status") == "False" and placed.get("reason") in ("Preempted", "TierCapped"), placed
     group_set = get_json(cluster, "leaderworkerset", world["model"], "-n", namespace)
     assert group_set["spec"]["replicas"] == 0, group_set["spec"]
     # The P0 pod is the only one holding accelerators on the pool's nodes.
@@ -294,3 +313,50 @@ def test_a_group_is_preempted_whole_by_a_higher_tier_and_restored(
     )
     group_set = get_json(cluster, "leaderworkerset", world["model"], "-n", namespace)
     assert group_set["spec"]["replicas"] == 1
+
+
+def test_a_deepseek_group_runs_data_parallel_ranks_on_both_nodes(
+    cluster: Cluster, world: dict[str, str]
+) -> None:
+    namespace = world["namespace"]
+    cluster.kubectl("delete", "modeldeployment", world["model"], "-n", namespace)
+    deepseek = {**world, "model": "deepseek-v3"}
+    cluster.apply(
+        model_manifest(
+            "deepseek-v3",
+            namespace,
+            model={"name": "deepseek-v3"},
+            pool=world["pool"],
+            maxModelLen=8192,
+            traffic={"peakQps": 1, "qpsPerInstance": 2},
+        )
+    )
+    wait_for(
+        "the DeepSeek-V3 group Ready on two nodes",
+        lambda: (
+            _ready_on_distinct_nodes(_group_pods(cluster, deepseek), 2)
+            and condition(_model(cluster, deepseek), "Ready").get("status") == "True"
+        ),
+        timeout=STEP_SECONDS,
+    )
+    plan = _model(cluster, deepseek)["status"]["plan"]
+    assert plan["acrossNodes"] == "DataExpertParallel", plan["reason"]
+    assert (plan["nodesPerInstance"], plan["expertParallel"]) == (2, 16)
+    local = plan["dataParallelLocal"]
+    pods = {
+        p["metadata"]["labels"]["leaderworkerset.sigs.k8s.io/worker-index"]: p
+        for p in _group_pods(cluster, deepseek)
+    }
+    for index, pod in pods.items():
+        (container,) = pod["spec"]["containers"]
+        # The variables the shell expands are the ones the real LeaderWorkerSet controller injects.
+        env = {e["name"]: e.get("value") for e in container.get("env", [])}
+        assert env.get("LWS_WORKER_INDEX") == index, env
+        assert env.get("LWS_LEADER_ADDRESS"), env
+        script = container["command"][-1]
+        assert f"--data-parallel-size-local {local}" in script
+        assert ("--headless" in script) == (index != "0")
+        if index != "0":
+            assert f'--data-parallel-start-rank "$((LWS_WORKER_INDEX * {local}))"' in script
+    cluster.kubectl("delete", "modeldeployment", "deepseek-v3", "-n", namespace)
+    wait_for("the DeepSeek-V3 group gone", lambda: not _group_pods(cluster, deepseek), timeout=STEP_SECONDS)
