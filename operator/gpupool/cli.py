@@ -134,6 +134,7 @@ def format_plan_table(model: str, args: argparse.Namespace, plans: list[Plan]) -
         ("data parallel", [str(p.data_parallel or "-") for p in plans]),
         ("pipeline parallel", [str(p.pipeline_parallel or "-") for p in plans]),
         ("nodes / instance", [str(p.nodes_per_instance) for p in plans]),
+        ("across nodes", [p.across_nodes.value if p.across_nodes else "-" for p in plans]),
         ("accelerators / instance", [str(p.accelerators_per_instance or "-") for p in plans]),
         ("instances", [str(p.instances) if p.fits else "-" for p in plans]),
         ("accelerators", [str(p.accelerators) if p.fits else "-" for p in plans]),

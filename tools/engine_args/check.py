@@ -37,7 +37,23 @@ MOE_CASES = (
     ("deepseek-v3-dp-ep", "llama-3.1-8b-vllm-nvidia.yaml", "deepseek-v3", "H200-141GB", 32_768),
     # Mixtral on H100: tensor parallelism alone.
     ("mixtral-8x7b-tp", "llama-3.1-8b-vllm-nvidia.yaml", "mixtral-8x7b", "H100-80GB", 32_768),
+    # Groups of nodes (LeaderWorkerSets): DeepSeek-V3 as data parallel x expert parallel over two
+    # H100 nodes and over two Atlas 800 A2 nodes; Llama-3.1-405B as pipeline stages over Ray.
+    ("deepseek-v3-dp-ep-nodes", "llama-3.1-8b-vllm-nvidia.yaml", "deepseek-v3", "H100-80GB", 8_192),
+    ("deepseek-v3-dp-ep-ascend-nodes", "qwen2.5-7b-vllm-ascend.yaml", "deepseek-v3", "Ascend910B", 8_192),
+    ("llama-3.1-405b-pp-nodes", "llama-3.1-8b-vllm-nvidia.yaml", "llama-3.1-405b", "H100-80GB", 8_192),
 )
+
+# Stand-ins the group pods' shells run instead of the engine, so that a leader's or worker's
+# command line is read as the shell expands it: `vllm` writes its arguments out, `ray` succeeds,
+# and the leader's count of Ray nodes answers that the whole group has joined.
+_STAND_INS = {
+    "vllm": 'printf "%s\\0" "$@" > "$GPUPOOL_ARGV"',
+    "ray": "exit 0",
+    "python3": 'echo "$LWS_GROUP_SIZE"',
+}
+# What LeaderWorkerSet injects into the second pod of a group of two.
+_GROUP_ENV = {"LWS_LEADER_ADDRESS": "llm-0.llm.models", "LWS_GROUP_SIZE": "2", "LWS_WORKER_INDEX": "1"}
 
 
 def _documents(text: str) -> list[dict[str, Any]]:
@@ -151,9 +167,37 @@ def check_vllm_command(args: list[str]) -> str:
     layout = f"tp {engine.tensor_parallel_size}"
     if engine.data_parallel_size > 1:
         layout += f" x dp {engine.data_parallel_size}"
+    local = engine.data_parallel_size_local
+    if local is not None and local < engine.data_parallel_size:
+        layout += f" ({local} local from rank {engine.data_parallel_start_rank})"
+    if engine.pipeline_parallel_size > 1:
+        layout += f" x pp {engine.pipeline_parallel_size}"
     if engine.enable_expert_parallel:
         layout += " + ep"
     return f"{engine.model}: {layout}, max_model_len {engine.max_model_len}"
+
+
+def group_commands(group_set: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The `vllm serve` arguments each pod of a LeaderWorkerSet group runs, as its shell expands
+    them ((role, arguments) for the leader and for a worker that runs the engine)."""
+    template = group_set["spec"]["leaderWorkerTemplate"]
+    commands = []
+    with tempfile.TemporaryDirectory() as tmp:
+        bin_dir = Path(tmp)
+        for name, body in _STAND_INS.items():
+            stand_in = bin_dir / name
+            stand_in.write_text(f"#!/bin/sh\n{body}\n")
+            stand_in.chmod(0o755)
+        for role in ("leaderTemplate", "workerTemplate"):
+            (container,) = template[role]["spec"]["containers"]
+            argv = bin_dir / f"{role}.argv"
+            env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "GPUPOOL_ARGV": str(argv), **_GROUP_ENV}
+            subprocess.run(container["command"], env=env, check=True, timeout=60)
+            if argv.exists():
+                args = argv.read_text().split("\0")[:-1]
+                if args[:1] == ["serve"]:
+                    commands.append((role.removesuffix("Template"), args[1:]))
+    return commands
 
 
 def check_triton_repository(config_map: dict[str, Any]) -> list[str]:
@@ -196,6 +240,10 @@ def main() -> int:
                             if container.get("command", [])[-1:] == ["serve"]:
                                 print(f"ok   {name}: vllm serve {check_vllm_command(container['args'])}")
                                 checked += 1
+                    elif obj["kind"] == "LeaderWorkerSet":
+                        for role, args in group_commands(obj):
+                            print(f"ok   {name} {role}: vllm serve {check_vllm_command(args)}")
+                            checked += 1
                     elif obj["kind"] == "ConfigMap" and "config.pbtxt" in obj.get("data", {}):
                         for note in check_triton_repository(obj):
                             print(f"ok   {name}: {note}")

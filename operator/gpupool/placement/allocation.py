@@ -34,7 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 from gpupool.api.v1alpha1 import Tier
-from gpupool.placement.accounting import PoolState
+from gpupool.placement.accounting import Claim, PoolState
 from gpupool.placement.request import InstanceRequest
 
 # Instances a model may ask of a pool that has no schedulable node: enough pending pods for a
@@ -349,17 +349,34 @@ def tenant_limits(state: PoolState) -> dict[str, int | None]:
     return {t.name: t.max_accelerators_of(state.accelerator_memory_bytes) for t in state.tenants}
 
 
+def held_instances(claims: Iterable[Claim], accelerators_per_instance: int) -> tuple[int, int]:
+    """(running, pending) instances of a model's pods: whole instances' worth of bound
+    accelerators run; the rest is pending. An instance over several nodes (a LeaderWorkerSet
+    group, one pod per node) runs only when all its pods are bound, so a half-bound group, being
+    placed or taken apart, is never kept as a running instance."""
+    bound = waiting = 0
+    for claim in claims:
+        if claim.pending:
+            waiting += claim.accelerators
+        else:
+            bound += claim.accelerators
+    running = bound // accelerators_per_instance
+    rest = bound - running * accelerators_per_instance + waiting
+    return running, -(-rest // accelerators_per_instance)
+
+
 def demand_of(state: PoolState, request: InstanceRequest, tenant: str | None = None) -> Demand:
     """A model's demand on the pool `state` describes: its bound pods are running instances, its
     unbound ones pending (pods on a node that left the pool are neither)."""
     claims = state.claims_by_workload.get(request.workload, ())
+    running, pending = held_instances(claims, request.tensor_parallel)
     return Demand(
         workload=request.workload,
         tier=request.tier,
         tensor_parallel=request.tensor_parallel,
         instances=request.instances,
-        running=sum(1 for c in claims if not c.pending),
-        pending=sum(1 for c in claims if c.pending),
+        running=running,
+        pending=pending,
         tenant=tenant,
     )
 
@@ -421,8 +438,8 @@ def recount(
         if asking is not None and demand.workload not in asking:
             continue
         claims = state.claims_by_workload.get(demand.workload, ())
-        running = sum(1 for c in claims if not c.pending)
-        demands.append(replace(demand, running=running, pending=len(claims) - running))
+        running, pending = held_instances(claims, demand.tensor_parallel)
+        demands.append(replace(demand, running=running, pending=pending))
     return allocate(state, demands)
 
 

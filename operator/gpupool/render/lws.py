@@ -15,6 +15,14 @@ stage serves nothing; LeaderCreated starts the workers once the leader pod exist
 cannot become ready before they join). Only the leader serves HTTP, so only it has probes and
 only it is behind the model's Service.
 
+A data-parallel x expert-parallel plan (gpupool.sizing.expert_groups) needs no Ray: every pod
+runs `vllm serve` with the same engine arguments, `--data-parallel-size-local` ranks each. The
+leader runs the API server and the first ranks; each worker runs `--headless` from
+`--data-parallel-start-rank` LWS_WORKER_INDEX x ranks-per-node (LeaderWorkerSet injects
+LWS_WORKER_INDEX since v0.6.0), and all meet at `--data-parallel-address` $LWS_LEADER_ADDRESS
+on the rpc port (vLLM's docs/serving/data_parallel_deployment.md, "Node 0 ... Node 1 ...
+--headless ... --data-parallel-start-rank").
+
 This module turns the pod template the Deployment renderer built into the set's two templates;
 it imports nothing of that renderer, which calls it.
 """
@@ -24,6 +32,8 @@ from __future__ import annotations
 import copy
 import shlex
 from typing import Any, Final
+
+from gpupool.render.vllm import DATA_PARALLEL_RPC_PORT
 
 Obj = dict[str, Any]
 
@@ -61,29 +71,64 @@ def worker_command() -> list[str]:
     return ["/bin/sh", "-c", script]
 
 
+def _data_parallel_script(serve: list[str], extra: str) -> list[str]:
+    """`serve` (vllm serve MODEL options...) with the pod-dependent `extra` flags right after the
+    model, so that the user's extraArgs still come last."""
+    model_at = serve.index("serve") + 2
+    head, tail = serve[:model_at], serve[model_at:]
+    script = f"exec {shlex.join(head)} {extra} {shlex.join(tail)}".rstrip()
+    return ["/bin/sh", "-c", script]
+
+
+def data_parallel_leader_command(serve: list[str]) -> list[str]:
+    """The leader's shell of a data-parallel group: the API server and ranks 0..local-1."""
+    return _data_parallel_script(serve, '--data-parallel-address "$LWS_LEADER_ADDRESS"')
+
+
+def data_parallel_worker_command(serve: list[str], ranks_per_node: int) -> list[str]:
+    """A worker's shell of a data-parallel group: its node's ranks, headless, from its first rank."""
+    extra = (
+        f'--headless --data-parallel-start-rank "$((LWS_WORKER_INDEX * {ranks_per_node}))" '
+        '--data-parallel-address "$LWS_LEADER_ADDRESS"'
+    )
+    return _data_parallel_script(serve, extra)
+
+
 def _with_rdma(resources: Obj, rdma_resource: str | None) -> Obj:
     if rdma_resource is None:
         return resources
     return {part: {**amounts, rdma_resource: "1"} for part, amounts in resources.items()}
 
 
-def _templates(template: Obj, rdma_resource: str | None) -> tuple[Obj, Obj]:
+def _templates(template: Obj, rdma_resource: str | None, data_parallel_local: int | None) -> tuple[Obj, Obj]:
     leader = copy.deepcopy(template)
     (engine,) = leader["spec"]["containers"]
-    engine["command"] = leader_command([*engine["command"], *engine.pop("args")])
+    serve = [*engine["command"], *engine.pop("args")]
+    if data_parallel_local is None:
+        engine["command"] = leader_command(serve)
+        port = {"name": "ray", "containerPort": RAY_PORT, "protocol": "TCP"}
+    else:
+        engine["command"] = data_parallel_leader_command(serve)
+        port = {"name": "dp-rpc", "containerPort": DATA_PARALLEL_RPC_PORT, "protocol": "TCP"}
     engine["resources"] = _with_rdma(engine["resources"], rdma_resource)
-    engine["ports"] = [*engine["ports"], {"name": "ray", "containerPort": RAY_PORT, "protocol": "TCP"}]
+    engine["ports"] = [*engine["ports"], port]
 
     worker = copy.deepcopy(template)
     (joiner,) = worker["spec"]["containers"]
-    joiner["command"] = worker_command()
+    joiner["command"] = (
+        worker_command()
+        if data_parallel_local is None
+        else data_parallel_worker_command(serve, data_parallel_local)
+    )
     joiner.pop("args", None)
     joiner["resources"] = _with_rdma(joiner["resources"], rdma_resource)
     # Workers serve no HTTP: they have no probes and no port but Ray's. The leader's probes
     # and the group restart policy cover them (a worker that dies recreates the group).
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         joiner.pop(probe, None)
-    joiner["ports"] = [{"name": "ray", "containerPort": RAY_PORT, "protocol": "TCP"}]
+    joiner["ports"] = (
+        [{"name": "ray", "containerPort": RAY_PORT, "protocol": "TCP"}] if data_parallel_local is None else []
+    )
     return leader, worker
 
 
@@ -93,12 +138,14 @@ def leader_worker_set(
     group_size: int,
     rdma_resource: str | None = None,
     exclusive_topology: str | None = None,
+    data_parallel_local: int | None = None,
 ) -> Obj:
     """The LeaderWorkerSet serving what `deployment` (the renderer's Deployment) would, as
-    groups of `group_size` pods: same name, metadata, owner and replica count."""
+    groups of `group_size` pods: same name, metadata, owner and replica count. With
+    `data_parallel_local`, each pod runs that many data-parallel ranks of the engine (no Ray)."""
     if group_size < 2:
         raise ValueError(f"a LeaderWorkerSet group needs at least 2 pods, got {group_size}")
-    leader, worker = _templates(deployment["spec"]["template"], rdma_resource)
+    leader, worker = _templates(deployment["spec"]["template"], rdma_resource, data_parallel_local)
     metadata = copy.deepcopy(deployment["metadata"])
     if exclusive_topology is not None:
         metadata.setdefault("annotations", {})[EXCLUSIVE_TOPOLOGY_ANNOTATION] = exclusive_topology

@@ -40,6 +40,10 @@ METRICS_PORT: Final = 8002
 # Where a weights PersistentVolumeClaim is mounted (read-only).
 WEIGHTS_MOUNT_PATH: Final = "/mnt/weights"
 
+# The port the data-parallel ranks of a multi-node instance meet on at the leader (vLLM's
+# --data-parallel-rpc-port; 13345 is the one docs/serving/data_parallel_deployment.md uses).
+DATA_PARALLEL_RPC_PORT: Final = 13345
+
 # vLLM's own default (vllm/config/cache.py); used when the plan does not carry a value.
 DEFAULT_GPU_MEMORY_UTILIZATION: Final = 0.9
 
@@ -105,13 +109,17 @@ def engine_options(
     expert_parallel: bool = False,
     data_parallel: int | None = None,
     pipeline_parallel: int | None = None,
+    data_parallel_local: int | None = None,
 ) -> dict[str, EngineOptionValue]:
     """vLLM engine arguments, keyed by their engine-argument names, in a fixed order.
 
     The scheduler limits are the ones the plan was sized with, so vLLM's profiling pass sees
     the same batch the memory model assumed; expert, data and pipeline parallelism appear when
     the plan uses them (vLLM's --enable-expert-parallel, --data-parallel-size and
-    --pipeline-parallel-size, the last over Ray's executor across the nodes of a group).
+    --pipeline-parallel-size, the last over Ray's executor across the nodes of a group). When the
+    data-parallel ranks span nodes (`data_parallel_local` of them on each), every node's engine
+    takes --data-parallel-size-local and the leader's --data-parallel-rpc-port; the address and
+    each node's first rank depend on the pod and are added by gpupool.render.lws.
     """
     options: dict[str, EngineOptionValue] = {"model": weights.model}
     if weights.revision is not None:
@@ -131,6 +139,9 @@ def engine_options(
         options["max_num_seqs"] = max_num_seqs
     if data_parallel is not None and data_parallel > 1:
         options["data_parallel_size"] = data_parallel
+        if data_parallel_local is not None and data_parallel_local < data_parallel:
+            options["data_parallel_size_local"] = data_parallel_local
+            options["data_parallel_rpc_port"] = DATA_PARALLEL_RPC_PORT
     if expert_parallel:
         options["enable_expert_parallel"] = True
     dtype = _DTYPES.get(precision)

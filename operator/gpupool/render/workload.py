@@ -563,6 +563,7 @@ def render_model_deployment(
         expert_parallel=plan.expert_parallel is not None,
         data_parallel=plan.data_parallel,
         pipeline_parallel=plan.pipeline_parallel,
+        data_parallel_local=plan.data_parallel_local,
     )
 
     config_maps: list[Obj] = []
@@ -740,6 +741,7 @@ def render_model_deployment(
             group_size=plan.nodes_per_instance,
             rdma_resource=network.rdma_resource,
             exclusive_topology=network.exclusive_topology_key,
+            data_parallel_local=plan.data_parallel_local,
         )
         return [*config_maps, *queue, group, lws.leader_service(service)]
     return [*config_maps, *queue, deployment, service]

@@ -35,7 +35,7 @@ from pydantic import Field
 
 from gpupool.api.base import ApiModel
 from gpupool.scaling.forecast import Forecast, forecast_demand
-from gpupool.scaling.history import STEP_SECONDS, expected_wait, periodic_forecast, since_reached
+from gpupool.scaling.history import STEP_SECONDS, periodic_forecast, residual_wait, since_reached
 from gpupool.scaling.learning import (
     capacity_from_slowdown,
     measured_batch_seconds,
@@ -113,7 +113,7 @@ class ScalingDecision(ApiModel):
     rules: list[str] = Field(
         default_factory=list,
         description="The named rules that shaped the decision (hold-after-scale-down, latency-step, "
-        "new-instances, live-demand, time-outs, period, burst-headroom, ski-rental, "
+        "new-instances, live-demand, fast-rise, time-outs, period, burst-headroom, ski-rental, "
         "learned-capacity), each with its numbers.",
     )
     signals: SignalValues = Field(description="The metric values behind the decision.")
@@ -241,21 +241,55 @@ def _live_demand(
     return live
 
 
-def _periodic(state: ScalerState, now: float, horizon: float) -> float | None:
-    """The highest demand of the next `horizon` one period ago, when the traffic repeats."""
+def _periodic(state: ScalerState, now: float, horizon: float, slack: float = 0.0) -> float | None:
+    """The highest demand of the next `horizon` one period ago, when the traffic repeats; with
+    `slack`, of that span widened by `slack` seconds before it."""
     if state.period_seconds is None or state.demand_history is None:
         return None
     # One step more: the history is kept per minute, and a rise inside a step is not in its mean yet.
-    return periodic_forecast(state.demand_history, state.period_seconds, now, horizon + STEP_SECONDS)
+    # The higher of the last two repetitions: bursts that recur differ in height.
+    period, history = state.period_seconds, state.demand_history
+    seen = [
+        periodic_forecast(history, period, at - slack, horizon + STEP_SECONDS + slack)
+        for at in (now, now - period)
+    ]
+    known = [value for value in seen if value is not None]
+    return max(known) if known else None
 
 
 # One late p99 (not a whole late minute) measures the capacity only below this share of the estimate.
 SINGLE_LATE_SHARE = 0.9
 
+# The requests running now, over the time a request runs, are what the instances complete now; when
+# that is this much above the one-minute rate of finished requests, the rate lags a rise (a burst
+# that began seconds ago): its late first tokens are no measure of capacity, and the step is sized
+# from the live rate.
+FAST_RISE_SHARE = 1.5
+
+# A demand the history saw one period ago is no surprise: the count serves it at this share of the
+# capacity instead of the target's, which holds room for a rise nobody saw coming. The clairvoyant
+# bound (gpupool.simulate.bound) holds 1.05 times the load; 1 / 1.05 of the capacity is where a
+# known load still meets the SLO with the bound's margin.
+PERIODIC_UTILIZATION = 1 / 1.05
+# A demand counts as the one the period announced when it is within this share above it.
+PERIODIC_TOLERANCE = 0.05
+# ... and, one period ago, within this long before the span now (a repetition drifts in time).
+PERIODIC_SLACK_SECONDS = 2 * STEP_SECONDS
+
 
 # A cold start costs the load time on an accelerator serving nothing, and as long again of demand
 # served late while it loads: an idle instance is worth keeping for up to twice the load time.
 SKI_RENTAL_LOAD_TIMES = 2.0
+# When no return of the need was ever seen, the classic break-even strategy: keep the idle instance
+# as long as a cold start costs in accelerator time alone, one load time, then let it go (after a
+# one-off step, spike or flash crowd, twice the load time held a 70B model's dozen instances for 14
+# minutes: 3 accelerator-hours a time).
+SKI_RENTAL_UNSEEN_LOAD_TIMES = 1.0
+# When the history shows the need coming back, a cold start after it costs more: the demand the
+# count misses while the instance loads again, on top of the load time. The mean wait is weighed
+# against this many load times (tuned on the simulator's recurring bursts: at 2, the 8B model shed
+# its instances between the first two bursts, 12 minutes apart, and missed the second one).
+SKI_RENTAL_RETURN_LOAD_TIMES = 4.0
 
 
 def _ski_rental(
@@ -265,46 +299,56 @@ def _ski_rental(
     policy: AutoscalingPolicy,
     load_time_seconds: float,
     now: float,
+    utilization: float | None = None,
 ) -> str | None:
     """Why the instance a scale-down would remove is kept, or None to let it go.
 
-    It is needed again when demand exceeds what one instance fewer serves at the target. With a
-    period, the history one period ago says whether that happens within the break-even; without
-    one, the mean wait from the moments of the last day when fewer instances sufficed.
+    It is needed again when demand exceeds what one instance fewer serves at the target (or at
+    `utilization`, the share the count is sized at when the period announced the demand). With a
+    period, the history one period ago says whether that happens within the break-even beyond the
+    forecast's horizon (the period rule starts it again one horizon ahead of the need, so a removal
+    saves only the time before that); without one, the gaps of the last day between two needs.
     """
     history = state.demand_history
     if history is None:
         return None
-    threshold = (current - 1) * capacity_per_instance * policy.target_utilization
+    threshold = (current - 1) * capacity_per_instance * (utilization or policy.target_utilization)
     break_even = SKI_RENTAL_LOAD_TIMES * load_time_seconds
     if state.period_seconds is not None:
-        repeat = periodic_forecast(history, state.period_seconds, now, break_even)
+        ahead = break_even + policy.horizon_seconds(load_time_seconds) + STEP_SECONDS
+        repeat = periodic_forecast(history, state.period_seconds, now, ahead)
         if repeat is not None:
             if repeat <= threshold:
                 return None
             return (
                 f"ski-rental: {repeat:.1f} QPS, more than {current - 1} instance(s) serve, came within "
-                f"{break_even:.0f} s one period ago (break-even {SKI_RENTAL_LOAD_TIMES:g} load times): "
-                f"keeping {current}"
+                f"{ahead:.0f} s one period ago (the forecast's horizon and a break-even of "
+                f"{SKI_RENTAL_LOAD_TIMES:g} load times): keeping {current}"
             )
     values = history.complete()
-    wait = expected_wait(values, threshold)
+    since = since_reached(values, threshold)
+    if since is None:
+        return None
+    wait = residual_wait(values, threshold, since)
     if wait is None:
-        # No return seen yet: the break-even strategy keeps an idle instance as long as a cold
-        # start costs, then lets it go (never paying more than twice the best choice in hindsight).
-        since = since_reached(values, threshold)
-        if since is None or since >= break_even:
+        # No return seen after so long: the break-even strategy keeps an idle instance as long as
+        # a cold start costs, then lets it go (never paying more than twice the best choice in
+        # hindsight).
+        unseen = SKI_RENTAL_UNSEEN_LOAD_TIMES * load_time_seconds
+        if since >= unseen:
             return None
         return (
             f"ski-rental: more than {current - 1} instance(s) were needed {since:.0f} s ago, within the "
-            f"break-even of {break_even:.0f} s ({SKI_RENTAL_LOAD_TIMES:g} load times): keeping {current}"
+            f"break-even of {unseen:.0f} s ({SKI_RENTAL_UNSEEN_LOAD_TIMES:g} load time): keeping {current}"
         )
-    if wait >= break_even:
+    returns = SKI_RENTAL_RETURN_LOAD_TIMES * load_time_seconds
+    if wait >= returns:
         return None
     return (
-        f"ski-rental: more than {current - 1} instance(s) were needed again after {wait:.0f} s on "
-        f"average over the last day, within the break-even of {break_even:.0f} s "
-        f"({SKI_RENTAL_LOAD_TIMES:g} load times): keeping {current}"
+        f"ski-rental: more than {current - 1} instance(s) were needed again {wait:.0f} s later on "
+        f"average, in the last day's gaps as long as this one ({since:.0f} s so far), within the "
+        f"break-even of {returns:.0f} s ({SKI_RENTAL_RETURN_LOAD_TIMES:g} load times when the need "
+        f"comes back): keeping {current}"
     )
 
 
@@ -589,11 +633,26 @@ def decide_replicas(
     demand: float | None = None
     sized: float | None = None
     live: float | None = None
+    expected = False
+    running = _value(read_signal(window, Signal.RUNNING_REQUESTS, now, max_age))
+    fast_rise = (
+        qps is not None
+        and running is not None
+        and bool(state.batch_seconds)
+        and running / (state.batch_seconds or 1.0) > FAST_RISE_SHARE * qps + floor
+    )
+    if fast_rise:
+        assert running is not None and state.batch_seconds and qps is not None
+        rules.append(
+            f"fast-rise: {running / state.batch_seconds:.1f} QPS complete now ({running:.0f} running "
+            f"over {state.batch_seconds:.1f} s each), above the {qps:.1f} QPS of the last minute"
+        )
     if qps is not None:
         demand = max(0.0, qps + (growth or 0.0))
         sized = demand
-        # The first step after a jump: once instances start, the next step waits for them.
-        first_step = queued and current <= ready
+        # The first step after a jump: once instances start, the next step waits for them. A late
+        # first token while the live rate runs ahead of the minute's is such a jump too.
+        first_step = (queued or (slow and not settling and fast_rise)) and current <= ready
         live = (
             _live_demand(window, state, now, policy, waiting, growth, horizon, floor) if first_step else None
         )
@@ -611,10 +670,16 @@ def decide_replicas(
                 trend_window_seconds=policy.trend_window_seconds,
                 max_growth=policy.predictive_max_growth,
             )
-            if forecast is not None:
+            repeat = _periodic(state, now, horizon)
+            # What runs now is within what one period ago announced: the trend of a repeated burst's
+            # rise is that burst, no reason to size beyond it.
+            # A repetition drifts by a minute or two: the demand of now one period ago is what
+            # announced it, as much as the next horizon's.
+            announced = _periodic(state, now, horizon, PERIODIC_SLACK_SECONDS)
+            expected = announced is not None and sized <= announced * (1 + PERIODIC_TOLERANCE)
+            if forecast is not None and not expected:
                 ahead = forecast.value if not hold else max(forecast.level, forecast.seasonal or 0.0)
                 sized = max(sized, ahead)
-            repeat = _periodic(state, now, horizon)
             if repeat is not None and repeat > sized:
                 assert state.period_seconds is not None
                 rules.append(
@@ -654,7 +719,16 @@ def decide_replicas(
     elif overload and draining:
         notes.append("the queue is shrinking: the current instances are catching up")
     if demand is not None and sized is not None:
-        needed = instances_for(sized, capacity_per_instance, policy.target_utilization)
+        # A demand the period announced is sized nearer the capacity than one nobody saw coming.
+        sized_at = max(policy.target_utilization, PERIODIC_UTILIZATION) if expected else None
+        needed = instances_for(sized, capacity_per_instance, sized_at or policy.target_utilization)
+        if sized_at is not None and needed < instances_for(
+            sized, capacity_per_instance, policy.target_utilization
+        ):
+            rules.append(
+                f"period: {sized:.1f} QPS is what one period ago announced, served at {sized_at:.0%} "
+                f"of the capacity ({needed} instance(s))"
+            )
         rise = state.burst_rise_qps if policy.predictive else None
         if rise:
             # A rise on top of a demand already risen is bounded by the highest demand seen.
@@ -696,7 +770,9 @@ def decide_replicas(
         cold = utilization is not None and utilization < policy.accelerator_utilization_down
         if needed > current or overload:
             recommendation = max(needed, step_up, current)
-        elif load < policy.scale_down_utilization or cold or fewer < current:
+        elif (
+            load < policy.scale_down_utilization or cold or fewer < current or (sized_at and needed < current)
+        ):
             blockers = []
             if missing:
                 blockers.append("metrics are missing")
@@ -709,16 +785,22 @@ def decide_replicas(
                 # Land where the load sits between the two thresholds, not on the scale-up one:
                 # scaling down to exactly what the target needs would put the next small rise
                 # over it, and the count would swing back and forth.
-                settled = instances_for(
-                    sized,
-                    capacity_per_instance,
-                    (policy.target_utilization + policy.scale_down_utilization) / 2,
+                settled = (
+                    needed
+                    if sized_at is not None
+                    else instances_for(
+                        sized,
+                        capacity_per_instance,
+                        (policy.target_utilization + policy.scale_down_utilization) / 2,
+                    )
                 )
                 recommendation = min(
                     current, max(needed, min(settled, fewer) if fewer < current else settled)
                 )
                 if recommendation < current and policy.predictive:
-                    kept = _ski_rental(state, current, capacity_per_instance, policy, load_time_seconds, now)
+                    kept = _ski_rental(
+                        state, current, capacity_per_instance, policy, load_time_seconds, now, sized_at
+                    )
                     if kept is not None:
                         rules.append(kept)
                         recommendation = current
@@ -732,7 +814,9 @@ def decide_replicas(
     # at the SLO's edge now (the overload step that follows changes the count, so a whole late
     # minute rarely comes). Near the estimate, or while the trend rises, one late minute is as
     # likely a one-minute rate that lags a rising load.
-    rising = forecast is not None and forecast.trend is not None and forecast.trend > forecast.level
+    rising = fast_rise or (
+        forecast is not None and forecast.trend is not None and forecast.trend > forecast.level
+    )
     edge_now = (
         late_only
         and not rising
@@ -748,10 +832,15 @@ def decide_replicas(
         and _delayed(ttft, latency_slo_seconds)
     )
     if qps is not None and demand is not None:
+        # While requests time out, each is counted once as it ends and once more as its client
+        # retries: a share e of time-outs among the finished is arrivals x (1 + e). The history
+        # keeps the arrivals, so that the period, the headroom and the ski-rental do not remember
+        # a need the retries made up.
+        arrivals = demand / (1 + errors) if errors is not None and errors > policy.max_error_rate else demand
         state = _learned(
             state,
             now,
-            demand,
+            arrivals,
             horizon,
             load_time_seconds,
             policy,
@@ -766,7 +855,7 @@ def decide_replicas(
             and (late or saturated_queue),
             late=late,
             overloaded=bool(overload) or queued,
-            running=_value(read_signal(window, Signal.RUNNING_REQUESTS, now, max_age)),
+            running=running,
             calm=ready == current and not overload and not queued and not draining and not hold,
             ttft=ttft,
             latency_slo_seconds=latency_slo_seconds,

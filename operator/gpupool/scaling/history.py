@@ -8,7 +8,7 @@ that recurs every few minutes. From it the policy learns:
 - what one period ago says about the next load time (`periodic_forecast`);
 - how much the demand rose within one load time, at a quantile (`rise_quantile`): the burst
   headroom;
-- how long, from a moment like now, until a higher count is needed again (`expected_wait`): the
+- how long, from a moment like now, until a higher count is needed again (`residual_wait`): the
   ski-rental scale-down.
 
 Pure and small: at most `MAX_POINTS` floats, rounded so that the status stays a few kilobytes.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 
 from pydantic import Field
 
@@ -30,6 +31,9 @@ MAX_POINTS = 1440
 MIN_PERIOD_SECONDS = 5 * 60.0
 # The autocorrelation at the period must reach this to count: a clear repetition, not a trend.
 MIN_CORRELATION = 0.5
+# ... and the demand must swing by at least this share of its median: a few minutes of Poisson noise
+# around a steady level correlate at some lag by chance, and their "period" announces nothing.
+MIN_SWING = 0.25
 # The fine scan looks at the last this many points; longer periods are scanned at a coarser step.
 FINE_POINTS = 240
 COARSE_POINTS = 288
@@ -126,16 +130,30 @@ def _best_lag(values: Sequence[float], min_lag: int) -> tuple[int, float] | None
     return best
 
 
+def _swings(values: Sequence[float]) -> bool:
+    """Whether the demand moves by at least MIN_SWING of its median (a pattern, not noise), from
+    its 10th to its 90th percentile: a minute or two of a start-up's backlog is no swing."""
+    if not values:
+        return False
+    ordered = sorted(values)
+    low, high = ordered[len(ordered) // 10], ordered[(len(ordered) * 9) // 10 - (len(ordered) % 10 == 0)]
+    median = ordered[len(ordered) // 2]
+    return median > 0 and high - low >= MIN_SWING * median
+
+
 def detect_period(values: Sequence[float]) -> tuple[float, float] | None:
     """(period in seconds, autocorrelation) of the repetition in the history, or None.
 
-    Two scans keep the cost small: the last FINE_POINTS minutes at one-minute lags (periods of 5
+    A history whose demand swings by less than MIN_SWING of its mean has none. Two scans keep the
+    cost small: the last FINE_POINTS minutes at one-minute lags (periods of 5
     minutes to 2 hours), and the whole history averaged down to at most COARSE_POINTS steps
     (periods up to half a day). At least two periods must be in the history.
     """
     min_lag = math.ceil(MIN_PERIOD_SECONDS / STEP_SECONDS)
     fine = list(values[-FINE_POINTS:])
-    found = _best_lag(fine, min_lag)
+    if not _swings(values):
+        return None
+    found = _best_lag(fine, min_lag) if _swings(fine) else None
     result = (found[0] * STEP_SECONDS, found[1]) if found is not None else None
     if len(values) > FINE_POINTS:
         factor = math.ceil(len(values) / COARSE_POINTS)
@@ -189,22 +207,24 @@ def rise_quantile(
     return rises[index]
 
 
-def expected_wait(values: Sequence[float], threshold: float) -> float | None:
-    """Mean time (seconds) from a step below `threshold` until demand reached it again.
+def residual_wait(values: Sequence[float], threshold: float, elapsed: float) -> float | None:
+    """Mean time (seconds) until demand reaches `threshold` again, once it has stayed below for
+    `elapsed` seconds: over the gaps between two steps at or above it that lasted longer than
+    `elapsed`, what was left of them. None when no gap that long ended in the history.
 
-    Only waits that ended count: the steps after the last time it was reached say nothing yet of
-    when it comes back. None when no wait ended in the history.
+    A mean over every step of every gap would be dominated by the many one-minute dips of noise
+    around the threshold; once the need has stayed away longer than those, they say nothing about
+    when it comes back. Nor do the steps before the first need: they say when a need arrived, not
+    when it came back (a one-off step up is no return).
     """
-    waits: list[float] = []
-    next_hit: int | None = None
-    for i in range(len(values) - 1, -1, -1):
-        if values[i] >= threshold:
-            next_hit = i
-        elif next_hit is not None:
-            waits.append((next_hit - i) * STEP_SECONDS)
-    if not waits:
+    hits = [i for i, value in enumerate(values) if value >= threshold]
+    # A gap runs from the end of one step at the threshold to the start of the next, as
+    # `since_reached` counts the current one.
+    gaps = [(b - a - 1) * STEP_SECONDS for a, b in pairwise(hits) if b - a > 1]
+    left = [gap - elapsed for gap in gaps if gap > elapsed]
+    if not left:
         return None
-    return sum(waits) / len(waits)
+    return sum(left) / len(left)
 
 
 def since_reached(values: Sequence[float], threshold: float) -> float | None:

@@ -47,6 +47,15 @@ from gpupool.sizing.request import (
 from gpupool.sizing.throughput import DecodeRegime, decode_batch, decode_step, estimate_qps_per_instance
 
 
+class AcrossNodes(StrEnum):
+    """How an instance larger than a node is split over its group of nodes."""
+
+    # Tensor parallel within each node, pipeline stages across nodes (gpupool.sizing.pipeline).
+    PIPELINE_PARALLEL = "PipelineParallel"
+    # Data-parallel attention ranks with the experts over all of them (gpupool.sizing.expert_groups).
+    DATA_EXPERT_PARALLEL = "DataExpertParallel"
+
+
 class QpsSource(StrEnum):
     """Where the QPS-per-instance figure of a plan comes from."""
 
@@ -128,7 +137,19 @@ class Plan(ApiModel):
     )
     nodes_per_instance: int = Field(
         default=1,
-        description="Nodes one instance spans: 1, or its pipeline stages (one per node) when larger.",
+        description="Nodes one instance spans: 1, or the nodes of its group when larger.",
+        ge=1,
+    )
+    across_nodes: AcrossNodes | None = Field(
+        default=None,
+        description="How a multi-node instance is split: PipelineParallel (tensor parallel within each "
+        "node, pipeline stages across) or DataExpertParallel (data-parallel attention ranks, experts over "
+        "all of them); the reason says why.",
+    )
+    data_parallel_local: int | None = Field(
+        default=None,
+        description="Data-parallel ranks on each node of a DataExpertParallel group (vLLM's "
+        "--data-parallel-size-local).",
         ge=1,
     )
     layers_per_stage: int | None = Field(
@@ -411,11 +432,20 @@ def plan_deployment(
     if chosen is None and not choice.candidates:
         # A forced tensor-parallel size that cannot work: say why, with the memory it would take.
         tp = choice.excluded[0][0]
+        reason = _forced_size_problem(model_name, arch, accel, request, choice)
+        if request.tensor_parallel is None and (request.data_parallel or 1) > request.accelerators_per_node:
+            # More data-parallel ranks than a node has accelerators: a group of nodes, if any.
+            from gpupool.sizing.multinode import plan_across_nodes
+
+            across = plan_across_nodes(arch, accel, request, model_name=model_name)
+            if isinstance(across, Plan):
+                return across
+            reason = f"{reason} {across}"
         return Plan(
             **engine,
             accelerator=accel.name,
             fits=False,
-            reason=_forced_size_problem(model_name, arch, accel, request, choice),
+            reason=reason,
             precision=request.precision,
             kv_cache_dtype=request.kv_cache_dtype,
             tensor_parallel=tp,

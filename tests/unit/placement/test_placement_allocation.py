@@ -216,3 +216,24 @@ def test_a_recount_drops_the_demand_of_a_model_that_is_gone() -> None:
     assert counts(both) == {"a": 2, "b": 0}
     after = recount(state, both, ["ns/b"])
     assert after is not None and counts(after) == {"b": 2}
+
+
+def _claim(name: str, accelerators: int, node_name: str | None) -> Any:
+    from gpupool.placement.accounting import Claim
+
+    return Claim("ns", name, accelerators, node_name, "P2", "ns/llama-405b", None)
+
+
+def test_a_group_runs_only_when_all_its_pods_are_bound() -> None:
+    from gpupool.placement.allocation import held_instances
+
+    # A LeaderWorkerSet group of two pods of 8 is one instance of 16 accelerators.
+    whole = [_claim("g-0", 8, "n0"), _claim("g-0-1", 8, "n1")]
+    assert held_instances(whole, 16) == (1, 0)
+    # Half bound (being placed, or taken apart after a preemption): not a running instance.
+    half = [_claim("g-0", 8, "n0"), _claim("g-0-1", 8, None)]
+    assert held_instances(half, 16) == (0, 1)
+    assert held_instances(whole[:1], 16) == (0, 1)
+    # One pod per instance: as many instances as pods.
+    singles = [_claim("a", 1, "n0"), _claim("b", 1, None), _claim("c", 1, "n1")]
+    assert held_instances(singles, 1) == (2, 1)

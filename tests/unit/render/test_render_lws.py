@@ -117,3 +117,81 @@ def test_the_leaders_engine_flags_parse_to_the_plan() -> None:
     assert known.max_model_len == plan.max_model_len
     assert known.max_num_seqs == plan.max_num_seqs
     assert known.distributed_executor_backend == "ray"
+
+
+def _deepseek(pool_file: str = "pool-nvidia-h100.yaml") -> tuple[ModelDeployment, InferencePool]:
+    pool = load_pool(pool_file)
+    md = _model(model={"name": "deepseek-v3"}, pool=pool.metadata["name"], maxModelLen=8192)
+    return md, pool
+
+
+def _serve_words(container: dict[str, Any], env: dict[str, str]) -> list[str]:
+    """The words after `exec` of a pod's shell, its variables and arithmetic expanded as sh would."""
+    script = container["command"][-1]
+    tail = script[script.index("exec ") + len("exec ") :]
+    for name, value in env.items():
+        tail = tail.replace(f'"$LWS_{name}"', value)
+    words = shlex.split(tail)
+    return [
+        str(eval(w[3:-2], {}, {"LWS_WORKER_INDEX": int(env["WORKER_INDEX"])})) if w.startswith("$((") else w
+        for w in words
+    ]
+
+
+def test_deepseek_v3_on_two_h100_nodes_matches_golden() -> None:
+    md, pool = _deepseek()
+    check_golden(_render(md, pool, replicas=1), "deepseek-v3-vllm-nvidia-multinode")
+
+
+def test_deepseek_v3_on_two_atlas_800_a2_nodes_matches_golden() -> None:
+    md, pool = _deepseek("pool-ascend-910b.yaml")
+    check_golden(_render(md, pool, replicas=1), "deepseek-v3-vllm-ascend-multinode")
+
+
+@pytest.mark.parametrize("pool_file", ["pool-nvidia-h100.yaml", "pool-ascend-910b.yaml"])
+def test_data_parallel_ranks_split_over_the_group_without_ray(pool_file: str) -> None:
+    md, pool = _deepseek(pool_file)
+    _, plan = plan_model(md, pool)
+    assert plan.across_nodes == "DataExpertParallel", plan.reason
+    assert plan.data_parallel is not None and plan.data_parallel_local is not None
+    objects = render_model_deployment(md, pool, plan, 1)
+    (group,) = [o for o in objects if o["kind"] == "LeaderWorkerSet"]
+    (service,) = [o for o in objects if o["kind"] == "Service"]
+    template = group["spec"]["leaderWorkerTemplate"]
+    assert template["size"] == plan.nodes_per_instance == 2
+    (leader,) = template["leaderTemplate"]["spec"]["containers"]
+    (worker,) = template["workerTemplate"]["spec"]["containers"]
+    assert "ray" not in leader["command"][-1] and "ray" not in worker["command"][-1]
+    parser = argparse.ArgumentParser()
+    for flag in (
+        "tensor-parallel-size",
+        "data-parallel-size",
+        "data-parallel-size-local",
+        "data-parallel-start-rank",
+        "data-parallel-rpc-port",
+    ):
+        parser.add_argument(f"--{flag}", type=int)
+    parser.add_argument("--data-parallel-address")
+    parser.add_argument("--headless", action="store_true")
+    parser.add_argument("--enable-expert-parallel", action="store_true")
+    seen = []
+    for index, container in enumerate((leader, worker)):
+        env = {"LEADER_ADDRESS": "llm-0.llm", "WORKER_INDEX": str(index)}
+        serve = _serve_words(container, env)
+        assert serve[:2] == ["vllm", "serve"]
+        known, _ = parser.parse_known_args(serve[3:])
+        assert known.tensor_parallel_size == plan.tensor_parallel
+        assert known.data_parallel_size == plan.data_parallel
+        assert known.data_parallel_size_local == plan.data_parallel_local
+        assert known.data_parallel_address == "llm-0.llm"
+        assert known.enable_expert_parallel
+        assert known.headless == (index > 0)
+        seen.append((known.data_parallel_start_rank or 0, known.data_parallel_rpc_port))
+    # The worker's ranks start where the leader's end; both meet on the leader's rpc port.
+    assert seen[1][0] == plan.data_parallel_local
+    assert seen[0][1] == seen[1][1]
+    assert {"name": "dp-rpc", "containerPort": seen[0][1], "protocol": "TCP"} in leader["ports"]
+    # Only the leader serves HTTP and has probes; the headless worker has neither.
+    assert "readinessProbe" in leader and "readinessProbe" not in worker
+    assert worker["ports"] == []
+    assert service["spec"]["selector"][WORKER_INDEX_LABEL] == "0"

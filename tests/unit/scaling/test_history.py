@@ -10,8 +10,8 @@ from gpupool.scaling.history import (
     MAX_POINTS,
     STEP_SECONDS,
     detect_period,
-    expected_wait,
     new_history,
+    residual_wait,
     rise_quantile,
     since_reached,
 )
@@ -51,6 +51,19 @@ def test_a_step_a_ramp_or_a_flat_line_has_no_period(values: list[float]) -> None
     assert detect_period(values) is None
 
 
+def test_noise_around_a_steady_level_has_no_period() -> None:
+    # A level of 24 QPS with +-5% of noise that repeats every 5 minutes correlates perfectly at that
+    # lag, but it swings by 10% of the median, under the 25% a pattern needs.
+    noise = [24.0 * (1 + 0.05 * math.sin(2 * math.pi * i / 5)) for i in range(30)]
+    assert detect_period(noise) is None
+    # A start-up minute far off the level is no swing either (the 10th to 90th percentile).
+    assert detect_period([60.0, *noise]) is None
+    # The same shape at +-30% is a pattern.
+    waves = [24.0 * (1 + 0.3 * math.sin(2 * math.pi * i / 5)) for i in range(30)]
+    found = detect_period(waves)
+    assert found is not None and found[0] == 5 * STEP_SECONDS
+
+
 def test_rise_quantile_needs_enough_history_for_one_rise_to_be_in_the_tail() -> None:
     # One rise of 70 QPS within a 3-minute horizon in two hours: 117 moments, 1% of which is
     # 1.2, fewer than the 3 moments one rise spans: no headroom from it.
@@ -65,9 +78,21 @@ def test_rise_quantile_needs_enough_history_for_one_rise_to_be_in_the_tail() -> 
     assert rise_quantile(repeated, 180.0, 0.99) == 70.0
 
 
-def test_waits_until_demand_comes_back() -> None:
+def test_since_the_need_was_last_reached() -> None:
     values = [70.0, 10.0, 10.0, 70.0, 10.0, 70.0, 10.0, 10.0]
-    # From each low step that saw the need return: 2, 1 and 1 minutes.
-    assert expected_wait(values, 64.0) == pytest.approx(80.0)
     assert since_reached(values, 64.0) == 2 * STEP_SECONDS
-    assert expected_wait([10.0] * 5, 64.0) is None and since_reached([10.0] * 5, 64.0) is None
+    assert since_reached([10.0] * 5, 64.0) is None
+
+
+def test_what_is_left_of_the_gaps_as_long_as_the_current_one() -> None:
+    # Gaps between two needs of 1, 1 and 4 minutes.
+    values = [70.0, 10.0, 70.0, 10.0, 70.0, 10.0, 10.0, 10.0, 10.0, 70.0, 10.0, 10.0]
+    assert since_reached(values, 64.0) == 2 * STEP_SECONDS
+    # Just after a need, every gap counts: (60 + 60 + 240) / 3.
+    assert residual_wait(values, 64.0, 0.0) == pytest.approx(120.0)
+    # Two minutes in, only the 4-minute gap is as long: 2 minutes of it are left.
+    assert residual_wait(values, 64.0, 2 * STEP_SECONDS) == pytest.approx(120.0)
+    assert residual_wait(values, 64.0, 1 * STEP_SECONDS) == pytest.approx(180.0)
+    # Longer than any gap seen, or no gap between two needs at all: nothing to say.
+    assert residual_wait(values, 64.0, 4 * STEP_SECONDS) is None
+    assert residual_wait([10.0] * 30 + [70.0] * 5 + [10.0] * 3, 64.0, 0.0) is None

@@ -45,6 +45,16 @@ class TestHoldAfterScaleDown:
         decision = decide(window(19.0, waiting=QUEUE), 2, state=after_scale_down(2.0))  # type: ignore[arg-type]
         assert decision.desired == 3
 
+    def test_no_scale_up_on_a_rising_trend_right_after_its_own_scale_down(self) -> None:
+        # A ramp from 8 to 14 QPS over the trend window on 2 instances: 70% now, but the trend
+        # forecasts 17.4 QPS within the horizon (87%), which would add one. Within the hold after
+        # its own scale-down the trend is left out: the rate falling from the removed instances'
+        # level, or their requests finishing on the others, is no new demand.
+        ramp = window(lambda t: 8.0 + max(0.0, min(6.0, (t - (NOW - 240)) * 6.0 / 240)))
+        assert decide(ramp, 2, policy=POLICY).desired == 3
+        held = decide(ramp, 2, state=after_scale_down(2.0), policy=POLICY)
+        assert held.desired == 2 and held.direction == "Hold"
+
     def test_a_late_first_token_still_counts_within_the_hold(self) -> None:
         # 12 QPS late on 2 instances: 6 QPS each within the SLO, 12 / (0.8 x 6) needs 3.
         decision = decide(window(12.0, ttft=0.9), 2, state=after_scale_down(2.0))
@@ -66,9 +76,10 @@ def bursts(minutes_to_next: int, points: int = 240) -> list[float]:
 class TestSkiRental:
     def test_keeps_an_instance_needed_again_within_twice_the_load_time(self) -> None:
         # 10 QPS on 9 instances (90 QPS) is 11%: the load says 2. But one period (20 min) ago a
-        # burst of 70 QPS came 4 min later, more than 8 instances serve at the target (64 QPS):
-        # beyond the forecast's horizon (135 s and a minute), within the break-even of 2 x 120 s.
-        values = [70.0 if v > 10 else v for v in bursts(4)]
+        # burst of 80 QPS came 4 min later, more than 8 instances serve at the 1 / 1.05 a demand the
+        # period announced is sized at (76.2 QPS): beyond the forecast's horizon (135 s and a
+        # minute), within the break-even of 2 x 120 s.
+        values = [80.0 if v > 10 else v for v in bursts(4)]
         state = ScalerState(demand_history=history(values), period_seconds=1200.0)
         decision = decide(window(10.0), 9, state=state, policy=POLICY)
         assert decision.desired == 9
@@ -83,22 +94,50 @@ class TestSkiRental:
         assert not any(r.startswith("ski-rental") for r in decision.rules)
 
     def test_without_a_period_the_mean_wait_of_the_history_decides(self) -> None:
-        # Demand crossing what 8 instances serve (64 QPS) every other minute: from a low minute
-        # the need comes back after 60 s on average, within 240 s.
+        # Demand crossing what 8 instances serve (64 QPS) every other minute: in each gap the need
+        # came back after 60 s, within the 480 s (4 load times) a return is weighed against.
         values = [70.0 if i % 2 else 10.0 for i in range(120)]
         state = ScalerState(demand_history=history(values))
         decision = decide(window(10.0), 9, state=state, policy=POLICY)
         assert decision.desired == 9
-        assert "on average over the last day" in decision.reason
+        assert "needed again 60 s later on average" in decision.reason
+
+    def test_a_gap_longer_than_any_seen_before_lets_it_go(self) -> None:
+        # The same minute-long dips, then 3 minutes without the need: no gap of the history lasted
+        # that long, so they say nothing of when it comes back, and 180 s is beyond the one load
+        # time (120 s) an unseen return is worth.
+        values = [70.0 if i % 2 else 10.0 for i in range(120)] + [10.0] * 3
+        state = ScalerState(demand_history=history(values))
+        decision = decide(window(10.0), 9, state=state, policy=POLICY)
+        assert decision.desired == 8
+        assert not any(r.startswith("ski-rental") for r in decision.rules)
+
+    def test_the_gaps_as_long_as_this_one_say_when_it_comes_back(self) -> None:
+        # Gaps of 1 and of 6 minutes; 2 minutes into this one, only the 6-minute gaps still count:
+        # the need came back 4 minutes later, 240 s, within 480 s.
+        block = [70.0, 10.0, 70.0] + [10.0] * 6
+        values = block * 10 + [70.0, 10.0, 10.0]
+        state = ScalerState(demand_history=history(values))
+        decision = decide(window(10.0), 9, state=state, policy=POLICY)
+        assert decision.desired == 9
+        assert "needed again 240 s later on average" in decision.reason
 
     def test_without_a_return_seen_it_keeps_the_instance_for_the_break_even(self) -> None:
         # 70 QPS for an hour, then 10 QPS: the need never came back, so the instance stays for the
-        # break-even (240 s) after the last minute that needed it, and goes after.
-        recent = ScalerState(demand_history=history([70.0] * 60 + [10.0] * 3))
+        # break-even of a cold start (one load time, 120 s) after the last minute that needed it,
+        # and goes after.
+        recent = ScalerState(demand_history=history([70.0] * 60 + [10.0] * 1))
         assert decide(window(10.0), 9, state=recent, policy=POLICY).desired == 9
-        assert "needed 180 s ago" in decide(window(10.0), 9, state=recent, policy=POLICY).reason
-        later = ScalerState(demand_history=history([70.0] * 60 + [10.0] * 6))
+        assert "needed 60 s ago" in decide(window(10.0), 9, state=recent, policy=POLICY).reason
+        later = ScalerState(demand_history=history([70.0] * 60 + [10.0] * 2))
         assert decide(window(10.0), 9, state=later, policy=POLICY).desired == 8
+
+    def test_a_first_rise_is_no_return(self) -> None:
+        # Two hours at 10 QPS, then a step to 70 QPS, and 2 minutes back at 10: the wait before the
+        # step is when a need first came, not when it came back; no gap ended between two needs,
+        # and 120 s since the last one is the break-even of one load time: it goes.
+        state = ScalerState(demand_history=history([10.0] * 120 + [70.0] * 30 + [10.0] * 2))
+        assert decide(window(10.0), 9, state=state, policy=POLICY).desired == 8
 
     def test_off_without_prediction(self) -> None:
         values = [70.0 if v > 10 else v for v in bursts(3)]
@@ -109,17 +148,45 @@ class TestSkiRental:
 class TestPeriod:
     def test_starts_instances_one_load_time_before_a_repeated_burst(self) -> None:
         # One period (20 min) ago the burst of 60 QPS began 2 min later: inside the horizon of the
-        # load time + one interval, 135 s; the count for 60 QPS at 80% is ceil(60 / 8) = 8.
+        # load time + one interval, 135 s; a demand the period announced is served at 1 / 1.05 of
+        # the capacity: ceil(60 / 9.52) = 7 (at the 80% target it would be 8).
         state = ScalerState(demand_history=history(bursts(2)), period_seconds=1200.0)
         decision = decide(window(10.0), 2, state=state, policy=POLICY)
-        assert decision.desired == 6  # +4 per 30 s (scaleUpStep) toward 8
-        assert decision.recommendation == 8
+        assert decision.desired == 6  # +4 per 30 s (scaleUpStep) toward 7
+        assert decision.recommendation == 7
         assert any(r.startswith("period") for r in decision.rules)
 
     def test_quiet_when_no_burst_is_due(self) -> None:
         state = ScalerState(demand_history=history(bursts(10)), period_seconds=1200.0)
         decision = decide(window(10.0), 2, state=state, policy=POLICY)
         assert decision.desired == 2 and not decision.rules
+
+    def test_a_repeated_burst_is_served_at_the_bound_s_margin(self) -> None:
+        # Inside a burst of 60 QPS that one period ago came at this very time: the rate rose from
+        # 10 QPS over the last 4 minutes, and the trend alone would size for more. What the period
+        # announced is no surprise: 60 QPS at 1 / 1.05 of the capacity, ceil(60 / 9.52) = 7
+        # (ceil(60 / 8) = 8 at the target, more with the trend).
+        rise = window(lambda t: 10.0 + max(0.0, min(50.0, (t - (NOW - 240)) * 50.0 / 240)))
+        state = ScalerState(demand_history=history(bursts(0)), period_seconds=1200.0)
+        decision = decide(rise, 7, state=state, policy=POLICY)
+        assert decision.recommendation == 7 and decision.desired == 7
+        assert any("what one period ago announced" in r for r in decision.rules)
+        unannounced = decide(rise, 7, state=ScalerState(), policy=POLICY)
+        assert unannounced.recommendation > 8
+
+    def test_a_demand_beyond_the_announced_one_is_sized_at_the_target(self) -> None:
+        # 80 QPS where one period ago 60 came: beyond 5% more, so a surprise: ceil(80 / 8) = 10.
+        state = ScalerState(demand_history=history(bursts(0)), period_seconds=1200.0)
+        decision = decide(window(80.0), 7, state=state, policy=POLICY)
+        assert decision.recommendation == 10
+        assert not any("announced" in r for r in decision.rules)
+
+    def test_the_announced_count_is_where_a_scale_down_lands(self) -> None:
+        # 9 instances hold the 60 QPS burst that one period ago came at this time: 67% of their
+        # capacity, inside the band, where a surprise would hold. Announced, 7 serve it: down one.
+        state = ScalerState(demand_history=history(bursts(0)), period_seconds=1200.0)
+        decision = decide(window(60.0), 9, state=state, policy=POLICY)
+        assert decision.recommendation == 7 and decision.desired == 8
 
 
 class TestBurstHeadroom:
@@ -163,6 +230,32 @@ class TestLiveDemand:
         w = w.model_copy(update={"running_requests": [120.0] * len(w.timestamps)})
         decision = decide(w, 3, policy=REACTIVE)
         assert decision.state.batch_seconds == pytest.approx(6.0)
+
+
+class TestFastRise:
+    def late(self, running: float) -> MetricsWindow:
+        # 5 instances finish 35 QPS over the last minute, no queue, the p99 first token late in this
+        # evaluation only; `running` requests in the batch, 6 s each.
+        w = window(35.0, ttft=lambda t: 0.6 if t >= NOW else 0.1)
+        return w.model_copy(update={"running_requests": [running] * len(w.timestamps)})
+
+    def test_a_live_rate_ahead_of_the_minute_s_measures_no_capacity_and_sizes_the_step(self) -> None:
+        # 420 running over 6 s: 70 QPS complete now, above 1.5 x 35 + 0.5: a burst began seconds
+        # ago, and the late first token is its queue, not the instances' limit. No capacity
+        # learned, and the step is sized from the live rate: ceil(70 / 8) = 9.
+        decision = decide(self.late(420.0), 5, state=ScalerState(batch_seconds=6.0), policy=REACTIVE)
+        assert decision.state.capacity_per_instance is None
+        assert any(r.startswith("fast-rise: 70.0 QPS") for r in decision.rules)
+        assert any(r.startswith("live-demand: 70.0 QPS") for r in decision.rules)
+        assert decision.recommendation == 9 and decision.desired == 9
+
+    def test_a_live_rate_near_the_minute_s_is_no_rise(self) -> None:
+        # 240 running: 40 QPS complete now, within 1.5 x 35: the instances are at the SLO's edge at
+        # 7 QPS each (the single late p99 of learned-capacity), and the latency step sizes from it.
+        decision = decide(self.late(240.0), 5, state=ScalerState(batch_seconds=6.0), policy=REACTIVE)
+        assert decision.state.capacity_per_instance == pytest.approx(7.0)
+        assert not any(r.startswith("fast-rise") for r in decision.rules)
+        assert decision.recommendation == 7
 
 
 def saturated_window(qps: float) -> MetricsWindow:
@@ -227,6 +320,17 @@ class TestLearnedCapacity:
         # plan's 10: a minute's p99 that still holds a queue, or one read in vLLM's coarse buckets,
         # reads high. Only saturation lowers the capacity.
         assert decide(window(30.0, ttft=0.2), 5, policy=REACTIVE).state.capacity_per_instance is None
+
+
+def test_the_history_keeps_arrivals_not_the_retries_of_time_outs() -> None:
+    # 30 QPS finish, half of them time-outs: each is counted as it ends and again as its client
+    # retries, so the arrivals are 30 / (1 + 0.5) = 20 QPS. The history remembers those, not a
+    # need the retries made up; below maxErrorRate the finished rate is the arrivals.
+    timing_out = decide(window(30.0, errors=0.5), 4, policy=POLICY)
+    assert timing_out.state.demand_history is not None
+    assert timing_out.state.demand_history.values == [20.0]
+    calm = decide(window(30.0, errors=0.005), 4, policy=POLICY)
+    assert calm.state.demand_history is not None and calm.state.demand_history.values == [30.0]
 
 
 def test_history_survives_in_the_state() -> None:

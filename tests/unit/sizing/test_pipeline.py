@@ -103,7 +103,8 @@ class TestLlama405bBf16:
 
 
 def test_deepseek_v3_splits_61_layers_over_two_h100_nodes() -> None:
-    plan = _plan("deepseek-v3", "H100-80GB", precision="fp8")
+    # Tensor parallelism alone (dataParallel 1) rules out data-parallel attention groups.
+    plan = _plan("deepseek-v3", "H100-80GB", precision="fp8", data_parallel=1)
     assert plan.fits, plan.reason
     assert (plan.pipeline_parallel, plan.layers_per_stage) == (2, 31)
     # Latent attention: the whole latent of the stage's layers on every rank, 31 x 576 x 2 B.

@@ -306,7 +306,13 @@ def test_plans_are_consistent(case: tuple[CatalogModel, Accelerator, SizingReque
     # The tensor-parallel group divides the heads and stays inside a node; stages span nodes.
     assert model.architecture.attention_heads % tp == 0
     assert tp <= request.accelerators_per_node
-    assert plan.nodes_per_instance == (plan.pipeline_parallel or 1)
+    if plan.across_nodes == "DataExpertParallel":
+        # Data-parallel ranks fill whole nodes, the same number on each.
+        assert plan.data_parallel is not None and plan.data_parallel_local is not None
+        assert plan.data_parallel == plan.data_parallel_local * plan.nodes_per_instance
+        assert plan.accelerators_per_instance == plan.nodes_per_instance * request.accelerators_per_node
+    else:
+        assert plan.nodes_per_instance == (plan.pipeline_parallel or 1)
     # Memory parts never exceed the usable memory, and one full sequence fits.
     parts = memory.weights_bytes + memory.activations_bytes + memory.runtime_overhead_bytes
     assert parts + memory.kv_cache_bytes <= memory.usable_bytes
