@@ -46,13 +46,14 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def world(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     cluster.install_crds()
-    local_controller(cluster, LWS_SH, "start")
-    local_controller(cluster, KUEUE_SH, "start")
     suffix = uuid.uuid4().hex[:6]
     names = {"pool": f"kueue-{suffix}", "namespace": f"kueue-{suffix}", "model": "llama-405b"}
-    for node in NODES:
-        cluster.kubectl("label", "node", node, f"{LABEL}={suffix}", "--overwrite")
     try:
+        # Inside the try: a controller that fails to start is still stopped with the other.
+        local_controller(cluster, LWS_SH, "start")
+        local_controller(cluster, KUEUE_SH, "start")
+        for node in NODES:
+            cluster.kubectl("label", "node", node, f"{LABEL}={suffix}", "--overwrite")
         with (
             running_operator(cluster, tmp_path_factory.mktemp("kueue")),
             fresh_namespaces(cluster, names["namespace"]),

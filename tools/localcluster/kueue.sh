@@ -121,10 +121,15 @@ write_webhooks() {
     || fail "the release's webhook manifests lack some of: $WEBHOOKS"
 }
 
+# Every CRD of the release, not only the kinds gpupool writes: the manager sets up
+# indexes on AdmissionCheck and the MultiKueue kinds at start and exits when one is
+# not served yet.
 crds_established() {
-  local crd
-  for crd in clusterqueues localqueues resourceflavors workloads cohorts workloadpriorityclasses; do
-    [[ "$(kubectl_ get crd "$crd.kueue.x-k8s.io" \
+  local file crd
+  for file in "$1"/kueue.x-k8s.io_*.yaml; do
+    crd="$(basename "$file" .yaml)"
+    crd="${crd#kueue.x-k8s.io_}.kueue.x-k8s.io"
+    [[ "$(kubectl_ get crd "$crd" \
       -o 'jsonpath={.status.conditions[?(@.type=="Established")].status}' 2>/dev/null || true)" == True ]] || return 1
   done
 }
@@ -147,7 +152,7 @@ cmd_start() {
   # use v1beta2, the storage version.
   kubectl_ apply --server-side -f "$kueue_bin/crds" >/dev/null || fail "installing the CRDs failed"
   local deadline=$((SECONDS + 60))
-  until crds_established; do
+  until crds_established "$kueue_bin/crds"; do
     ((SECONDS < deadline)) || fail "Kueue's CRDs were not established within 60s"
     sleep 0.5
   done
