@@ -156,21 +156,37 @@ cmd_start() {
     ((SECONDS < deadline)) || fail "Kueue's CRDs were not established within 60s"
     sleep 0.5
   done
-  if ! is_running "$NAME"; then
-    port_in_use "$WEBHOOK_PORT" && fail "port 127.0.0.1:$WEBHOOK_PORT is in use (set GPUPOOL_KUEUE_WEBHOOK_PORT)"
-    log "starting Kueue $KUEUE_VERSION (webhooks on 127.0.0.1:$WEBHOOK_PORT)"
-    # The visibility API server (an aggregated API on its own port) is off:
-    # nothing here reads pending workloads through it.
-    # KUEUE_METRICS_CERT_DIR: see kueue/build.sh (the metrics server itself is off).
-    start_process "$NAME" env KUBECONFIG="$D/kubeconfig" KUEUE_METRICS_CERT_DIR="$KUEUE_DIR/certs" "$kueue_bin/manager" \
-      --config="$KUEUE_DIR/config.yaml" --feature-gates=VisibilityOnDemand=false \
-      --zap-log-level=info --zap-devel=false
-  fi
-  deadline=$((SECONDS + 90))
-  until webhook_serving; do
-    is_running "$NAME" || fail "Kueue exited"
-    ((SECONDS < deadline)) || fail "its webhook server did not answer within 90s"
-    sleep 0.5
+  # Up to three starts: on a loaded machine the manager can exit at start-up while the API
+  # server's discovery still catches up with the CRDs just installed; its log says why.
+  local attempt
+  for attempt in 1 2 3; do
+    if ! is_running "$NAME"; then
+      port_in_use "$WEBHOOK_PORT" && fail "port 127.0.0.1:$WEBHOOK_PORT is in use (set GPUPOOL_KUEUE_WEBHOOK_PORT)"
+      log "starting Kueue $KUEUE_VERSION (webhooks on 127.0.0.1:$WEBHOOK_PORT), attempt $attempt"
+      # The visibility API server (an aggregated API on its own port) is off:
+      # nothing here reads pending workloads through it.
+      # KUEUE_METRICS_CERT_DIR: see kueue/build.sh (the metrics server itself is off).
+      start_process "$NAME" env KUBECONFIG="$D/kubeconfig" KUEUE_METRICS_CERT_DIR="$KUEUE_DIR/certs" "$kueue_bin/manager" \
+        --config="$KUEUE_DIR/config.yaml" --feature-gates=VisibilityOnDemand=false \
+        --zap-log-level=info --zap-devel=false
+      # Until the forked shell has exec'd the manager its command line does not name the
+      # cluster, and is_running says no: wait for the exec (or the process's end).
+      local pid waited=0
+      pid="$(pid_of "$NAME")"
+      while ! is_running "$NAME" && kill -0 "$pid" 2>/dev/null && ((waited < 50)); do
+        sleep 0.1
+        waited=$((waited + 1))
+      done
+    fi
+    deadline=$((SECONDS + 90))
+    until webhook_serving || ! is_running "$NAME"; do
+      ((SECONDS < deadline)) || fail "its webhook server did not answer within 90s"
+      sleep 0.5
+    done
+    webhook_serving && break
+    ((attempt < 3)) || fail "Kueue exited"
+    log "Kueue exited at start-up; starting it again in 2s"
+    sleep 2
   done
   kubectl_ apply --server-side -f "$KUEUE_DIR/webhooks.yaml" >/dev/null || fail "installing the webhooks failed"
   log "Kueue ready"
