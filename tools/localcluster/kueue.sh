@@ -169,14 +169,6 @@ cmd_start() {
       start_process "$NAME" env KUBECONFIG="$D/kubeconfig" KUEUE_METRICS_CERT_DIR="$KUEUE_DIR/certs" "$kueue_bin/manager" \
         --config="$KUEUE_DIR/config.yaml" --feature-gates=VisibilityOnDemand=false \
         --zap-log-level=info --zap-devel=false
-      # Until the forked shell has exec'd the manager its command line does not name the
-      # cluster, and is_running says no: wait for the exec (or the process's end).
-      local pid waited=0
-      pid="$(pid_of "$NAME")"
-      while ! is_running "$NAME" && kill -0 "$pid" 2>/dev/null && ((waited < 50)); do
-        sleep 0.1
-        waited=$((waited + 1))
-      done
     fi
     deadline=$((SECONDS + 90))
     until webhook_serving || ! is_running "$NAME"; do

@@ -46,7 +46,14 @@ start_process() {
   # fd 8 and 9 carry the command locks; a daemon keeping them would hold the
   # lock for its whole life.
   setsid "$@" >>"$D/logs/$name.log" 2>&1 </dev/null 8>&- 9>&- &
-  echo $! >"$D/pids/$name.pid"
+  local pid=$! waited=0
+  echo "$pid" >"$D/pids/$name.pid"
+  # Until the forked shell has exec'd the command, its command line does not
+  # name the cluster and is_running says no: wait for the exec (or the end).
+  while ! is_running "$name" && kill -0 "$pid" 2>/dev/null && ((waited < 100)); do
+    sleep 0.05
+    waited=$((waited + 1))
+  done
 }
 
 # stop_process NAME...: SIGTERM to all at once (each takes a second or
