@@ -35,8 +35,9 @@ import bcrypt
 import pytest
 import yaml
 from cluster import Cluster, h100_pool_spec
+from engines import ServingPods, scraped
 from harness import condition, fresh_namespaces, running_operator
-from operator_process import audit_writes, free_port, wait_for
+from operator_process import audit_writes, wait_for
 from test_observability import Prometheus
 
 from gpupool.controller.prometheus import (
@@ -48,8 +49,6 @@ from gpupool.controller.prometheus import (
 )
 from gpupool.scaling.deletion import POD_DELETION_COST
 from gpupool.simulate.balancing import session_shares
-from gpupool.simulate.metrics import EngineKind, PodMetrics, VendorKind
-from gpupool.simulate.server import serve_in_background
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = f"autoscale-h100-{uuid.uuid4().hex[:6]}"
@@ -76,96 +75,12 @@ IN_BATCH_SECONDS = 6.0
 pytestmark = pytest.mark.e2e
 
 
-class SimulatedPods:
+class SimulatedPods(ServingPods):
     """Engine metrics for the model's Running and Ready pods, driven by an offered load."""
 
     def __init__(self, cluster: Cluster, namespace: str, sd_file: Path) -> None:
-        self.cluster, self.namespace, self.sd_file = cluster, namespace, sd_file
-        self.load_qps = 0.0
+        super().__init__(cluster, namespace, MODEL, sd_file)
         self.capacity = 15.0  # replaced by the plan's QPS per instance once known
-        self.port = 0
-        self._pods: dict[str, PodMetrics] = {}
-        self._labels: dict[str, dict[str, str]] = {}
-        self._last = time.monotonic()
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._watcher = threading.Thread(target=self._watch, name="pod-watcher", daemon=True)
-
-    def start(self, port: int) -> None:
-        self.port = port
-        self._write_sd()
-        self._watcher.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._watcher.join(timeout=10)
-
-    def _watch(self) -> None:
-        """Follow the model's pods (once a second) and publish them as scrape targets."""
-        while not self._stop.wait(1.0):
-            result = self.cluster.kubectl(
-                "get",
-                "pods",
-                "-n",
-                self.namespace,
-                "-l",
-                f"gpupool.io/model-deployment={MODEL}",
-                "-o",
-                "json",
-                check=False,
-            )
-            if result.returncode != 0:
-                continue
-            serving = {}
-            for pod in json.loads(result.stdout)["items"]:
-                ready = any(
-                    c["type"] == "Ready" and c["status"] == "True"
-                    for c in pod["status"].get("conditions", [])
-                )
-                if (
-                    pod["status"].get("phase") == "Running"
-                    and ready
-                    and not pod["metadata"].get("deletionTimestamp")
-                ):
-                    serving[pod["metadata"]["name"]] = pod["metadata"].get("labels", {})
-            with self._lock:
-                self._advance()
-                for name in set(self._pods) - set(serving):
-                    del self._pods[name]
-                for name in set(serving) - set(self._pods):
-                    self._pods[name] = PodMetrics(
-                        pod=name,
-                        namespace=self.namespace,
-                        model="llama-3.1-8b",
-                        engine=EngineKind.VLLM,
-                        vendor=VendorKind.NVIDIA,
-                        accelerator_model="NVIDIA H100 80GB HBM3",
-                        accelerators=1,
-                        memory_total_mib=81_559,
-                        serving=True,
-                    )
-                changed = serving != self._labels
-                self._labels = serving
-            if changed:
-                self._write_sd()
-
-    def _write_sd(self) -> None:
-        groups = [
-            {
-                "targets": [f"127.0.0.1:{self.port}"],
-                "labels": {
-                    "__metrics_path__": f"/pods/{name}/metrics",
-                    "namespace": self.namespace,
-                    "pod": name,
-                    "__pod_label_pool": labels.get("gpupool.io/pool", ""),
-                    "__pod_label_model_deployment": labels.get("gpupool.io/model-deployment", ""),
-                },
-            }
-            for name, labels in sorted(self._labels.items())
-        ]
-        tmp = self.sd_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(groups))
-        tmp.replace(self.sd_file)
 
     def shares(self) -> dict[str, float]:
         """Each serving pod's share of the load: session affinity with bounded loads."""
@@ -179,8 +94,7 @@ class SimulatedPods:
 
     def _advance(self) -> None:
         """Move every pod's counters and gauges to now (fluid: no randomness)."""
-        now = time.monotonic()
-        dt, self._last = now - self._last, now
+        dt = self._tick()
         if not self._pods:
             return
         saturation = self.capacity * 1.1
@@ -203,27 +117,6 @@ class SimulatedPods:
             pod.ttft.total += done
             pod.ttft.sum += done * 0.05
 
-    def snapshot(self) -> list[PodMetrics]:
-        with self._lock:
-            self._advance()
-            return list(self._pods.values())
-
-
-def prometheus_config(sd_file: Path) -> dict[str, Any]:
-    return {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "scrape_configs": [
-            {
-                "job_name": "simulated-engines",
-                "file_sd_configs": [{"files": [str(sd_file)], "refresh_interval": "1s"}],
-                "relabel_configs": [
-                    {"source_labels": ["__pod_label_pool"], "target_label": "pool"},
-                    {"source_labels": ["__pod_label_model_deployment"], "target_label": "model_deployment"},
-                ],
-            }
-        ],
-    }
-
 
 @pytest.fixture(scope="module")
 def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
@@ -234,14 +127,9 @@ def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     operator_namespace = f"{namespace}-operator"
     sd_file = work / "targets.json"
     pods = SimulatedPods(cluster, namespace, sd_file)
-    server = serve_in_background(pods.snapshot)
-    pods.start(server.server_port)
-    config = work / "prometheus.yml"
-    config.write_text(yaml.safe_dump(prometheus_config(sd_file)))
-    prometheus = Prometheus(work / "prometheus-state", free_port())
     try:
-        prometheus.start(config)
         with ExitStack() as stack:
+            prometheus = stack.enter_context(scraped(pods, work))
             operator = stack.enter_context(
                 running_operator(
                     cluster, work, resync_seconds=5, extra_env={"GPUPOOL_NAMESPACE": operator_namespace}
@@ -278,7 +166,7 @@ def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                 "pods": pods,
                 "prometheus": prometheus,
                 "operator": operator,
-                "config": config,
+                "config": work / "prometheus.yml",
                 "work": work,
             }
             body = wait_for(
@@ -287,10 +175,6 @@ def loop(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             pods.capacity = float(body["qpsPerInstance"])
             yield state
     finally:
-        pods.stop()
-        server.shutdown()
-        server.server_close()
-        prometheus.stop()
         cluster.kubectl("delete", "inferencepool.gpupool.io", POOL, check=False)
 
 

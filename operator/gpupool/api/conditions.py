@@ -45,6 +45,14 @@ class Reason(StrEnum):
     INSTANCES_STARTING = "InstancesStarting"
     # The workload was (re)applied because the spec or the plan changed.
     ROLLING_OUT = "RollingOut"
+    # A new version runs beside the stable one on part of the traffic (spec.rollout, Canary).
+    CANARY_STEP = "CanaryStep"
+    # The canary held every step: the stable Deployment takes the new version, the canary goes
+    # once it has.
+    PROMOTING = "Promoting"
+    # The canary broke a limit of its analysis, or rollout.abort was set: the stable version
+    # serves everything again.
+    ROLLED_BACK = "RolledBack"
     # Nothing to do: desired state holds.
     RECONCILED = "Reconciled"
     # Sizing succeeded.

@@ -249,6 +249,7 @@ def model_deployment_crd() -> dict[str, Any]:
             {"name": "TP", "type": "integer", "jsonPath": ".status.plan.tensorParallel"},
             {"name": "Ready", "type": "integer", "jsonPath": ".status.readyReplicas"},
             {"name": "Desired", "type": "integer", "jsonPath": ".status.replicas"},
+            {"name": "Canary", "type": "integer", "jsonPath": ".status.rollout.weight", "priority": 1},
             *_ready_columns(),
         ],
     )

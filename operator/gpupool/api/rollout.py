@@ -107,3 +107,61 @@ class RolloutSpec(ApiModel):
         if self.paused and self.abort:
             raise ValueError("rollout: set paused or abort, not both")
         return self
+
+
+class CanaryAnalysisStatus(ApiModel):
+    """What the analysis measured of the current step, against its limits (None: not measured)."""
+
+    canary_requests: int | None = Field(
+        default=None, ge=0, description="Requests the canary served in the step."
+    )
+    canary_error_rate_percent: float | None = Field(
+        default=None, ge=0, description="Share of the canary's requests that failed, in percent."
+    )
+    canary_ttft_p99_seconds: float | None = Field(
+        default=None, ge=0, description="The canary's p99 time to first token over the step."
+    )
+    stable_ttft_p99_seconds: float | None = Field(
+        default=None, ge=0, description="The stable version's p99 time to first token over the step."
+    )
+    max_error_rate_percent: float = Field(ge=0, description="The limit on the canary's error rate.")
+    max_ttft_p99_seconds: float | None = Field(
+        default=None,
+        ge=0,
+        description="The limit on the canary's p99 time to first token (stable's plus the allowed rise).",
+    )
+
+
+class RolloutStatus(ApiModel):
+    """Where a rollout stands: the two versions, the step, the traffic split and the decision."""
+
+    stable_revision: str | None = Field(
+        default=None, description="The version serving the stable traffic (the pods' gpupool.io/revision)."
+    )
+    canary_revision: str | None = Field(default=None, description="The new version under analysis.")
+    step: int | None = Field(
+        default=None, ge=0, description="Index of the current step in spec.rollout.steps."
+    )
+    step_started_at: str | None = Field(default=None, description="When the current step began (RFC 3339).")
+    weight: int = Field(default=0, ge=0, le=100, description="The canary's share of the traffic, in percent.")
+    split: str | None = Field(
+        default=None,
+        description="How the traffic is split: HTTPRoute (exact backend weights) or Instances (the "
+        "Service spreads requests over every instance, so the canary's share is its share of the "
+        "instances, approximate).",
+    )
+    stable_instances: int = Field(default=0, ge=0, description="Instances of the stable version.")
+    canary_instances: int = Field(default=0, ge=0, description="Instances of the canary.")
+    analysis: CanaryAnalysisStatus | None = Field(default=None, description="The step's measurements.")
+    decision: str | None = Field(
+        default=None,
+        description="The last decision: Wait, Hold, Step, Promote, Promoting, RollBack, RolledBack, InPlace.",
+    )
+    message: str | None = Field(default=None, description="Why, with the numbers.")
+    rolled_back_revision: str | None = Field(
+        default=None, description="A version rolled back: not tried again until the spec changes."
+    )
+    rolled_back_by_abort: bool = Field(
+        default=False,
+        description="The rollback came from rollout.abort: clearing abort tries the version again.",
+    )

@@ -32,7 +32,7 @@ from gpupool.api.names import (
     label_map_schema,
     qualified_name_problem,
 )
-from gpupool.api.rollout import RolloutSpec
+from gpupool.api.rollout import RolloutSpec, RolloutStatus
 from gpupool.api.schema import atomic_list, cel, list_map, with_rules
 from gpupool.api.tenancy import (
     MAX_POOLS_PER_MODEL,
@@ -1044,6 +1044,10 @@ class ModelDeploymentStatus(ApiModel):
     weights: WeightsStatus | None = Field(
         default=None,
         description="The weights cache of the revision the spec asks for (spec.weights.cache).",
+    )
+    rollout: RolloutStatus | None = Field(
+        default=None,
+        description="The rollout of a new version (spec.rollout): canary step, weights, analysis.",
     )
 
 

@@ -52,6 +52,7 @@ from gpupool.controller.prometheus import (
     read_history,
     read_in_flight,
     read_pool,
+    secret_reader,
     unavailable,
 )
 from gpupool.controller.reconciler import Adjust
@@ -306,16 +307,7 @@ class Autoscaling:
 
 
 def _secret_reader(kube: Kube, namespace: str) -> SecretReader:
-    def read(name: str) -> dict[str, str] | None:
-        try:
-            return kube.read_secret(namespace, name)
-        except ApiException as err:
-            raise CredentialsError(
-                f"the operator cannot read Secret {namespace}/{name} ({err.status} {err.reason}): it "
-                f"needs get on secrets in its own namespace {namespace}, which the chart's Role grants"
-            ) from err
-
-    return read
+    return secret_reader(kube.read_secret, namespace)
 
 
 class PodLoads:

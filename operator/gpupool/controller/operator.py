@@ -146,7 +146,7 @@ class Controller:
 
     def __init__(self, config: OperatorConfig, kube: Kube) -> None:
         self.config = config
-        self.world = World(kube)
+        self.world = World(kube, operator_namespace=config.operator_namespace())
         self.autoscaling = Autoscaling(
             persist_seconds=config.autoscaler_persist_seconds, namespace=config.operator_namespace()
         )

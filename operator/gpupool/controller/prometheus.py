@@ -28,6 +28,8 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+from kubernetes.client.exceptions import ApiException
+
 from gpupool.api.conditions import Reason
 from gpupool.api.v1alpha1 import EngineType, PrometheusSpec
 from gpupool.catalog.types import Vendor
@@ -120,6 +122,24 @@ class Connection:
 
 # Reads a Secret of the operator's namespace: its decoded data, or None when it does not exist.
 SecretReader = Callable[[str], Mapping[str, str] | None]
+
+
+def secret_reader(
+    read_secret: Callable[[str, str], Mapping[str, str] | None], namespace: str
+) -> SecretReader:
+    """A SecretReader over the API client's `read_secret(namespace, name)`; a refused read says
+    which permission the operator lacks."""
+
+    def read(name: str) -> Mapping[str, str] | None:
+        try:
+            return read_secret(namespace, name)
+        except ApiException as err:
+            raise CredentialsError(
+                f"the operator cannot read Secret {namespace}/{name} ({err.status} {err.reason}): it "
+                f"needs get on secrets in its own namespace {namespace}, which the chart's Role grants"
+            ) from err
+
+    return read
 
 
 def connect(spec: PrometheusSpec, namespace: str, read_secret: SecretReader) -> Connection:
@@ -488,3 +508,57 @@ def read_in_flight(conn: Connection, pool: str, now: float) -> dict[PodKey, floa
     """One instant query for every pod of the pool; raises PrometheusError."""
     data = _get(conn, "/api/v1/query", {"query": in_flight_query(pool), "time": f"{now:.3f}"})
     return in_flight_from_vector(data)
+
+
+# --------------------------------------------------------------------------------------------------
+# A canary's step
+
+
+# Prometheus needs two samples in a window for `increase`; shorter steps are read over this.
+MIN_STEP_WINDOW_SECONDS = 30
+
+
+def step_queries(namespace: str, model: str, revision: str, window_seconds: int) -> dict[str, str]:
+    """PromQL for one version of a model over a step: requests finished, those aborted, and the p99
+    time to first token (vLLM's series, by the pods' `gpupool.io/revision` relabelled as
+    `revision`)."""
+    sel = f'namespace="{namespace}", model_deployment="{model}", revision="{revision}"'
+    window = f"[{max(MIN_STEP_WINDOW_SECONDS, window_seconds)}s]"
+    return {
+        "requests": f"sum(increase(vllm:request_success_total{{{sel}}}{window}))",
+        "errors": f'sum(increase(vllm:request_success_total{{{sel}, finished_reason="abort"}}{window}))',
+        "ttft_p99": "histogram_quantile(0.99, sum by (le) "
+        f"(increase(vllm:time_to_first_token_seconds_bucket{{{sel}}}{window})))",
+    }
+
+
+def _instant(conn: Connection, expr: str, now: float) -> float | None:
+    """The one value of an instant query; None when it has no finite result."""
+    results = _results(_get(conn, "/api/v1/query", {"query": expr, "time": f"{now:.3f}"}))
+    if not results:
+        return None
+    value = results[0].get("value")
+    number = _number(value[1]) if isinstance(value, list) and len(value) == 2 else math.nan
+    return number if math.isfinite(number) else None
+
+
+@dataclass(frozen=True)
+class StepReading:
+    """What Prometheus holds of one version over the step (None: no series)."""
+
+    requests: float | None
+    errors: float | None
+    ttft_p99_seconds: float | None
+
+
+def read_step(
+    conn: Connection, namespace: str, model: str, revision: str, since: float, now: float
+) -> StepReading:
+    """One version's figures since the step began. Raises PrometheusError."""
+    exprs = step_queries(namespace, model, revision, math.ceil(max(0.0, now - since)))
+    requests = _instant(conn, exprs["requests"], now)
+    # No aborted series while none failed: zero errors once any request was counted.
+    errors = _instant(conn, exprs["errors"], now)
+    if errors is None and requests is not None:
+        errors = 0.0
+    return StepReading(requests, errors, _instant(conn, exprs["ttft_p99"], now))

@@ -35,6 +35,7 @@ from gpupool.api.v1alpha1 import (
     ModelDeploymentStatus,
 )
 from gpupool.controller import groups, metrics, queues
+from gpupool.controller.config import DEFAULT_OPERATOR_NAMESPACE
 from gpupool.controller.kube import (
     CHILDREN,
     CONFIGMAP,
@@ -52,6 +53,7 @@ from gpupool.controller.kube import (
     needs_apply,
     with_applied_hash,
 )
+from gpupool.controller.rollout import prune_versions, rollout_model
 from gpupool.controller.state import ClusterCache, ModelKey, ModelMemory, Settled
 from gpupool.controller.traffic import list_traffic, prune_traffic, route_model
 from gpupool.controller.weights import delete_stale, observe_cache
@@ -90,6 +92,8 @@ class World:
     kube: Kube
     cache: ClusterCache = field(default_factory=ClusterCache)
     memory: ModelMemory = field(default_factory=ModelMemory)
+    # Where Secrets the operator reads (Prometheus credentials) are: its own namespace.
+    operator_namespace: str = DEFAULT_OPERATOR_NAMESPACE
 
 
 def _short(err: ValidationError) -> str:
@@ -326,6 +330,7 @@ def reconcile_model(
         _remember_asks(memory, key, outcome, contexts)
         return ModelPass(outcome)
     outcome = route_model(kube, outcome)
+    outcome = _rollout(world, md, outcome, contexts, deployments)
     # Until this pass ends well, the resync passes the model again.
     settled = memory.settled.pop(key, None)
     writes = 0
@@ -377,6 +382,31 @@ def reconcile_model(
     return ModelPass(outcome, frozenset(moved), requeue_after=outcome.requeue_after)
 
 
+def _rollout(
+    world: World,
+    md: ModelDeployment,
+    outcome: ModelOutcome,
+    contexts: dict[str, PoolContext | UnparsedPool | None],
+    deployments: dict[str, dict[str, Any] | None],
+) -> ModelOutcome:
+    """The outcome for where the model's rollout of a new version stands (a canary covers a
+    model of one pool, whose workload is a Deployment)."""
+    if md.spec.pools or len(deployments) != 1:
+        return outcome
+    [(pool, current)] = deployments.items()
+    context = contexts.get(pool)
+    stable = current if current is not None and current.get("kind", "Deployment") == "Deployment" else None
+    return rollout_model(
+        world.kube,
+        lambda kind, namespace, name: _child(world, kind, namespace, name),
+        md,
+        outcome,
+        stable,
+        context.pool if isinstance(context, PoolContext) else None,
+        world.operator_namespace,
+    )
+
+
 def _remember_settled(
     world: World,
     key: ModelKey,
@@ -394,6 +424,8 @@ def _remember_settled(
     # A LeaderWorkerSet is read from the API server each pass, and Kueue's admission of a queued
     # model is read from its Workloads: neither is in the cache.
     if not outcome.apply or any(o["kind"] in (groups.KIND, "LocalQueue") for o in outcome.objects):
+        return
+    if outcome.requeue_after is not None:  # another pass is due anyway (a canary's next reading)
         return
     for waited in (ConditionType.ROUTED, ConditionType.WEIGHTS_READY):
         condition = find_condition(outcome.status.conditions, waited)
@@ -469,6 +501,7 @@ def _apply_outcome(
     writes += _prune_workloads(world, body, md, outcome)
     if not workloads_only:
         writes += prune_traffic(world.kube, world.cache, body, outcome)
+        writes += prune_versions(world.kube, world.cache, body, outcome)
         writes += delete_stale(world.kube, outcome.stale)
     return writes
 

@@ -27,6 +27,9 @@ MODEL_LABEL: Final = "gpupool.io/model"
 POOL_LABEL: Final = "gpupool.io/pool"
 TIER_LABEL: Final = "gpupool.io/tier"
 ENGINE_LABEL: Final = "gpupool.io/engine"
+# On the pods only: what their engine runs (gpupool.render.workload.engine_revision). Two versions
+# of a model side by side during a canary are told apart by it: their Services, their metrics.
+REVISION_LABEL: Final = "gpupool.io/revision"
 
 NAME_LABEL: Final = "app.kubernetes.io/name"
 INSTANCE_LABEL: Final = "app.kubernetes.io/instance"

@@ -273,6 +273,22 @@ def instance_resources(
     return {"limits": dict(amounts), "requests": dict(amounts)}
 
 
+def engine_revision(pod_spec: Obj, config_maps: list[Obj]) -> str:
+    """A short digest of what the engine runs: each container's image, command and arguments,
+    and the ConfigMaps it reads. A change of the weights' revision, the image, the engine
+    arguments or the precision changes it; a change of the instance count, the node selector or
+    the resources does not. The pods carry it as `gpupool.io/revision`."""
+    payload = json.dumps(
+        {
+            "containers": [[c.get("image"), c.get("command"), c.get("args")] for c in pod_spec["containers"]],
+            "configMaps": [cm["data"] for cm in config_maps],
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:10]
+
+
 def config_hash(template: Obj, config_maps: list[Obj]) -> str:
     """A short digest of the pod template and the ConfigMaps it mounts."""
     payload = json.dumps(
@@ -686,7 +702,8 @@ def render_model_deployment(
         "containers": [container],
         "volumes": volumes,
     }
-    template: Obj = {"metadata": {"labels": dict(labels)}, "spec": pod_spec}
+    pod_labels = {**labels, lbl.REVISION_LABEL: engine_revision(pod_spec, config_maps)}
+    template: Obj = {"metadata": {"labels": dict(sorted(pod_labels.items()))}, "spec": pod_spec}
     template["metadata"]["annotations"] = {lbl.CONFIG_HASH_ANNOTATION: config_hash(template, config_maps)}
 
     selector = lbl.selector_labels(md_name)

@@ -4,8 +4,9 @@ tools/argocd-lua runs argocd/health/gpupool.io/<Kind>/health.lua on gopher-lua v
 libraries Argo CD opens for a script from argocd-cm (package, base, table, a safe os; no string
 or math) and reads the returned table as Argo CD does (argoproj/argo-cd util/lua/lua.go). The
 statuses come from the operator's own status builders (`decide`, `pool_status`) where the operator
-writes them today; a canary's steps and its rollback, which the rollout controller is to write,
-and objects before or between reconciles are written out as the API server would hold them.
+writes them, a canary's steps, promotion and rollback included (`run_canary`, through
+tests/canary_passes.py); objects before or between reconciles, and conditions no builder writes
+alone, are written out as the API server would hold them.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ from typing import Any
 import pytest
 
 from argocd_lua import HEALTH_SCRIPTS, ArgocdHealth, run_health_script
+from canary_passes import HEALTHY, SLOW, STABLE, T0, deployment, held_from
+from canary_passes import model as canary_model
+from canary_passes import step as canary_step
 from gpupool.api.conditions import ConditionType, find_condition
 from gpupool.api.v1alpha1 import InferencePool, ModelDeployment, ModelDeploymentStatus
+from gpupool.services.canary import Held
 from gpupool.services.modeldeployment import PoolContext, WorkloadObservation, decide
 from gpupool.services.pool import pool_status
 
@@ -240,6 +245,41 @@ def test_a_canary_step_is_progressing(
         condition("Progressing", "True", "CanaryStep", message),
     )
     assert argocd_health("ModelDeployment", obj) == ("Progressing", f"CanaryStep: {message}")
+
+
+def test_the_operators_canary_statuses_read_as_progressing_then_degraded_or_healthy(
+    argocd_health: ArgocdHealth,
+) -> None:
+    """The statuses `run_canary` writes: a step under way and a promotion are Progressing; a
+    rollback is Degraded with its figures; the end of a promotion is Healthy."""
+
+    def health(md: ModelDeployment) -> tuple[str, str]:
+        assert md.status is not None
+        return argocd_health(
+            "ModelDeployment", manifest("ModelDeployment", md.status.to_wire(), generation=2)
+        )
+
+    new = canary_model("v2")
+    out, md = canary_step(new, Held(STABLE), HEALTHY)
+    state, message = health(md)
+    assert state == "Progressing" and message.startswith("CanaryStep: canary revision"), message
+    out, md = canary_step(md, Held(STABLE, deployment(out, "chat-canary")), HEALTHY, now=T0 + 61)
+    assert health(md)[0] == "Progressing"
+    _, rolled = canary_step(new, Held(STABLE), SLOW)
+    state, message = health(rolled)
+    assert state == "Degraded" and message.startswith("RolledBack: revision"), message
+    assert "50% above the stable 100 ms" in message
+    # Promoted: Progressing while the Deployment rolls, Healthy once the canary is gone.
+    out, md = canary_step(md, Held(STABLE, deployment(out, "chat-canary")), HEALTHY, now=T0 + 200)
+    assert md.status is not None and md.status.rollout is not None
+    assert md.status.rollout.decision == "Promote" and health(md)[0] == "Progressing"
+    canary = deployment(out, "chat-canary")
+    _, md = canary_step(md, Held(held_from(new, updated=1), canary), now=T0 + 210)
+    state, message = health(md)
+    assert state == "Progressing" and message.startswith("Promoting:"), message
+    _, done = canary_step(md, Held(held_from(new), canary), now=T0 + 300)
+    _, done = canary_step(done, Held(held_from(new)), now=T0 + 310)
+    assert health(done)[0] == "Healthy", health(done)
 
 
 def test_a_rolled_back_canary_is_degraded_while_the_stable_version_serves(
