@@ -523,7 +523,7 @@ def test_chart_service_account_manages_leader_worker_sets(
         ("watch", "pods", True),
         ("patch", "modeldeployments.gpupool.io", False),
         ("delete", "deployments.apps", True),
-        ("delete", "services", False),
+        ("delete", "services", True),  # the versions' Services of a canary behind a route
         ("patch", "pods", True),
         ("delete", "pods", False),
         ("create", "pods", False),

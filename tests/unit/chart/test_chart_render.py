@@ -150,8 +150,10 @@ def test_cluster_role_never_grants_secrets_wildcards_or_stray_deletes(render: Re
     # plan that moved between one node and several), a tenant's quota, a model's network policy or
     # route turned off (the budget's delete covers a name change), a weights cache's claim and
     # download Jobs once another revision is cached or the cache is turned off, a kueue pool's
-    # queues (a tier removed, the pool back on the default scheduler) and a model's LocalQueue.
+    # queues (a tier removed, the pool back on the default scheduler), a model's LocalQueue, and
+    # the versions' Services of a canary behind a route once it ends.
     assert deletable == {
+        "services",
         "jobs",
         "persistentvolumeclaims",
         "deployments",
