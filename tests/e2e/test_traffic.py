@@ -237,6 +237,11 @@ def test_inference_extension_waits_for_its_kinds_then_is_applied_owned_settled_a
     assert {"name": "x-gateway-inference-objective", "value": "chat"} in rule["filters"][0][
         "requestHeaderModifier"
     ]["set"]
+    # The picker reads the engines' metrics: its pods join the Gateway's proxies in the policy.
+    policy = maybe(cluster, "networkpolicy", "chat", "-n", namespace)
+    assert {"podSelector": {"matchLabels": {"inferencepool": "chat-epp"}}} in policy["spec"]["ingress"][1][
+        "from"
+    ]
 
     # Settled: two resyncs later, not one write to the Inference Extension's objects or the route.
     offset = cluster.audit_offset()

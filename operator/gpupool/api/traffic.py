@@ -167,7 +167,10 @@ class AccessSpec(ApiModel):
         max_length=MAX_PEERS,
         description="The Gateway's proxy pods, admitted to the API port. Unset: for each Gateway of "
         "routing.parentRefs, the pods labelled gateway.networking.k8s.io/gateway-name=<name> in "
-        "its namespace (the label Gateway API implementations put on the proxies they deploy).",
+        "its namespace (the label Gateway API implementations put on the proxies they deploy), "
+        "and with routing.inferencePool the endpoint picker's pods, labelled "
+        "inferencepool=<picker's Service> in the model's namespace (as the Inference Extension's "
+        "chart labels them), which read vLLM's metrics on that port.",
         json_schema_extra=atomic_list(),
     )
     prometheus: list[AccessPeer] | None = Field(

@@ -34,6 +34,7 @@ from gpupool.render.inference_extension import (
     OBJECTIVE_API_VERSION,
     OBJECTIVE_HEADER,
     OBJECTIVE_KIND,
+    endpoint_picker_name,
     render_inference_extension_pool,
     render_inference_objective,
 )
@@ -43,6 +44,9 @@ from gpupool.render.networkpolicy import render_network_policy
 # GEP-1762 (Gateway API, in-cluster Gateway deployments): implementations MUST label what they
 # generate for a Gateway, its proxy pods included, with this label and the Gateway's name.
 GATEWAY_NAME_LABEL = "gateway.networking.k8s.io/gateway-name"
+# The label the Inference Extension's inferencepool chart puts on its endpoint picker's pods, with
+# the picker's Service name (config/charts/inferencepool/templates/_helpers.tpl, v1.3.0).
+ENDPOINT_PICKER_POD_LABEL = "inferencepool"
 # The label prometheus-operator and the prometheus-community chart put on Prometheus server pods.
 PROMETHEUS_POD_LABELS = {"app.kubernetes.io/name": "prometheus"}
 
@@ -68,7 +72,8 @@ def _pool_access(pools: Sequence[InferencePool]) -> list[AccessSpec]:
 
 
 def gateway_peers(md: ModelDeployment, routing: RoutingSpec | None) -> list[AccessPeer]:
-    """The proxy pods of each Gateway the model is routed from (GEP-1762's label)."""
+    """The proxy pods of each Gateway the model is routed from (GEP-1762's label), and with
+    routing.inferencePool its endpoint picker's pods, which read the engines' metrics."""
     if routing is None:
         return []
     namespace = md.metadata.get("namespace", "")
@@ -79,6 +84,9 @@ def gateway_peers(md: ModelDeployment, routing: RoutingSpec | None) -> list[Acce
         )
         if peer not in peers:
             peers.append(peer)
+    if routing.inference_pool is not None and routing.parent_refs:
+        picker = endpoint_picker_name(md, routing.inference_pool)
+        peers.append(AccessPeer(pod_selector={ENDPOINT_PICKER_POD_LABEL: picker}))
     return peers
 
 

@@ -248,3 +248,15 @@ def test_routed_condition_names_the_extension_or_its_absence() -> None:
     absent = verdict(extension_served=False)
     assert (absent.status, absent.reason) == ("False", "InferenceExtensionMissing")
     assert "spec.routing.inferencePool" in absent.message and "Service" in absent.message
+
+
+def test_the_endpoint_picker_is_admitted_with_the_gateways_proxies() -> None:
+    _, gateway, _, _ = sources(by_kind(traffic_objects(model(routing=EXTENDED), [pool()]))["NetworkPolicy"])
+    assert gateway[-1] == {"podSelector": {"matchLabels": {"inferencepool": "chat-epp"}}}
+    named = {**EXTENDED, "inferencePool": {"endpointPicker": {"name": "shared-epp"}}}
+    _, gateway, _, _ = sources(by_kind(traffic_objects(model(routing=named), [pool()]))["NetworkPolicy"])
+    assert gateway[-1] == {"podSelector": {"matchLabels": {"inferencepool": "shared-epp"}}}
+    # access.gateway, when given, is taken as it is.
+    given = model(routing=EXTENDED, access={"gateway": [{"namespace": "edge"}]})
+    _, gateway, _, _ = sources(by_kind(traffic_objects(given, [pool()]))["NetworkPolicy"])
+    assert gateway == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}}]
