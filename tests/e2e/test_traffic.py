@@ -206,6 +206,23 @@ def test_inference_extension_waits_for_its_kinds_then_is_applied_owned_settled_a
     assert backend(route) == ("", "Service", "chat")
 
     install_inference_extension(cluster)
+    md = wait_for(
+        "Routed=False EndpointPickerNotFound",
+        lambda: routed(cluster, namespace, "chat", "EndpointPickerNotFound"),
+    )
+    assert "chat-epp does not exist" in condition(md, "Routed")["message"]
+    # The picker is the user's to run; its Service is enough for the condition.
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "chat-epp", "namespace": namespace},
+            "spec": {
+                "selector": {"inferencepool": "chat-epp"},
+                "ports": [{"name": "grpc-ext-proc", "port": 9002, "protocol": "TCP"}],
+            },
+        }
+    )
     md = wait_for("Routed=True", lambda: routed(cluster, namespace, "chat", "Routed"))
     assert "InferencePool chat" in condition(md, "Routed")["message"]
     pool = maybe(cluster, EXTENSION_POOL, "chat", "-n", namespace)

@@ -3,7 +3,8 @@ objects.
 
 - `route_model`: before the model's objects are applied, ask the API server whether it serves
   HTTPRoutes (the Gateway API CRDs may be absent), the Inference Extension's InferencePool and
-  InferenceObjective when the route asks for them, and whether the Gateways the route names exist;
+  InferenceObjective when the route asks for them, and whether the Gateways the route names (and
+  the endpoint picker's Service the InferencePool names) exist;
   without the HTTPRoute kind the route is left out, without the Inference Extension's kinds their
   objects are and the route sends to the Service, and the Routed condition says what was found.
 - `prune_traffic`: delete the model's budget, policy, route, InferencePool or InferenceObjective
@@ -27,6 +28,7 @@ from gpupool.controller.kube import (
     INFERENCE_OBJECTIVE,
     NETWORK_POLICY,
     POD_DISRUPTION_BUDGET,
+    SERVICE,
     Kube,
 )
 from gpupool.render.labels import object_name
@@ -70,6 +72,10 @@ def route_model(kube: Kube, outcome: ModelOutcome) -> ModelOutcome:
     extension_pool = extension_pool_of(outcome.objects)
     extension_served = extension_pool is None or serves_inference_extension(kube)
     missing = [key for key in parent_gateways(route) if served and kube.get(GATEWAY, *key) is None]
+    picker_found = True
+    if served and extension_pool is not None and extension_served:
+        meta, picker = extension_pool["metadata"], extension_pool["spec"]["endpointPickerRef"]
+        picker_found = kube.get(SERVICE, meta["namespace"], picker["name"]) is not None
     status = routed_status(
         outcome.status,
         route,
@@ -78,6 +84,7 @@ def route_model(kube: Kube, outcome: ModelOutcome) -> ModelOutcome:
         now=now_rfc3339(),
         extension_pool=extension_pool,
         extension_served=extension_served,
+        picker_found=picker_found,
     )
     objects = outcome.objects if extension_served else without_inference_extension(outcome.objects)
     if not served:

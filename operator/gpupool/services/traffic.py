@@ -215,12 +215,14 @@ def routed_status(
     now: str,
     extension_pool: dict[str, Any] | None = None,
     extension_served: bool = True,
+    picker_found: bool = True,
 ) -> ModelDeploymentStatus:
     """The status with its Routed condition: none without a route; False when the API server has no
     HTTPRoute kind (the route is not applied), when the route asks for an Inference Extension
     InferencePool (`extension_pool`) and the API server lacks its kinds (the route is applied to
-    the Service meanwhile), or when a Gateway is missing (the route is applied and attaches when the
-    Gateway appears); True otherwise. Ready does not depend on it: the model serves through its
+    the Service meanwhile), when a Gateway is missing (the route is applied and attaches when the
+    Gateway appears), or when the endpoint picker's Service is (`picker_found` False: everything is
+    applied); True otherwise. Ready does not depend on it: the model serves through its
     Service either way."""
     generation = status.observed_generation
     if route is None:
@@ -253,6 +255,18 @@ def routed_status(
             Reason.GATEWAY_NOT_FOUND,
             f"Gateway {absent} does not exist: create it or fix spec.routing.parentRefs; HTTPRoute "
             f"{name} is applied and attaches when it appears",
+        )
+    elif extension_pool is not None and not picker_found:
+        picker = extension_pool["spec"]["endpointPickerRef"]
+        verdict = (
+            ConditionStatus.FALSE,
+            Reason.ENDPOINT_PICKER_NOT_FOUND,
+            f"the endpoint picker's Service {picker['name']} does not exist: run the picker for "
+            f"InferencePool {extension_pool['metadata']['name']} (docs/rollouts.md) or fix "
+            "spec.routing.inferencePool.endpointPicker.name; with failureMode "
+            f"{picker['failureMode']} the Gateway "
+            + ("fails the model's requests" if picker["failureMode"] == "FailClose" else "picks pods itself")
+            + " until the picker answers",
         )
     else:
         message = f"HTTPRoute {name} attaches to Gateway {gateways}"

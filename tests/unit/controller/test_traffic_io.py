@@ -8,7 +8,7 @@ from typing import Any, cast
 
 from gpupool.api.conditions import ConditionType, find_condition
 from gpupool.api.v1alpha1 import InferencePool, ModelDeployment
-from gpupool.controller.kube import GATEWAY, HTTP_ROUTE, Kube, Resource
+from gpupool.controller.kube import GATEWAY, HTTP_ROUTE, SERVICE, Kube, Resource
 from gpupool.controller.state import ClusterCache
 from gpupool.controller.traffic import list_traffic, prune_traffic, route_model
 from gpupool.services.modeldeployment import PoolContext, decide
@@ -17,10 +17,17 @@ NOW = "2026-01-01T00:00:00Z"
 
 
 class Recording:
-    def __init__(self, served: bool, gateways: set[tuple[str, str]], extension: bool = True) -> None:
+    def __init__(
+        self,
+        served: bool,
+        gateways: set[tuple[str, str]],
+        extension: bool = True,
+        services: frozenset[tuple[str, str]] = frozenset({("team-a", "chat-epp")}),
+    ) -> None:
         self.served = served
         self.extension = extension
         self.gateways = gateways
+        self.services = services
         self.gets: list[tuple[str, str, str]] = []
         self.deleted: list[str] = []
         self.refreshed: list[str] = []
@@ -39,8 +46,9 @@ class Recording:
 
     def get(self, resource: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         self.gets.append((resource.kind, namespace, name))
-        assert resource is GATEWAY
-        return {"metadata": {"name": name}} if (namespace, name) in self.gateways else None
+        assert resource in (GATEWAY, SERVICE)
+        held = self.gateways if resource is GATEWAY else self.services
+        return {"metadata": {"name": name}} if (namespace, name) in held else None
 
     def delete(self, obj: dict[str, Any]) -> bool:
         self.deleted.append(obj["kind"])
@@ -129,9 +137,19 @@ def test_without_the_inference_extension_its_objects_are_dropped_and_the_route_s
     route = next(o for o in result.objects if o["kind"] == "HTTPRoute")
     assert route["spec"]["rules"][0]["backendRefs"][0]["kind"] == "Service"
     assert reason(result) == "InferenceExtensionMissing"
-    served = route_model(cast(Kube, Recording(served=True, gateways={("gw", "public")})), outcome(**EXTENDED))
+    # Without the kinds, the picker's Service is not looked for.
+    assert ("Service", "team-a", "chat-epp") not in kube.gets
+    kube = Recording(served=True, gateways={("gw", "public")})
+    served = route_model(cast(Kube, kube), outcome(**EXTENDED))
     assert {"InferencePool", "InferenceObjective", "HTTPRoute"} <= {o["kind"] for o in served.objects}
-    assert reason(served) == "Routed"
+    assert reason(served) == "Routed" and ("Service", "team-a", "chat-epp") in kube.gets
+
+
+def test_a_missing_endpoint_picker_keeps_everything_and_says_so() -> None:
+    kube = Recording(served=True, gateways={("gw", "public")}, services=frozenset())
+    result = route_model(cast(Kube, kube), outcome(**EXTENDED))
+    assert {"InferencePool", "InferenceObjective", "HTTPRoute"} <= {o["kind"] for o in result.objects}
+    assert reason(result) == "EndpointPickerNotFound"
 
 
 def test_without_the_gateway_api_the_extensions_objects_are_still_applied() -> None:

@@ -248,6 +248,13 @@ def test_routed_condition_names_the_extension_or_its_absence() -> None:
     absent = verdict(extension_served=False)
     assert (absent.status, absent.reason) == ("False", "InferenceExtensionMissing")
     assert "spec.routing.inferencePool" in absent.message and "Service" in absent.message
+    no_picker = verdict(picker_found=False)
+    assert (no_picker.status, no_picker.reason) == ("False", "EndpointPickerNotFound")
+    assert (
+        "chat-epp does not exist" in no_picker.message and "fails the model's requests" in no_picker.message
+    )
+    # A missing kind says so first: the picker is not looked for then.
+    assert verdict(extension_served=False, picker_found=False).reason == "InferenceExtensionMissing"
 
 
 def test_the_endpoint_picker_is_admitted_with_the_gateways_proxies() -> None:
