@@ -376,6 +376,24 @@ def _bad_structure() -> list[Case]:
             "spec.model.architecture.quantization.method",
             quantization={"method": "q2k", "weightBits": 2},
         ),
+        model(
+            "inference pool without a route",
+            "routing.inferencePool needs routing.parentRefs",
+            routing={"inferencePool": {}},
+        ),
+        model(
+            "endpoint picker failure mode unknown",
+            "spec.routing.inferencePool.endpointPicker.failureMode",
+            routing={
+                "parentRefs": [{"name": "g"}],
+                "inferencePool": {"endpointPicker": {"failureMode": "Open"}},
+            },
+        ),
+        model(
+            "endpoint picker port zero",
+            "spec.routing.inferencePool.endpointPicker.port",
+            routing={"parentRefs": [{"name": "g"}], "inferencePool": {"endpointPicker": {"port": 0}}},
+        ),
         Case("m-spec-a-string", "ModelDeployment", "llama please", "spec"),
     ]
     return cases

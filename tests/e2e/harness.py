@@ -9,6 +9,8 @@ operator against it and make the objects a test needs, and undo both however the
 - `apply_sample_pools(cluster)`: the InferencePools of manifests/samples;
 - `model_manifest(...)` and `condition(...)`: a ModelDeployment to apply, a condition to read;
 - `get_json(...)`: an object or list as kubectl prints it, None when it is not there;
+- `install_gateway_api(cluster)`, `install_inference_extension(cluster)`: the CRDs of the pinned
+  Gateway API and Inference Extension releases (gateway-api.sh, inference-extension.sh);
 - `local_controller(...)`: start or stop a controller the product works with (lws.sh, kueue.sh).
 
 conftest.py turns them into the `operators` and `namespaces` fixtures for function-scoped use.
@@ -29,6 +31,7 @@ from operator_process import OperatorProcess
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE_POOLS = sorted((ROOT / "manifests" / "samples").glob("pool-*.yaml"))
 GATEWAY_API_SH = ROOT / "tools" / "localcluster" / "gateway-api.sh"
+INFERENCE_EXTENSION_SH = ROOT / "tools" / "localcluster" / "inference-extension.sh"
 LWS_SH = ROOT / "tools" / "localcluster" / "lws.sh"
 KUEUE_SH = ROOT / "tools" / "localcluster" / "kueue.sh"
 ROUTE_CRD = "httproutes.gateway.networking.k8s.io"
@@ -37,6 +40,10 @@ GATEWAY_CRDS = (
     "gateways.gateway.networking.k8s.io",
     ROUTE_CRD,
     "referencegrants.gateway.networking.k8s.io",
+)
+INFERENCE_EXTENSION_CRDS = (
+    "inferencepools.inference.networking.k8s.io",
+    "inferenceobjectives.inference.networking.x-k8s.io",
 )
 
 
@@ -86,6 +93,21 @@ def install_gateway_api(cluster: Any) -> None:
     cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", crds.stdout.strip())
     cluster.kubectl(
         "wait", "--for=condition=Established", "--timeout=60s", *(f"crd/{c}" for c in GATEWAY_CRDS)
+    )
+
+
+def install_inference_extension(cluster: Any) -> None:
+    """The Gateway API Inference Extension's InferencePool and InferenceObjective CRDs of the pinned
+    release (tools/localcluster/inference-extension.sh caches them)."""
+    crds = subprocess.run(
+        [str(INFERENCE_EXTENSION_SH)], capture_output=True, text=True, check=True, timeout=600
+    )
+    cluster.kubectl("apply", "--server-side", "--force-conflicts", "-f", crds.stdout.strip())
+    cluster.kubectl(
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        *(f"crd/{c}" for c in INFERENCE_EXTENSION_CRDS),
     )
 
 

@@ -18,7 +18,14 @@ from typing import Any
 import pytest
 import yaml
 from cluster import Cluster, h100_pool_spec
-from harness import condition, fresh_namespaces, install_gateway_api, running_operator, unique_name
+from harness import (
+    condition,
+    fresh_namespaces,
+    install_gateway_api,
+    install_inference_extension,
+    running_operator,
+    unique_name,
+)
 from operator_process import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -551,15 +558,23 @@ def test_chart_service_account_manages_leader_worker_sets(
         ("list", "gateways.gateway.networking.k8s.io", False),
         ("patch", "gateways.gateway.networking.k8s.io", False),
         ("create", "gatewayclasses.gateway.networking.k8s.io", False),
+        ("patch", "inferencepools.inference.networking.k8s.io", True),
+        ("list", "inferencepools.inference.networking.k8s.io", True),
+        ("delete", "inferencepools.inference.networking.k8s.io", True),
+        ("patch", "inferenceobjectives.inference.networking.x-k8s.io", True),
+        ("delete", "inferenceobjectives.inference.networking.x-k8s.io", True),
+        ("watch", "inferenceobjectives.inference.networking.x-k8s.io", False),
     ],
 )
 def test_chart_service_account_can_do_only_its_job(
     cluster: Cluster, helm: Any, rbac_release: tuple[str, str], verb: str, resource: str, allowed: bool
 ) -> None:
     namespace, account = rbac_release
+    # `kubectl auth can-i` names only kinds the API server serves.
     if resource.endswith(".gateway.networking.k8s.io"):
-        # `kubectl auth can-i` names only kinds the API server serves.
         install_gateway_api(cluster)
+    if ".inference.networking." in resource:
+        install_inference_extension(cluster)
     kind, _, subresource = resource.partition("/")
     result = cluster.kubectl(
         "auth",

@@ -1,9 +1,12 @@
-"""A model's disruption budget, network policy and Gateway API route, against the real API server.
+"""A model's disruption budget, network policy, Gateway API route and Gateway API Inference
+Extension objects, against the real API server.
 
-The local cluster runs no network plugin and no Gateway controller: these tests prove what the
-operator writes (and that the API server accepts it, schema and CEL included), not that packets are
-dropped or routed. The Gateway API CRDs of the pinned release come from
-tools/localcluster/gateway-api.sh; the module starts without them to see the operator do without.
+The local cluster runs no network plugin, no Gateway controller and no endpoint picker: these tests
+prove what the operator writes (and that the API server accepts it, schema and CEL included), not
+that packets are dropped or routed. The Gateway API CRDs of the pinned release come from
+tools/localcluster/gateway-api.sh, the Inference Extension's from
+tools/localcluster/inference-extension.sh; the module starts without either to see the operator do
+without.
 """
 
 from __future__ import annotations
@@ -19,11 +22,21 @@ from typing import Any
 import pytest
 import yaml
 from cluster import Cluster, h100_pool_spec
-from harness import ROUTE_CRD, condition, install_gateway_api, model_manifest
+from harness import (
+    INFERENCE_EXTENSION_CRDS,
+    ROUTE_CRD,
+    condition,
+    install_gateway_api,
+    install_inference_extension,
+    model_manifest,
+)
 from operator_process import OperatorProcess, audit_writes, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 POOL = "traffic-h100"
+# Qualified: gpupool's own cluster-scoped kind is called InferencePool too.
+EXTENSION_POOL = "inferencepools.inference.networking.k8s.io"
+OBJECTIVE = "inferenceobjectives.inference.networking.x-k8s.io"
 
 pytestmark = pytest.mark.e2e
 
@@ -36,8 +49,16 @@ def maybe(cluster: Cluster, *args: str) -> Any:
 @pytest.fixture(scope="module")
 def operator(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     cluster.install_crds()
-    # Start without the Gateway API, whatever an earlier run left.
-    cluster.kubectl("delete", "crd", ROUTE_CRD, "--ignore-not-found", "--wait=true", "--timeout=60s")
+    # Start without the Gateway API and its Inference Extension, whatever an earlier run left.
+    cluster.kubectl(
+        "delete",
+        "crd",
+        ROUTE_CRD,
+        *INFERENCE_EXTENSION_CRDS,
+        "--ignore-not-found",
+        "--wait=true",
+        "--timeout=60s",
+    )
     cluster.apply(
         {
             "apiVersion": "gpupool.io/v1alpha1",
@@ -164,6 +185,116 @@ def test_route_is_applied_once_the_gateway_api_is_installed_and_routed_once_the_
         cluster.kubectl("delete", "gatewayclass", f"class-{namespace}", "--ignore-not-found", "--wait=false")
 
 
+def backend(route: dict[str, Any]) -> tuple[str, str, str]:
+    [rule] = route["spec"]["rules"]
+    [ref] = rule["backendRefs"]
+    return ref.get("group", ""), ref["kind"], ref["name"]
+
+
+def test_inference_extension_waits_for_its_kinds_then_is_applied_owned_settled_and_pruned(
+    cluster: Cluster, operator: OperatorProcess, namespace: str
+) -> None:
+    routing = {"parentRefs": [{"name": "public"}]}
+    cluster.apply(model("chat", namespace, routing={**routing, "inferencePool": {}}))
+    md = wait_for(
+        "Routed=False InferenceExtensionMissing",
+        lambda: routed(cluster, namespace, "chat", "InferenceExtensionMissing"),
+    )
+    assert "install the Gateway API Inference Extension CRDs" in condition(md, "Routed")["message"]
+    # Meanwhile the route sends to the Service.
+    route = maybe(cluster, "httproute", "chat", "-n", namespace)
+    assert backend(route) == ("", "Service", "chat")
+
+    install_inference_extension(cluster)
+    md = wait_for(
+        "Routed=False EndpointPickerNotFound",
+        lambda: routed(cluster, namespace, "chat", "EndpointPickerNotFound"),
+    )
+    assert "chat-epp does not exist" in condition(md, "Routed")["message"]
+    # The picker is the user's to run; its Service is enough for the condition.
+    cluster.apply(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "chat-epp", "namespace": namespace},
+            "spec": {
+                "selector": {"inferencepool": "chat-epp"},
+                "ports": [{"name": "grpc-ext-proc", "port": 9002, "protocol": "TCP"}],
+            },
+        }
+    )
+    md = wait_for("Routed=True", lambda: routed(cluster, namespace, "chat", "Routed"))
+    assert "InferencePool chat" in condition(md, "Routed")["message"]
+    pool = maybe(cluster, EXTENSION_POOL, "chat", "-n", namespace)
+    objective = maybe(cluster, OBJECTIVE, "chat", "-n", namespace)
+    assert owned_by(pool, md) and owned_by(objective, md)
+    assert pool["spec"]["selector"] == {"matchLabels": {"gpupool.io/model-deployment": "chat"}}
+    assert pool["spec"]["targetPorts"] == [{"number": 8000}]
+    picker = pool["spec"]["endpointPickerRef"]
+    assert (picker["name"], picker["port"], picker["failureMode"]) == (
+        "chat-epp",
+        {"number": 9002},
+        "FailClose",
+    )
+    # The default tier P1 ranks above P2 only.
+    assert objective["spec"] == {
+        "poolRef": {"group": "inference.networking.k8s.io", "kind": "InferencePool", "name": "chat"},
+        "priority": 1,
+    }
+    route = wait_for(
+        "the route sending to the InferencePool",
+        lambda: (
+            (r := maybe(cluster, "httproute", "chat", "-n", namespace))
+            and backend(r)[1] == "InferencePool"
+            and r
+        ),
+    )
+    assert backend(route) == ("inference.networking.k8s.io", "InferencePool", "chat")
+    [rule] = route["spec"]["rules"]
+    assert {"name": "x-gateway-inference-objective", "value": "chat"} in rule["filters"][0][
+        "requestHeaderModifier"
+    ]["set"]
+    # The picker reads the engines' metrics: its pods join the Gateway's proxies in the policy.
+    policy = maybe(cluster, "networkpolicy", "chat", "-n", namespace)
+    assert {"podSelector": {"matchLabels": {"inferencepool": "chat-epp"}}} in policy["spec"]["ingress"][1][
+        "from"
+    ]
+
+    # Settled: two resyncs later, not one write to the Inference Extension's objects or the route.
+    offset = cluster.audit_offset()
+    looks = operator.resync_looks()
+    wait_for("two resyncs", lambda: operator.resync_looks() >= looks + 2, timeout=30)
+    writes = [
+        w
+        for w in audit_writes(cluster.audit_log, offset)
+        if ((w.get("objectRef") or {}).get("apiGroup"), (w.get("objectRef") or {}).get("resource"))
+        in {
+            ("inference.networking.k8s.io", "inferencepools"),
+            ("inference.networking.x-k8s.io", "inferenceobjectives"),
+            ("gateway.networking.k8s.io", "httproutes"),
+        }
+    ]
+    assert writes == [], [w["requestURI"] for w in writes]
+
+    # Turned off: both go, and the route sends to the Service again.
+    cluster.apply(model("chat", namespace, routing=routing))
+    wait_for(
+        "the InferencePool deleted", lambda: maybe(cluster, EXTENSION_POOL, "chat", "-n", namespace) is None
+    )
+    wait_for("the objective deleted", lambda: maybe(cluster, OBJECTIVE, "chat", "-n", namespace) is None)
+    wait_for(
+        "the route back on the Service",
+        lambda: backend(maybe(cluster, "httproute", "chat", "-n", namespace)) == ("", "Service", "chat"),
+    )
+
+
+def test_the_api_server_refuses_an_inference_pool_without_a_route(cluster: Cluster, namespace: str) -> None:
+    manifest = yaml.safe_dump(model("bad-extension", namespace, routing={"inferencePool": {}}))
+    result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=manifest, check=False)
+    assert result.returncode != 0
+    assert "routing.inferencePool needs routing.parentRefs" in result.stderr
+
+
 def test_turning_routing_and_the_policy_off_deletes_them_and_the_budget_follows_the_spec(
     cluster: Cluster, namespace: str
 ) -> None:
@@ -215,6 +346,9 @@ def test_the_api_server_refuses_a_bad_budget(
 def test_every_rendered_object_passes_server_side_dry_run(
     cluster: Cluster, namespace: str, tmp_path: Path
 ) -> None:
+    # Both already are when the module runs in order; alone, this test installs them.
+    install_gateway_api(cluster)
+    install_inference_extension(cluster)
     pool_file = tmp_path / "pool.yaml"
     pool_file.write_text(
         yaml.safe_dump(
@@ -253,6 +387,16 @@ def test_every_rendered_object_passes_server_side_dry_run(
             "disruption": {"maxUnavailable": "25%"},
         },
         "triton": {"model": {"name": "glm-4-9b"}, "engine": {"type": "triton"}, "access": {"clients": []}},
+        "inference-extension": {
+            "tier": "P0",
+            "routing": {
+                "parentRefs": [{"name": "public", "namespace": "gateways"}],
+                "pathPrefix": "/chat/v1",
+                "inferencePool": {
+                    "endpointPicker": {"name": "shared-epp", "port": 9102, "failureMode": "FailOpen"}
+                },
+            },
+        },
     }
     kinds: set[str] = set()
     for name, spec in variants.items():
@@ -279,4 +423,12 @@ def test_every_rendered_object_passes_server_side_dry_run(
         kinds |= {d["kind"] for d in docs}
         result = cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=out.stdout, check=False)
         assert result.returncode == 0, f"{name}: {result.stderr}"
-    assert {"Deployment", "Service", "PodDisruptionBudget", "NetworkPolicy", "HTTPRoute"} <= kinds
+    assert {
+        "Deployment",
+        "Service",
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "HTTPRoute",
+        "InferencePool",
+        "InferenceObjective",
+    } <= kinds

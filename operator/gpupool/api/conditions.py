@@ -107,6 +107,13 @@ class Reason(StrEnum):
     GATEWAY_NOT_FOUND = "GatewayNotFound"
     # Routed: the API server has no HTTPRoute kind (the Gateway API CRDs are not installed).
     GATEWAY_API_MISSING = "GatewayAPIMissing"
+    # Routed: the route asks for an Inference Extension InferencePool and the API server lacks its
+    # kinds (the Gateway API Inference Extension CRDs are not installed; the route goes to the
+    # Service meanwhile).
+    INFERENCE_EXTENSION_MISSING = "InferenceExtensionMissing"
+    # Routed: the endpoint picker's Service the InferencePool names does not exist (everything is
+    # applied; with FailClose the Gateway fails the model's requests until the picker answers).
+    ENDPOINT_PICKER_NOT_FOUND = "EndpointPickerNotFound"
     # Pool conditions.
     # Placement (the Placed condition): every desired instance has room within its limits.
     PLACED = "Placed"

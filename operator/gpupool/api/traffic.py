@@ -6,7 +6,9 @@ Spec types:
 - `AccessSpec` (`ModelDeployment.spec.access`, default `InferencePool.spec.access`): the
   NetworkPolicy that admits only the listed clients, the Gateway's pods and Prometheus.
 - `RoutingSpec` (`ModelDeployment.spec.routing`, default `InferencePool.spec.routing`): the Gateway
-  API Gateways an HTTPRoute to the model's Service attaches to.
+  API Gateways an HTTPRoute to the model's Service attaches to; with `inferencePool`
+  (`InferenceExtensionSpec`), the route goes through a Gateway API Inference Extension
+  InferencePool (inference.networking.k8s.io) and its endpoint picker instead.
 
 `maxUnavailable` is int-or-string as in a PodDisruptionBudget, so `1` and `"25%"` both read the way
 they do in Kubernetes; the schema marks it `x-kubernetes-int-or-string` and a CEL rule checks it.
@@ -15,6 +17,7 @@ they do in Kubernetes; the schema marks it `x-kubernetes-int-or-string` and a CE
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import Field, StringConstraints, WithJsonSchema, field_validator, model_validator
@@ -44,6 +47,11 @@ MAX_PEERS = 16
 # routes ask for ten minutes unless the spec says otherwise.
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 600
 MAX_REQUEST_TIMEOUT_SECONDS = 86_400
+# The port the Inference Extension's endpoint picker serves ext-proc on: the default of its own
+# chart (config/charts/inferencepool, inferenceExtension.extProcPort, v1.3.0).
+DEFAULT_ENDPOINT_PICKER_PORT = 9002
+# The name the same chart gives the picker's Service: the InferencePool's name with this suffix.
+ENDPOINT_PICKER_SUFFIX = "-epp"
 
 LabelMap = dict[str, LabelValue]
 
@@ -159,7 +167,10 @@ class AccessSpec(ApiModel):
         max_length=MAX_PEERS,
         description="The Gateway's proxy pods, admitted to the API port. Unset: for each Gateway of "
         "routing.parentRefs, the pods labelled gateway.networking.k8s.io/gateway-name=<name> in "
-        "its namespace (the label Gateway API implementations put on the proxies they deploy).",
+        "its namespace (the label Gateway API implementations put on the proxies they deploy), "
+        "and with routing.inferencePool the endpoint picker's pods, labelled "
+        "inferencepool=<picker's Service> in the model's namespace (as the Inference Extension's "
+        "chart labels them), which read vLLM's metrics on that port.",
         json_schema_extra=atomic_list(),
     )
     prometheus: list[AccessPeer] | None = Field(
@@ -192,8 +203,67 @@ class ParentReference(ApiModel):
     port: int | None = Field(default=None, ge=1, le=65535, description="One listener, by port.")
 
 
+class FailureMode(StrEnum):
+    """What the Gateway does when the endpoint picker does not answer (InferencePool v1's enum)."""
+
+    FAIL_OPEN = "FailOpen"
+    FAIL_CLOSE = "FailClose"
+
+
+class EndpointPickerRef(ApiModel):
+    """The endpoint picker (EPP) a Gateway asks which pod serves each request: a Service the user
+    (or the Gateway's installation) runs, in the model's namespace."""
+
+    name: str | None = Field(
+        default=None,
+        description="The picker's Service. Unset: the model's Service name with -epp (the name the "
+        "Inference Extension's inferencepool chart gives it for a pool of that name).",
+        pattern=DNS_LABEL,
+        max_length=63,
+    )
+    port: int = Field(
+        default=DEFAULT_ENDPOINT_PICKER_PORT,
+        ge=1,
+        le=65535,
+        description="The picker Service's ext-proc port (the Service port, not the target port).",
+    )
+    failure_mode: FailureMode = Field(
+        default=FailureMode.FAIL_CLOSE,
+        description="FailClose (the Inference Extension's default): requests fail while the picker "
+        "does not answer. FailOpen: the Gateway picks a pod of the pool itself meanwhile.",
+    )
+
+
+class InferenceExtensionSpec(ApiModel):
+    """The Gateway API Inference Extension objects of the model: an InferencePool
+    (inference.networking.k8s.io/v1) over its serving pods that the HTTPRoute sends to, whose
+    endpoint picker routes each request by queue depth and KV-cache use, and an
+    InferenceObjective (inference.networking.x-k8s.io/v1alpha2) giving its requests a priority."""
+
+    endpoint_picker: EndpointPickerRef = Field(
+        default_factory=EndpointPickerRef, description="The endpoint picker the InferencePool names."
+    )
+    priority: int | None = Field(
+        default=None,
+        ge=-1_000_000,
+        le=1_000_000,
+        description="The InferenceObjective's priority (higher is served first when the picker "
+        "queues requests). Unset: from the model's tier, the number of the pool's tiers with a "
+        "lower PriorityClass value (P0 2, P1 1, P2 0 with the default tiers).",
+    )
+
+
 class RoutingSpec(ApiModel):
-    """An HTTPRoute from Gateways to the model's Service."""
+    """An HTTPRoute from Gateways to the model's Service (or its Inference Extension pool)."""
+
+    model_config = with_rules(
+        cel(
+            "!has(self.inferencePool) || (has(self.parentRefs) && size(self.parentRefs) > 0)",
+            "routing.inferencePool needs routing.parentRefs: the InferencePool is what the model's "
+            "HTTPRoute sends to",
+            field_path=".inferencePool",
+        ),
+    )
 
     parent_refs: list[ParentReference] = Field(
         default_factory=list,
@@ -222,6 +292,23 @@ class RoutingSpec(ApiModel):
         description="How long the Gateway waits for a whole response (a long generation streams "
         "for minutes); 0 disables the timeout.",
     )
+    inference_pool: InferenceExtensionSpec | None = Field(
+        default=None,
+        description="Route through the Gateway API Inference Extension: gpupool renders an "
+        "InferencePool (inference.networking.k8s.io/v1) over the model's serving pods and an "
+        "InferenceObjective, and the HTTPRoute sends to the InferencePool, whose endpoint picker "
+        "chooses the pod by queue depth and KV-cache use. The picker itself is not rendered: run "
+        "it (docs/rollouts.md). Unset: the route sends to the model's Service.",
+    )
+
+    @model_validator(mode="after")
+    def _pool_needs_a_route(self) -> Self:
+        if self.inference_pool is not None and not self.parent_refs:
+            raise ValueError(
+                "routing.inferencePool needs routing.parentRefs: the InferencePool is what the "
+                "model's HTTPRoute sends to"
+            )
+        return self
 
 
 def parent_namespace(parent: ParentReference, model_namespace: str) -> str:

@@ -64,6 +64,12 @@ NETWORK_POLICY = Resource("networking.k8s.io/v1", "NetworkPolicy", "networkpolic
 # Gateway API (its CRDs may be absent: `Kube.serves` says whether the API server has them).
 HTTP_ROUTE = Resource("gateway.networking.k8s.io/v1", "HTTPRoute", "httproutes", True)
 GATEWAY = Resource("gateway.networking.k8s.io/v1", "Gateway", "gateways", True)
+# Gateway API Inference Extension (optional too). Its InferencePool is not gpupool's own
+# cluster-scoped InferencePool (INFERENCE_POOL): same kind name, another group.
+INFERENCE_EXTENSION_POOL = Resource("inference.networking.k8s.io/v1", "InferencePool", "inferencepools", True)
+INFERENCE_OBJECTIVE = Resource(
+    "inference.networking.x-k8s.io/v1alpha2", "InferenceObjective", "inferenceobjectives", True
+)
 MODEL_DEPLOYMENT = Resource("gpupool.io/v1alpha1", "ModelDeployment", "modeldeployments", True)
 INFERENCE_POOL = Resource("gpupool.io/v1alpha1", "InferencePool", "inferencepools", False)
 # Optional: served by the LeaderWorkerSet controller's CRD where it is installed.
@@ -92,6 +98,8 @@ _BY_KIND = {
         NETWORK_POLICY,
         HTTP_ROUTE,
         GATEWAY,
+        INFERENCE_EXTENSION_POOL,
+        INFERENCE_OBJECTIVE,
         MODEL_DEPLOYMENT,
         INFERENCE_POOL,
         LEADER_WORKER_SET,
@@ -104,7 +112,8 @@ _BY_KIND = {
         KUEUE_WORKLOAD,
     )
 }
-# The children of a model, by kind.
+# The children of a model, by kind ("InferencePool" is the Inference Extension's: a model never
+# owns one of gpupool's own pools).
 CHILDREN = {
     r.kind: r
     for r in (
@@ -114,6 +123,8 @@ CHILDREN = {
         POD_DISRUPTION_BUDGET,
         NETWORK_POLICY,
         HTTP_ROUTE,
+        INFERENCE_EXTENSION_POOL,
+        INFERENCE_OBJECTIVE,
         PERSISTENT_VOLUME_CLAIM,
         JOB,
         LOCAL_QUEUE,

@@ -40,7 +40,6 @@ from gpupool.controller.kube import (
     CHILDREN,
     CONFIGMAP,
     DEPLOYMENT,
-    HTTP_ROUTE,
     INFERENCE_POOL,
     MODEL_DEPLOYMENT,
     NAMESPACE,
@@ -55,7 +54,7 @@ from gpupool.controller.kube import (
 )
 from gpupool.controller.rollout import prune_versions, rollout_model
 from gpupool.controller.state import ClusterCache, ModelKey, ModelMemory, Settled
-from gpupool.controller.traffic import list_traffic, prune_traffic, route_model
+from gpupool.controller.traffic import list_traffic, prune_traffic, rediscover, route_model
 from gpupool.controller.weights import delete_stale, observe_cache
 from gpupool.placement import Allocation, InstanceCaps, PoolState, allocated_caps, recount
 from gpupool.render import render_pool_queues, render_priority_classes, selector_labels, workload_name
@@ -848,8 +847,9 @@ def resync(world: World, every_model: bool = True) -> tuple[list[str], list[Mode
             world.cache.refresh(resource.kind, items, version, watched=resource is DEPLOYMENT)
         list_traffic(world.kube, world.cache, managed)
     else:
-        # Gateway API CRDs installed since the last resync are used from this one on.
-        world.kube.serves(HTTP_ROUTE, refresh=True)
+        # Gateway API (and Inference Extension) CRDs installed since the last resync are used
+        # from this one on.
+        rediscover(world.kube)
     # A deletion whose event was missed (a watch restarted) still gives the model's share back: its
     # pass finds it gone and forgets what it asked.
     present = {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in listed}

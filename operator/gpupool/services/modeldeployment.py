@@ -501,7 +501,8 @@ def decide(
             split = _split_several(md, pools, skipped, count)
         cache = _cache(md, split, weights, now)
         objects, shares, verdict = _render(md, split, cache)
-        objects += traffic_objects(md, [p.context.pool for p in pools])
+        serving = next((o["spec"]["selector"] for o in objects if o["kind"] == "Service"), None)
+        objects += traffic_objects(md, [p.context.pool for p in pools], serving)
     except SpecError as err:
         return _failed(md, previous, conditions, err, generation, workload, now, autoscaling)
     withheld: frozenset[str] = frozenset()

@@ -58,3 +58,36 @@ def test_hostnames(host: str) -> None:
 def test_bad_hostnames(host: str) -> None:
     with pytest.raises(ValidationError):
         RoutingSpec.model_validate({"hostnames": [host]})
+
+
+def test_inference_pool_defaults_follow_the_inference_extension() -> None:
+    spec = RoutingSpec.model_validate({"parentRefs": [{"name": "g"}], "inferencePool": {}})
+    assert spec.inference_pool is not None
+    picker = spec.inference_pool.endpoint_picker
+    assert (picker.name, picker.port, picker.failure_mode.value) == (None, 9002, "FailClose")
+    assert spec.inference_pool.priority is None
+
+
+@pytest.mark.parametrize(
+    "inference_pool",
+    [
+        {"endpointPicker": {"failureMode": "Open"}},
+        {"endpointPicker": {"port": 0}},
+        {"endpointPicker": {"name": "Picker"}},
+        {"endpointPicker": {"namespace": "other"}},
+        {"priority": 10_000_000},
+    ],
+)
+def test_inference_pool_refuses_what_the_inference_extension_would(inference_pool: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError):
+        RoutingSpec.model_validate({"parentRefs": [{"name": "g"}], "inferencePool": inference_pool})
+
+
+def test_inference_pool_needs_a_route_in_the_types_and_the_schema() -> None:
+    with pytest.raises(ValidationError, match=r"needs routing\.parentRefs"):
+        RoutingSpec.model_validate({"inferencePool": {}})
+    spec = model_deployment_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    [rule] = spec["properties"]["routing"]["x-kubernetes-validations"]
+    assert rule["fieldPath"] == ".inferencePool" and "size(self.parentRefs) > 0" in rule["rule"]
+    picker = spec["properties"]["routing"]["properties"]["inferencePool"]["properties"]["endpointPicker"]
+    assert picker["properties"]["failureMode"]["enum"] == ["FailOpen", "FailClose"]

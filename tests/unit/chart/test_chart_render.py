@@ -143,6 +143,9 @@ def test_cluster_role_never_grants_secrets_wildcards_or_stray_deletes(render: Re
         assert not {"deletecollection", "escalate", "bind", "impersonate"} & set(rule["verbs"])
         if "delete" in rule["verbs"]:
             deletable |= set(rule["resources"])
+            # gpupool's own kinds are the user's: the Inference Extension's inferencepools share
+            # the plural, not the group.
+            assert "gpupool.io" not in rule["apiGroups"]
         assert "secrets" not in rule["resources"]
         if "namespaces" in rule["resources"]:
             assert rule["verbs"] == ["list"]  # labels, for tenants' namespace selectors
@@ -150,8 +153,9 @@ def test_cluster_role_never_grants_secrets_wildcards_or_stray_deletes(render: Re
     # plan that moved between one node and several), a tenant's quota, a model's network policy or
     # route turned off (the budget's delete covers a name change), a weights cache's claim and
     # download Jobs once another revision is cached or the cache is turned off, a kueue pool's
-    # queues (a tier removed, the pool back on the default scheduler), a model's LocalQueue, and
-    # the versions' Services of a canary behind a route once it ends.
+    # queues (a tier removed, the pool back on the default scheduler), a model's LocalQueue, its
+    # Inference Extension InferencePool and InferenceObjective (routing.inferencePool turned off),
+    # and the versions' Services of a canary behind a route once it ends.
     assert deletable == {
         "services",
         "jobs",
@@ -166,6 +170,8 @@ def test_cluster_role_never_grants_secrets_wildcards_or_stray_deletes(render: Re
         "poddisruptionbudgets",
         "networkpolicies",
         "httproutes",
+        "inferencepools",
+        "inferenceobjectives",
     }
     # Pods: listed for accounting, watched for preemption, patched for the deletion cost; never
     # created or deleted.

@@ -66,22 +66,49 @@ def test_each_sample_renders_as_the_operator_applies_it(
     assert render(capsys, tmp_path, sample) == operator_objects(md)
 
 
-def test_a_model_of_several_pools_renders_as_the_operator_applies_it(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def render_as_the_operator(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, **spec: Any
+) -> list[dict[str, Any]]:
+    """What `gpupool render` prints for a model "chat" of this spec, checked to be what the
+    operator applies."""
     body = {
         "apiVersion": "gpupool.io/v1alpha1",
         "kind": "ModelDeployment",
         "metadata": {"name": "chat"},
-        "spec": {
-            "model": {"name": "llama-3.1-8b"},
-            "pools": [{"name": "nvidia-h100", "priority": 10}, {"name": "ascend-910b"}],
-            "traffic": {"peakQps": 30, "qpsPerInstance": 5},
-        },
+        "spec": {"model": {"name": "llama-3.1-8b"}, **spec},
     }
     model = tmp_path / "model.yaml"
     model.write_text(yaml.safe_dump(body))
     printed = render(capsys, tmp_path, model)
     assert printed == operator_objects(ModelDeployment.model_validate(body))
+    return printed
+
+
+def test_a_model_of_several_pools_renders_as_the_operator_applies_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    printed = render_as_the_operator(
+        capsys,
+        tmp_path,
+        pools=[{"name": "nvidia-h100", "priority": 10}, {"name": "ascend-910b"}],
+        traffic={"peakQps": 30, "qpsPerInstance": 5},
+    )
     replicas = {d["metadata"]["name"]: d["spec"]["replicas"] for d in printed if d["kind"] == "Deployment"}
     assert replicas == {"chat-nvidia-h100": 8, "chat-ascend-910b": 0}  # ceil(30 x 1.2 / 5)
+
+
+def test_a_model_routed_through_the_inference_extension_prints_its_pool_objective_and_route(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    printed = render_as_the_operator(
+        capsys,
+        tmp_path,
+        pool="nvidia-h100",
+        tier="P0",
+        routing={"parentRefs": [{"name": "inference-gateway"}], "inferencePool": {}},
+    )
+    by_kind = {(d["apiVersion"], d["kind"]): d for d in printed}
+    assert by_kind[("inference.networking.k8s.io/v1", "InferencePool")]["metadata"]["name"] == "chat"
+    assert by_kind[("inference.networking.x-k8s.io/v1alpha2", "InferenceObjective")]["spec"]["priority"] == 2
+    [backend] = by_kind[("gateway.networking.k8s.io/v1", "HTTPRoute")]["spec"]["rules"][0]["backendRefs"]
+    assert backend["kind"] == "InferencePool"

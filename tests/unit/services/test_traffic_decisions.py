@@ -6,8 +6,16 @@ from typing import Any
 
 from gpupool.api.conditions import ConditionType, find_condition
 from gpupool.api.v1alpha1 import InferencePool, ModelDeployment, ModelDeploymentStatus
+from gpupool.render.lws import WORKER_INDEX_LABEL
 from gpupool.services.modeldeployment import PoolContext, decide
-from gpupool.services.traffic import route_of, routed_status, traffic_objects, without_route
+from gpupool.services.traffic import (
+    extension_pool_of,
+    route_of,
+    routed_status,
+    traffic_objects,
+    without_inference_extension,
+    without_route,
+)
 
 NOW = "2026-01-01T00:00:00Z"
 
@@ -149,3 +157,113 @@ def test_a_preemptible_tier_gets_no_budget() -> None:
     asked = model(tier="P2", disruption={"maxUnavailable": 2})
     assert "PodDisruptionBudget" not in by_kind(traffic_objects(asked, [pool()]))
     assert "PodDisruptionBudget" in by_kind(traffic_objects(model(tier="P1"), [pool()]))
+
+
+EXTENDED = {"parentRefs": [{"name": "g", "namespace": "gw"}], "inferencePool": {}}
+
+
+def test_the_inference_extension_adds_its_pool_and_objective_and_the_route_sends_there() -> None:
+    objects = by_kind(traffic_objects(model(routing=EXTENDED), [pool()]))
+    assert set(objects) == {
+        "PodDisruptionBudget",
+        "NetworkPolicy",
+        "InferencePool",
+        "InferenceObjective",
+        "HTTPRoute",
+    }
+    extension = objects["InferencePool"]
+    assert extension["apiVersion"] == "inference.networking.k8s.io/v1"
+    assert extension["spec"]["selector"] == {"matchLabels": {"gpupool.io/model-deployment": "chat"}}
+    [backend] = objects["HTTPRoute"]["spec"]["rules"][0]["backendRefs"]
+    assert (backend["kind"], backend["name"]) == ("InferencePool", "chat")
+    # The pool's routing brings it to models that have none.
+    from_pool = by_kind(traffic_objects(model(), [pool(routing=EXTENDED)]))
+    assert "InferenceObjective" in from_pool
+
+
+def test_objective_priority_ranks_the_tier_in_its_pool_or_is_as_given() -> None:
+    def priority(md: ModelDeployment, *pools: InferencePool) -> int:
+        objective = by_kind(traffic_objects(md, list(pools)))["InferenceObjective"]
+        return int(objective["spec"]["priority"])
+
+    assert [priority(model(routing=EXTENDED, tier=t), pool()) for t in ("P0", "P1", "P2")] == [2, 1, 0]
+    tiers = [
+        {"name": "gold", "priority": 500},
+        {"name": "bronze", "priority": 10},
+        {"name": "silver", "priority": 100},
+    ]
+    assert priority(model(routing=EXTENDED, tier="silver"), pool(tiers=tiers)) == 1
+    given = {**EXTENDED, "inferencePool": {"priority": -5}}
+    assert priority(model(routing=given, tier="P0"), pool()) == -5
+
+
+def test_the_extension_pool_selects_what_the_service_selects() -> None:
+    outcome = decide(model(routing=EXTENDED), {"h100": PoolContext(pool())}, {}, NOW)
+    objects = by_kind(outcome.objects)
+    assert (
+        objects["InferencePool"]["spec"]["selector"]["matchLabels"] == objects["Service"]["spec"]["selector"]
+    )
+
+
+def test_over_several_nodes_the_extension_pool_selects_the_leaders_only() -> None:
+    md = ModelDeployment.model_validate(
+        {
+            "metadata": {"name": "big", "namespace": "team-a", "uid": "u", "generation": 1},
+            "spec": {"model": {"name": "llama-3.1-405b"}, "pool": "h100", "routing": EXTENDED},
+        }
+    )
+    outcome = decide(md, {"h100": PoolContext(pool())}, {}, NOW)
+    kinds = [o["kind"] for o in outcome.objects]
+    assert "LeaderWorkerSet" in kinds
+    selector = by_kind(outcome.objects)["InferencePool"]["spec"]["selector"]["matchLabels"]
+    assert selector == {"gpupool.io/model-deployment": "big", WORKER_INDEX_LABEL: "0"}
+
+
+def test_without_the_extensions_kinds_the_route_goes_back_to_the_service() -> None:
+    routing = {**EXTENDED, "pathPrefix": "/chat"}
+    objects = traffic_objects(model(routing=routing), [pool()])
+    kept = without_inference_extension(objects)
+    assert [o["kind"] for o in kept] == ["PodDisruptionBudget", "NetworkPolicy", "HTTPRoute"]
+    plain = route_of(
+        traffic_objects(model(routing={k: v for k, v in routing.items() if k != "inferencePool"}), [pool()])
+    )
+    assert route_of(kept) == plain
+    # The objects themselves are left as they were.
+    assert route_of(objects) != plain
+
+
+def test_routed_condition_names_the_extension_or_its_absence() -> None:
+    objects = traffic_objects(model(routing=EXTENDED), [pool()])
+    route, extension = route_of(objects), extension_pool_of(objects)
+    status = ModelDeploymentStatus(observed_generation=2)
+
+    def verdict(**kwargs: Any) -> Any:
+        return routed(
+            routed_status(status, route, served=True, missing=[], now=NOW, extension_pool=extension, **kwargs)
+        )
+
+    ok = verdict()
+    assert (ok.status, ok.reason) == ("True", "Routed")
+    assert "InferencePool chat" in ok.message and "chat-epp port 9002" in ok.message
+    absent = verdict(extension_served=False)
+    assert (absent.status, absent.reason) == ("False", "InferenceExtensionMissing")
+    assert "spec.routing.inferencePool" in absent.message and "Service" in absent.message
+    no_picker = verdict(picker_found=False)
+    assert (no_picker.status, no_picker.reason) == ("False", "EndpointPickerNotFound")
+    assert (
+        "chat-epp does not exist" in no_picker.message and "fails the model's requests" in no_picker.message
+    )
+    # A missing kind says so first: the picker is not looked for then.
+    assert verdict(extension_served=False, picker_found=False).reason == "InferenceExtensionMissing"
+
+
+def test_the_endpoint_picker_is_admitted_with_the_gateways_proxies() -> None:
+    _, gateway, _, _ = sources(by_kind(traffic_objects(model(routing=EXTENDED), [pool()]))["NetworkPolicy"])
+    assert gateway[-1] == {"podSelector": {"matchLabels": {"inferencepool": "chat-epp"}}}
+    named = {**EXTENDED, "inferencePool": {"endpointPicker": {"name": "shared-epp"}}}
+    _, gateway, _, _ = sources(by_kind(traffic_objects(model(routing=named), [pool()]))["NetworkPolicy"])
+    assert gateway[-1] == {"podSelector": {"matchLabels": {"inferencepool": "shared-epp"}}}
+    # access.gateway, when given, is taken as it is.
+    given = model(routing=EXTENDED, access={"gateway": [{"namespace": "edge"}]})
+    _, gateway, _, _ = sources(by_kind(traffic_objects(given, [pool()]))["NetworkPolicy"])
+    assert gateway == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "edge"}}}]
