@@ -735,16 +735,29 @@ def decide_replicas(
                 f"of the capacity ({needed} instance(s))"
             )
         rise = state.burst_rise_qps if policy.predictive else None
-        if rise:
+        if rise is not None:
             # A rise on top of a demand already risen is bounded by the highest demand seen.
             seen = max(state.demand_history.values) if state.demand_history else math.inf
             burst = instances_for(min(demand + rise, max(seen, demand)), capacity_per_instance, 1.0)
+            # The history knows how far demand rose within a load time at the SLO's quantile: that
+            # rise, on top of the demand sized at the bound's margin, is the room the count needs,
+            # not the target's fixed fifth.
+            known = max(burst, instances_for(sized, capacity_per_instance, PERIODIC_UTILIZATION))
             if burst > needed:
                 rules.append(
                     f"burst-headroom: {burst} instance(s) absorb the rise of {rise:.1f} QPS within "
                     f"{horizon:.0f} s that {policy.slo_attainment_target:.1%} of the last day stayed within"
                 )
                 needed = burst
+            elif known < needed and sized_at is None and not overload:
+                rules.append(
+                    f"burst-headroom: {known} instance(s) serve {sized:.1f} QPS at "
+                    f"{PERIODIC_UTILIZATION:.0%} of the capacity and absorb the rise of {rise:.1f} QPS "
+                    f"within {horizon:.0f} s that {policy.slo_attainment_target:.1%} of the last day "
+                    "stayed within"
+                )
+                needed = known
+                sized_at = PERIODIC_UTILIZATION
         timing_out = errors is not None and errors > policy.max_error_rate
         if needed > current and pending > 0 and timing_out:
             # Requests time out while instances start: the finished rate counts each time-out and

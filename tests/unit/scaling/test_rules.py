@@ -225,6 +225,29 @@ class TestBurstHeadroom:
         decision = decide(window(30.0), 4, state=ScalerState(burst_rise_qps=5.0), policy=POLICY)
         assert decision.desired == 4 and not decision.rules
 
+    def test_a_known_rise_replaces_the_target_s_margin(self) -> None:
+        # 50 QPS needs ceil(50 / 8) = 7 at the target. With a learned rise of 2 QPS, 6 instances
+        # hold 52 QPS at full capacity and 50 at 1 / 1.05 (57.1 QPS): 6, up and down.
+        state = ScalerState(burst_rise_qps=2.0)
+        up = decide(window(50.0), 5, state=state, policy=POLICY)
+        assert up.recommendation == 6 and up.desired == 6
+        assert any(r.startswith("burst-headroom: 6 instance(s) serve 50.0 QPS at 95%") for r in up.rules)
+        down = decide(window(50.0), 7, state=state, policy=POLICY)
+        assert down.recommendation == 6 and down.desired == 6
+        assert decide(window(50.0), 5, state=ScalerState(), policy=POLICY).recommendation == 7
+
+    def test_a_larger_known_rise_keeps_its_room(self) -> None:
+        # A rise of 15 QPS: 65 QPS at full capacity needs 7, more than 1 / 1.05 of 50 QPS (6).
+        decision = decide(window(50.0), 5, state=ScalerState(burst_rise_qps=15.0), policy=POLICY)
+        assert decision.recommendation == 7
+
+    def test_not_while_overloaded(self) -> None:
+        # First tokens late: the overload step decides, not the lean count.
+        state = ScalerState(burst_rise_qps=2.0)
+        decision = decide(window(50.0, ttft=0.9), 7, state=state, policy=POLICY)
+        assert decision.desired >= 7
+        assert not any(r.startswith("burst-headroom") for r in decision.rules)
+
 
 class TestLiveDemand:
     def test_sizes_the_first_step_from_running_and_queued_requests(self) -> None:
