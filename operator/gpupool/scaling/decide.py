@@ -37,6 +37,7 @@ from gpupool.api.base import ApiModel
 from gpupool.scaling.forecast import Forecast, forecast_demand
 from gpupool.scaling.history import STEP_SECONDS, periodic_forecast, residual_wait, since_reached
 from gpupool.scaling.learning import (
+    CAPACITY_RANGE,
     capacity_from_slowdown,
     measured_batch_seconds,
     measured_capacity,
@@ -389,7 +390,10 @@ def _landing(
         if ttft is not None and latency_slo_seconds and ready and qps
         else None
     )
-    capacity = min(capacity_per_instance, slowed) if slowed is not None else capacity_per_instance
+    # Never below half the estimate, the learned capacity's own floor: a reading that low is more
+    # likely a rate still warming up (or one that underflows, 5e-324 QPS) than an engine that slow.
+    floor = CAPACITY_RANGE[0] * capacity_per_instance
+    capacity = min(capacity_per_instance, max(floor, slowed)) if slowed is not None else capacity_per_instance
     # Midway between the thresholds for the highest demand: a new high has to beat the window's by
     # a seventh to scale back up, which noise around a steady level does not.
     return instances_for(highest, capacity, (policy.target_utilization + policy.scale_down_utilization) / 2)
@@ -740,9 +744,10 @@ def decide_replicas(
             seen = max(state.demand_history.values) if state.demand_history else math.inf
             burst = instances_for(min(demand + rise, max(seen, demand)), capacity_per_instance, 1.0)
             # The history knows how far demand rose within a load time at the SLO's quantile: that
-            # rise, on top of the demand sized at the bound's margin, is the room the count needs,
-            # not the target's fixed fifth.
-            known = max(burst, instances_for(sized, capacity_per_instance, PERIODIC_UTILIZATION))
+            # rise on top of the demand, at the bound's margin, is the room the count needs, not the
+            # target's fixed fifth.
+            lean = min(sized + rise, max(seen, sized))
+            known = instances_for(lean, capacity_per_instance, PERIODIC_UTILIZATION)
             if burst > needed:
                 rules.append(
                     f"burst-headroom: {burst} instance(s) absorb the rise of {rise:.1f} QPS within "
@@ -751,10 +756,10 @@ def decide_replicas(
                 needed = burst
             elif known < needed and sized_at is None and not overload:
                 rules.append(
-                    f"burst-headroom: {known} instance(s) serve {sized:.1f} QPS at "
-                    f"{PERIODIC_UTILIZATION:.0%} of the capacity and absorb the rise of {rise:.1f} QPS "
-                    f"within {horizon:.0f} s that {policy.slo_attainment_target:.1%} of the last day "
-                    "stayed within"
+                    f"burst-headroom: {known} instance(s) serve {sized:.1f} QPS and the rise of "
+                    f"{rise:.1f} QPS within {horizon:.0f} s that {policy.slo_attainment_target:.1%} of "
+                    f"the last day stayed within ({lean:.1f} QPS) at {PERIODIC_UTILIZATION:.0%} of the "
+                    "capacity, instead of the target's margin"
                 )
                 needed = known
                 sized_at = PERIODIC_UTILIZATION

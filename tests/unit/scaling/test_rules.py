@@ -227,17 +227,18 @@ class TestBurstHeadroom:
 
     def test_a_known_rise_replaces_the_target_s_margin(self) -> None:
         # 50 QPS needs ceil(50 / 8) = 7 at the target. With a learned rise of 2 QPS, 6 instances
-        # hold 52 QPS at full capacity and 50 at 1 / 1.05 (57.1 QPS): 6, up and down.
+        # hold the 52 QPS at 1 / 1.05 of their capacity (57.1 QPS): 6, up and down.
         state = ScalerState(burst_rise_qps=2.0)
         up = decide(window(50.0), 5, state=state, policy=POLICY)
         assert up.recommendation == 6 and up.desired == 6
-        assert any(r.startswith("burst-headroom: 6 instance(s) serve 50.0 QPS at 95%") for r in up.rules)
+        lean = "burst-headroom: 6 instance(s) serve 50.0 QPS and the rise of 2.0"
+        assert any(r.startswith(lean) for r in up.rules)
         down = decide(window(50.0), 7, state=state, policy=POLICY)
         assert down.recommendation == 6 and down.desired == 6
         assert decide(window(50.0), 5, state=ScalerState(), policy=POLICY).recommendation == 7
 
     def test_a_larger_known_rise_keeps_its_room(self) -> None:
-        # A rise of 15 QPS: 65 QPS at full capacity needs 7, more than 1 / 1.05 of 50 QPS (6).
+        # A rise of 15 QPS: 65 QPS at 1 / 1.05 of the capacity needs 7, as the target does.
         decision = decide(window(50.0), 5, state=ScalerState(burst_rise_qps=15.0), policy=POLICY)
         assert decision.recommendation == 7
 
