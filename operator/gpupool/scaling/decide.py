@@ -15,11 +15,14 @@ One evaluation, pure and deterministic (the clock is a parameter):
    minute after new instances became Ready, while the latency quantile still holds the requests
    served before them); below
    `scaleDownUtilization` (or accelerator utilisation below its down threshold), the count the
-   target needs, when nothing is missing or overloaded.
+   target needs, when nothing is missing or overloaded. Once the demand history knows how far
+   demand rises within a load time (burst-headroom), that rise at 1 / 1.05 of the capacity replaces
+   the target's margin, up and down.
    Without traffic metrics, only present primary overload signals can scale up (one step at a
    time, waiting for starting instances), and nothing scales down.
 4. Stabilise as the HPA does: scale up to the lowest and down to the highest recommendation of
-   their windows.
+   their windows; what the ski-rental keeps is a floor on that, not a recommendation the window
+   would hold longer.
 5. Rate-limit (step per period, cool-down after a scale-up), then clamp to the bounds, which always
    win.
 """
@@ -334,8 +337,8 @@ def _ski_rental(
     wait = residual_wait(values, threshold, since)
     if wait is None:
         # No return seen after so long: the break-even strategy keeps an idle instance about as
-        # long as a cold start costs, then lets it go (paying at most about twice the best choice
-        # in hindsight).
+        # long as a cold start costs, then lets it go (paying a small multiple of the best choice
+        # in hindsight at most, whenever the need comes back).
         unseen = SKI_RENTAL_UNSEEN_LOAD_TIMES * load_time_seconds
         if since >= unseen:
             return None
