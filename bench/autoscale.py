@@ -334,9 +334,10 @@ def tables(rows: list[dict[str, Any]], traces: list[str]) -> str:
         out.append("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for trace in traces:
             group = groups.get((model, trace, 1.0))
-            if not group:
-                continue
-            bound = next(r for r in group if r["label"] == BOUND)["acceleratorHours"]
+            bound_row = next((r for r in group or [] if r["label"] == BOUND), None)
+            if bound_row is None:
+                continue  # a partial run (--policies) without the bound: merge it through --from-json
+            bound = bound_row["acceleratorHours"]
             for row in (r for r in group if not r["swept"]):
                 out.append(
                     f"| {trace} | {row['label']} | {row['acceleratorHours']:.1f} "

@@ -31,6 +31,10 @@ MAX_POINTS = 1440
 MIN_PERIOD_SECONDS = 5 * 60.0
 # The autocorrelation at the period must reach this to count: a clear repetition, not a trend.
 MIN_CORRELATION = 0.5
+# ... and stand this many standard errors above what noise gives: the autocorrelation of n - lag
+# pairs of white noise spreads by about 1 / sqrt(n - lag), so on a short history, at a long lag,
+# some lag of 60 minutes of noise reaches 0.5 by chance one time in ten (a scan of ~25 lags).
+NOISE_SIGMAS = 3.5
 # ... and the demand must swing by at least this share of its median: a few minutes of Poisson noise
 # around a steady level correlate at some lag by chance, and their "period" announces nothing.
 MIN_SWING = 0.25
@@ -111,7 +115,8 @@ def _coarse(values: Sequence[float], factor: int) -> list[float]:
 def _best_lag(values: Sequence[float], min_lag: int) -> tuple[int, float] | None:
     """The clearest peak of the autocorrelation at lags min_lag .. len/2: its lag and value.
 
-    A lag counts when its correlation reaches MIN_CORRELATION and rises at least
+    A lag counts when its correlation reaches MIN_CORRELATION (and NOISE_SIGMAS standard errors of
+    white noise's at that lag) and rises at least
     MIN_CORRELATION above the lowest correlation of the shorter lags: a repetition falls out of
     step and back in, where a trend or a level shift correlates at every short lag and never dips.
     Among those, the highest, unless a shorter one is as high (a repetition every P also correlates
@@ -122,7 +127,8 @@ def _best_lag(values: Sequence[float], min_lag: int) -> tuple[int, float] | None
     for lag in range(1, len(values) // 2 + 1):
         r = _autocorrelation(values, lag)
         lowest = min(lowest, r)
-        if lag < min_lag or r < MIN_CORRELATION or r - lowest < MIN_CORRELATION:
+        chance = NOISE_SIGMAS / math.sqrt(len(values) - lag)
+        if lag < min_lag or r < max(MIN_CORRELATION, chance) or r - lowest < MIN_CORRELATION:
             continue
         # Climb to the top of the first peak; a later peak must be clearly higher.
         if best is None or (r > best[1] and lag < 1.5 * best[0]) or r > best[1] + 0.05:

@@ -6,7 +6,7 @@ import math
 import random
 from itertools import pairwise
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 
 from gpupool.scaling import AutoscalingPolicy, MetricsWindow, ScalerState, decide_replicas
@@ -136,6 +136,9 @@ def test_steps_per_period_hold_over_a_run(policy: AutoscalingPolicy, current: in
     seed=st.integers(0, 10_000),
     predictive=st.booleans(),
 )
+# A period found in the noise sized the scale-down near the capacity while a rise no period
+# announced scaled up at the target: 1 -> 2 -> 1 -> 2 at 7 QPS.
+@example(mean=7.0, noise=0.25, seed=11, predictive=True)
 def test_no_flapping_under_noisy_stationary_load(
     mean: float, noise: float, seed: int, predictive: bool
 ) -> None:

@@ -124,20 +124,42 @@ class TestSkiRental:
 
     def test_without_a_return_seen_it_keeps_the_instance_for_the_break_even(self) -> None:
         # 70 QPS for an hour, then 10 QPS: the need never came back, so the instance stays for the
-        # break-even of a cold start (one load time, 120 s) after the last minute that needed it,
+        # break-even of a cold start (1.5 load times, 180 s) after the last minute that needed it,
         # and goes after.
-        recent = ScalerState(demand_history=history([70.0] * 60 + [10.0] * 1))
-        assert decide(window(10.0), 9, state=recent, policy=POLICY).desired == 9
-        assert "needed 60 s ago" in decide(window(10.0), 9, state=recent, policy=POLICY).reason
-        later = ScalerState(demand_history=history([70.0] * 60 + [10.0] * 2))
+        for minutes in (1, 2):
+            recent = ScalerState(demand_history=history([70.0] * 60 + [10.0] * minutes))
+            decision = decide(window(10.0), 9, state=recent, policy=POLICY)
+            assert decision.desired == 9
+            assert f"needed {60 * minutes} s ago" in decision.reason
+        later = ScalerState(demand_history=history([70.0] * 60 + [10.0] * 3))
         assert decide(window(10.0), 9, state=later, policy=POLICY).desired == 8
 
     def test_a_first_rise_is_no_return(self) -> None:
-        # Two hours at 10 QPS, then a step to 70 QPS, and 2 minutes back at 10: the wait before the
+        # Two hours at 10 QPS, then a step to 70 QPS, and 3 minutes back at 10: the wait before the
         # step is when a need first came, not when it came back; no gap ended between two needs,
-        # and 120 s since the last one is the break-even of one load time: it goes.
-        state = ScalerState(demand_history=history([10.0] * 120 + [70.0] * 30 + [10.0] * 2))
+        # and 180 s since the last one is the break-even of 1.5 load times: it goes.
+        state = ScalerState(demand_history=history([10.0] * 120 + [70.0] * 30 + [10.0] * 3))
         assert decide(window(10.0), 9, state=state, policy=POLICY).desired == 8
+
+    def test_the_kept_count_is_no_recommendation_the_stabilisation_window_holds(self) -> None:
+        # While the ski-rental keeps 9, what the metrics ask for (fewer) is what the scale-down
+        # window remembers: once the break-even has passed the instance goes at once, not another
+        # 300 s later (the window would otherwise hold the kept 9 as a recommendation).
+        state = ScalerState(demand_history=history([70.0] * 60 + [10.0] * 1))
+        first_down = None
+        for step in range(40):
+            now = NOW + 15.0 * step
+            decision = decide(window(10.0, now=now), 9, state=state, policy=POLICY, now=now)
+            state = decision.state
+            if step == 0:
+                assert decision.desired == 9 and decision.recommendation < 9
+                assert state.recommendations[-1].replicas == decision.recommendation
+            if decision.desired < 9:
+                first_down = now
+                break
+        # The need ended at the end of the history's last 70 QPS minute, NOW - 60; 180 s later the
+        # break-even has passed.
+        assert first_down is not None and first_down <= NOW + 135.0
 
     def test_off_without_prediction(self) -> None:
         values = [70.0 if v > 10 else v for v in bursts(3)]
@@ -202,6 +224,30 @@ class TestBurstHeadroom:
         # 30 + 5 = 35 QPS at full capacity needs 4, as the target does: no rule.
         decision = decide(window(30.0), 4, state=ScalerState(burst_rise_qps=5.0), policy=POLICY)
         assert decision.desired == 4 and not decision.rules
+
+    def test_a_known_rise_replaces_the_target_s_margin(self) -> None:
+        # 50 QPS needs ceil(50 / 8) = 7 at the target. With a learned rise of 2 QPS, 6 instances
+        # hold the 52 QPS at 1 / 1.05 of their capacity (57.1 QPS): 6, up and down.
+        state = ScalerState(burst_rise_qps=2.0)
+        up = decide(window(50.0), 5, state=state, policy=POLICY)
+        assert up.recommendation == 6 and up.desired == 6
+        lean = "burst-headroom: 6 instance(s) serve 50.0 QPS and the rise of 2.0"
+        assert any(r.startswith(lean) for r in up.rules)
+        down = decide(window(50.0), 7, state=state, policy=POLICY)
+        assert down.recommendation == 6 and down.desired == 6
+        assert decide(window(50.0), 5, state=ScalerState(), policy=POLICY).recommendation == 7
+
+    def test_a_larger_known_rise_keeps_its_room(self) -> None:
+        # A rise of 15 QPS: 65 QPS at 1 / 1.05 of the capacity needs 7, as the target does.
+        decision = decide(window(50.0), 5, state=ScalerState(burst_rise_qps=15.0), policy=POLICY)
+        assert decision.recommendation == 7
+
+    def test_not_while_overloaded(self) -> None:
+        # First tokens late: the overload step decides, not the lean count.
+        state = ScalerState(burst_rise_qps=2.0)
+        decision = decide(window(50.0, ttft=0.9), 7, state=state, policy=POLICY)
+        assert decision.desired >= 7
+        assert not any(r.startswith("burst-headroom") for r in decision.rules)
 
 
 class TestLiveDemand:
