@@ -272,11 +272,15 @@ def test_unknown_pool_and_model_explain_themselves(kubectl: Kubectl, namespace: 
 
 
 def test_spec_update_rolls_the_workload(kubectl: Kubectl, namespace: str) -> None:
-    kubectl.apply(model_manifest("roll", maxModelLen=4096), namespace)
+    """RollingUpdate: a new engine argument rolls the Deployment in place. (A Canary, the default,
+    would wait for its analysis: the sample pool names a Prometheus this cluster does not run;
+    tests/e2e/test_rollout.py covers canaries.)"""
+    rolling = {"strategy": "RollingUpdate"}
+    kubectl.apply(model_manifest("roll", maxModelLen=4096, rollout=rolling), namespace)
     deployment = wait_for("deployment", lambda: kubectl.maybe("deployment", "roll", "-n", namespace))
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "4096" in args
-    kubectl.apply(model_manifest("roll", maxModelLen=16384), namespace)
+    kubectl.apply(model_manifest("roll", maxModelLen=16384, rollout=rolling), namespace)
     rolled = wait_for(
         "rolled deployment",
         lambda: (
