@@ -105,7 +105,9 @@ def table(results: list[Result]) -> str:
 
 
 def model_body(name: str, seed: int, replicas: int) -> dict[str, Any]:
-    """A small model whose rendered Deployment changes with `seed` (an engine argument)."""
+    """A small model whose rendered Deployment changes with `seed` (an engine argument). It rolls
+    a new seed in place (RollingUpdate): a Canary would wait for the analysis of the Prometheus the
+    sample pool names, which the local cluster does not run (canaries: tests/e2e/test_rollout.py)."""
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "ModelDeployment",
@@ -116,6 +118,7 @@ def model_body(name: str, seed: int, replicas: int) -> dict[str, Any]:
             "traffic": {"peakQps": 1},
             "replicas": replicas,
             "engine": {"extraArgs": [f"--seed={seed}"]},
+            "rollout": {"strategy": "RollingUpdate"},
         },
     }
 
