@@ -76,7 +76,7 @@ class Engines(ServingPods):
             pod.ttft.sum += done * ttft
 
 
-def model_spec(revision: str, pool: str = POOL, **rollout: Any) -> dict[str, Any]:
+def model_spec(revision: str, pool: str = POOL, gateway: str = "public", **rollout: Any) -> dict[str, Any]:
     return {
         "model": {"name": "llama-3.1-8b"},
         "weights": {"huggingFace": {"id": HF_ID, "revision": revision}},
@@ -84,7 +84,7 @@ def model_spec(revision: str, pool: str = POOL, **rollout: Any) -> dict[str, Any
         "replicas": 2,
         "traffic": {"peakQps": 1},
         "rollout": {**ROLLOUT, **rollout},
-        "routing": {"parentRefs": [{"name": "public"}]},
+        "routing": {"parentRefs": [{"name": gateway}]},
     }
 
 
@@ -307,13 +307,34 @@ def test_paused_holds_and_a_restart_resumes_the_step(rollout: dict[str, Any]) ->
     wait_for("the promotion after the restart", lambda: promoted(rollout, str(new)), timeout=240)
 
 
+def test_a_route_to_a_missing_gateway_holds_the_canary_until_abort(rollout: dict[str, Any]) -> None:
+    stable = revision_of(get(rollout, "deployment", MODEL))
+    set_spec(rollout, model_spec("r6", gateway="absent", paused=False))
+    wait_for("the canary", lambda: get(rollout, "deployment", f"{MODEL}-canary"), timeout=60)
+    time.sleep(ROLLOUT["minStepSeconds"] + 12)
+    held = rollout_status(rollout)
+    assert (held.get("step"), held.get("decision")) == (0, "Hold"), held
+    assert "waits for its route" in held.get("message", "") and "absent" in held.get("message", ""), held
+    assert condition(model(rollout), "Routed").get("reason") == "GatewayNotFound"
+    # abort still rolls it back, to the stable revision.
+    set_spec(rollout, model_spec("r6", gateway="absent", abort=True))
+    body = wait_for(
+        "the rollback by abort",
+        lambda: condition(model(rollout), "Degraded").get("reason") == "RolledBack" and model(rollout),
+        timeout=60,
+    )
+    assert "clear rollout.abort" in condition(body, "Degraded")["message"]
+    wait_for("the canary gone", lambda: get(rollout, "deployment", f"{MODEL}-canary") is None, timeout=60)
+    assert revision_of(get(rollout, "deployment", MODEL)) == stable
+
+
 def test_a_pool_without_prometheus_rolls_a_new_revision_in_place(rollout: dict[str, Any]) -> None:
     cluster = rollout["cluster"]
     cluster.apply(
         {"apiVersion": "gpupool.io/v1alpha1", "kind": "InferencePool", "metadata": {"name": BARE_POOL},
          "spec": h100_pool_spec()}
     )  # fmt: skip
-    set_spec(rollout, model_spec("r4", pool=BARE_POOL))
+    set_spec(rollout, model_spec("r4", pool=BARE_POOL, abort=False))
     wait_for(
         "the model on the bare pool",
         lambda: ready_replicas(rollout) == 2 and rollout_status(rollout),
@@ -327,7 +348,7 @@ def test_a_pool_without_prometheus_rolls_a_new_revision_in_place(rollout: dict[s
         now = revision_of(get(rollout, "deployment", MODEL))
         return now not in (before, None) and rollout_status(rollout).get("stableRevision") == now
 
-    set_spec(rollout, model_spec("r5", pool=BARE_POOL))
+    set_spec(rollout, model_spec("r5", pool=BARE_POOL, abort=False))
     wait_for("the new revision rolled in place", rolled, timeout=90)
     assert not any(canaries), "a canary ran on a pool without Prometheus"
     assert ready_replicas(rollout) >= 1
