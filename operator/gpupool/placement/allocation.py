@@ -448,5 +448,26 @@ def reallocate(state: PoolState, allocation: Allocation | None, demand: Demand) 
     nothing changed, so a pool's allocation is computed once per recount and read by every model."""
     if allocation is not None and allocation.demands.get(demand.workload) == demand:
         return allocation
+    if allocation is not None and _changes_nothing(state, allocation, demand):
+        # A model new to the pool that asks for nothing and holds nothing there (scaled to zero)
+        # moves no other count: no allocation over every demand again, which costs as much as the
+        # pool has models.
+        return replace(
+            allocation,
+            counts={**allocation.counts, demand.workload: 0},
+            demands={**allocation.demands, demand.workload: demand},
+        )
     others = [d for w, d in (allocation.demands.items() if allocation else ()) if w != demand.workload]
     return allocate(state, [*others, demand])
+
+
+def _changes_nothing(state: PoolState, allocation: Allocation, demand: Demand) -> bool:
+    """Whether adding `demand` leaves every other count and every tier's numbers as they are: it is
+    new, of a known tier, asks for no instance and the pool holds no pod of it (a workload's pods
+    count as used while it asks nothing, and stop counting once it does)."""
+    return (
+        demand.workload not in allocation.demands
+        and demand.instances == 0
+        and state.tier(demand.tier) is not None
+        and not state.claims_by_workload.get(demand.workload)
+    )
