@@ -795,12 +795,20 @@ def _limits_changed(
     world: World, pool: str, state: PoolState, allocation: Allocation | None
 ) -> set[ModelKey]:
     """Models whose count or caps on `pool` differ under `state` from what their last reconcile saw."""
+    memory = world.memory
+    with memory.lock:
+        # Models whose first pass ran since the recount built `allocation` added their demands to
+        # the one held now: compared with that, they are not taken for models the recount missed.
+        held = memory.allocations.get(pool)
+        asking = memory.asking(pool)
+    if held is not None and held[0] is state:
+        allocation = held[1]
     changed = set()
-    for key, caps in world.memory.asking(pool).items():
+    for key, caps in asking.items():
         if allocation is None or caps.request.workload not in allocation.demands:
             changed.add(key)
             continue
-        several = len(world.memory.asks.get(key, {})) > 1
+        several = len(memory.asks.get(key, {})) > 1
         again = allocated_caps(state, allocation, caps.request, world.cache.namespace_labels.get(key[0]))
         if _verdict(again, several) != _verdict(caps, several):
             changed.add(key)
