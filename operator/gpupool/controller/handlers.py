@@ -83,10 +83,11 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.event("gpupool.io", "v1alpha1", "modeldeployments")
 def model_changed(
-    type: str | None, namespace: str | None, name: str, body: kopf.Body, memo: Any, **_: Any
+    type: str | None, event: kopf.RawEvent, namespace: str | None, name: str, memo: Any, **_: Any
 ) -> None:
     if namespace is not None:
-        memo.controller.model_changed(type, namespace, name, body)
+        # Plain JSON data, which the cache keeps as it is.
+        memo.controller.model_changed(type, namespace, name, dict(event["object"]))
 
 
 @kopf.on.event("apps", "v1", "deployments", labels={MANAGED_BY_LABEL: MANAGED_BY})

@@ -193,9 +193,10 @@ class Controller:
 
     # -- the watch side: update the cache, queue keys -----------------------------------------
 
-    def model_changed(self, type_: str | None, namespace: str, name: str, body: Any) -> None:
+    def model_changed(self, type_: str | None, namespace: str, name: str, body: dict[str, Any]) -> None:
         self.autoscaling.track(type_, namespace, name, body)
         if type_ == "DELETED":
+            self.world.cache.forget_model(body)
             metrics.forget_model(
                 namespace, name, self.world.memory.placed_pools.pop((namespace, name), set())
             )
@@ -204,6 +205,7 @@ class Controller:
         # With a status subresource only spec changes move the generation. A modification whose
         # generation the status already describes is our own status write coming back: nothing to
         # do (the periodic resync still covers drift of the children).
+        self.world.cache.remember_model(body)
         observed = (body.get("status") or {}).get("observedGeneration")
         if type_ == "MODIFIED" and observed == body["metadata"].get("generation"):
             return
@@ -349,7 +351,11 @@ class Controller:
         elif key.kind == RESYNC:
             started = time.perf_counter()
             every_model = self._resyncs % FULL_RESYNC_EVERY == 0
-            pools, models, unchanged = resync(self.world, every_model=every_model)
+            # The first resync registers every model's demand before any of them takes a count;
+            # from then on a new model registers its own in its first pass.
+            pools, models, unchanged = resync(
+                self.world, every_model=every_model, register=self._resyncs == 0
+            )
             self._resyncs += 1
             for pool in pools:
                 self.queue.add(pool_key(pool), RESYNCED)

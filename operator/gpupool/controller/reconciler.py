@@ -56,7 +56,16 @@ from gpupool.controller.rollout import prune_versions, rollout_model
 from gpupool.controller.state import ClusterCache, ModelKey, ModelMemory, Settled
 from gpupool.controller.traffic import list_traffic, prune_traffic, rediscover, route_model
 from gpupool.controller.weights import delete_stale, observe_cache
-from gpupool.placement import Allocation, InstanceCaps, PoolState, allocated_caps, recount
+from gpupool.placement import (
+    Allocation,
+    InstanceCaps,
+    PoolState,
+    allocate,
+    allocated_caps,
+    demand_of,
+    reallocate,
+    tenant_of,
+)
 from gpupool.render import render_pool_queues, render_priority_classes, selector_labels, workload_name
 from gpupool.render.labels import (
     COMPONENT_LABEL,
@@ -215,10 +224,13 @@ def _context(world: World, name: str, namespace: str) -> PoolContext | UnparsedP
     pool = _read_pool(world, name)
     if isinstance(pool, UnparsedPool) or pool is None:
         return pool
-    state = world.memory.states.get(name)
+    memory = world.memory
+    with memory.lock:
+        state = memory.states.get(name)
     if state is None:
         state = _account_one(world, pool)
-    held = world.memory.allocations.get(name)
+    with memory.lock:
+        held = memory.allocations.get(name)
     allocation = held[1] if held is not None and held[0] is state else None
     return PoolContext(pool, state, world.cache.namespace_labels.get(namespace), allocation)
 
@@ -230,8 +242,9 @@ def _account_one(world: World, pool: InferencePool) -> PoolState:
     if pool.spec.tenants and not world.cache.namespace_labels:
         world.cache.namespace_labels = _read_namespaces(world.kube)
     state = pool_state(pool, nodes, pods, world.cache.namespace_labels or None)
-    world.memory.states[pool.metadata["name"]] = state
-    return state
+    with world.memory.lock:
+        # Another pass (or the pool's recount) may have counted it meanwhile: one state per pool.
+        return world.memory.states.setdefault(pool.metadata["name"], state)
 
 
 def _read_namespaces(kube: Kube) -> dict[str, dict[str, str]]:
@@ -247,8 +260,30 @@ def _child(world: World, kind: str, namespace: str, name: str) -> dict[str, Any]
     return world.kube.get(CHILDREN[kind], namespace, name)
 
 
+def _read_model(world: World, namespace: str, name: str) -> dict[str, Any] | None:
+    """The cache's copy of the ModelDeployment, else the API server's (None: it does not exist)."""
+    held = world.cache.model(namespace, name)
+    if held is not None:
+        return held
+    body = world.kube.get(MODEL_DEPLOYMENT, namespace, name)
+    if body is not None:
+        _remember_model(world, body)
+    return body
+
+
+def _remember_model(world: World, stored: dict[str, Any]) -> None:
+    """The model as the API server stored it (the answer to a status write), for the next pass."""
+    meta = stored.get("metadata") or {}
+    if meta.get("resourceVersion") and meta.get("namespace") and meta.get("name"):
+        world.cache.remember_model(stored)
+
+
 # The kinds a model's instances run as on a pool, under one name: gpupool.controller.groups.
 WORKLOAD_KINDS = frozenset({"Deployment", groups.KIND})
+
+
+def _deployment(world: World, namespace: str, name: str) -> dict[str, Any] | None:
+    return _child(world, "Deployment", namespace, name)
 
 
 def _workload(world: World, namespace: str, name: str) -> dict[str, Any] | None:
@@ -280,8 +315,10 @@ def reconcile_model(
 ) -> ModelPass:
     """Converge one ModelDeployment.
 
-    Children are compared with the cache's copies (read from the API server when none is held).
-    The ModelDeployment itself is read fresh, so its status is never compared with a stale copy.
+    The model and its children are compared with the cache's copies (read from the API server
+    when none is held). A copy behind the API server's is behind by an event still on its way,
+    which queues the model again; the status written joins the cache, so the next pass compares
+    with it.
     `workloads_only` (a Deployment's status changed) compares and applies the Deployments alone:
     the Service and ConfigMap do not depend on a workload's status, and model events and the
     resync cover them. `register_only` decides without writing anything, from the `listed` body
@@ -290,10 +327,11 @@ def reconcile_model(
     started = time.perf_counter()
     key = (namespace, name)
     kube, memory = world.kube, world.memory
-    body = listed if register_only and listed is not None else kube.get(MODEL_DEPLOYMENT, namespace, name)
+    body = listed if register_only and listed is not None else _read_model(world, namespace, name)
     if body is None or body["metadata"].get("deletionTimestamp"):
         # Its demand leaves its pools' allocations: the others take its share at their recount.
-        pools = memory.forget_asks(key)
+        with memory.lock:
+            pools = memory.forget_asks(key)
         memory.preemptions.pop(key, None)
         memory.rejections.pop(key, None)
         memory.settled.pop(key, None)
@@ -304,7 +342,9 @@ def reconcile_model(
         if register_only:
             return ModelPass(None)
         message = f"spec is invalid: {_short(err)}"
-        if kube.apply_status(MODEL_DEPLOYMENT, body, _invalid_spec_status(body, message)):
+        stored = kube.apply_status(MODEL_DEPLOYMENT, body, _invalid_spec_status(body, message))
+        if stored is not None:
+            _remember_model(world, stored)
             kube.post_event(body, "Warning", Reason.INVALID_SPEC.value, message, now_rfc3339())
         return ModelPass(None)
     md = ModelDeployment(
@@ -313,8 +353,11 @@ def reconcile_model(
         status=parse_status(body.get("status"), ModelDeploymentStatus),
     )
     contexts = {pool: _context(world, pool, namespace) for pool in spec.pool_names()}
+    # A model without a status has had nothing applied yet: its Deployments come from the cache
+    # alone, and no LeaderWorkerSet (not watched, so a read from the API server) is looked for.
+    read = _workload if body.get("status") else _deployment
     deployments: dict[str, dict[str, Any] | None] = {
-        pool: _workload(world, namespace, workload_name(name, pool if spec.pools else None))
+        pool: read(world, namespace, workload_name(name, pool if spec.pools else None))
         for pool in spec.pool_names()
     }
     preemption = _preemption_message(memory, key)
@@ -361,6 +404,7 @@ def reconcile_model(
         )
     stored = kube.apply_status(MODEL_DEPLOYMENT, body, outcome.status.to_wire())
     if stored is not None:
+        _remember_model(world, stored)
         writes += 1
         why = refused or missing
         if why is not None and _newly_rejected(md, outcome):
@@ -572,22 +616,39 @@ def _remember_asks(
     contexts: dict[str, PoolContext | UnparsedPool | None],
 ) -> set[ModelKey]:
     """Keep what the model asked, and each pool's allocation with its demand in it. Returns the
-    other models whose count that allocation changed."""
-    memory.remember_asks(key, outcome.asks)
+    models whose count that allocation changed: the others, and the model itself when another
+    pass replaced the allocation after this one read it (its count then follows at its next pass)."""
     moved: set[ModelKey] = set()
-    for pool, allocation in outcome.allocations.items():
-        context = contexts.get(pool)
-        if not isinstance(context, PoolContext) or context.state is None:
-            continue
-        if memory.states.get(pool) is not context.state:
-            continue
-        before = context.allocation
-        memory.allocations[pool] = (context.state, allocation)
-        if before is None or before is allocation:
-            continue
-        for other, caps in memory.asking(pool).items():
-            if other != key and caps.allowed != allocation.count(caps.request.workload):
-                moved.add(other)
+    with memory.lock:
+        memory.remember_asks(key, outcome.asks)
+        for pool, allocation in outcome.allocations.items():
+            context = contexts.get(pool)
+            caps = outcome.asks.get(pool)
+            state = memory.states.get(pool)
+            if not isinstance(context, PoolContext) or caps is None or state is None:
+                continue
+            held = memory.allocations.get(pool)
+            before = held[1] if held is not None and held[0] is state else None
+            if state is not context.state or before is not context.allocation:
+                # Passes of other models of the pool (or its recount) replaced the allocation
+                # meanwhile: this demand joins theirs instead of taking their place.
+                tenant = tenant_of(state, key[0], context.namespace_labels)
+                demand = demand_of(state, caps.request, tenant.name if tenant else None)
+                merged = reallocate(state, before, demand)
+                if merged.count(caps.request.workload) != allocation.count(caps.request.workload):
+                    moved.add(key)
+                allocation = merged
+            memory.allocations[pool] = (state, allocation)
+            if before is None or before is allocation:
+                continue
+            # Only a count that moved sends others a pass: no walk over every model of the pool
+            # for a new model that took nobody's share (one that asks nothing, or found room).
+            differ = {w for w, _ in before.counts.items() ^ allocation.counts.items()}
+            if not differ - {caps.request.workload}:
+                continue
+            for other, asked in memory.asking(pool).items():
+                if other != key and asked.allowed != allocation.count(asked.request.workload):
+                    moved.add(other)
     return moved
 
 
@@ -740,12 +801,16 @@ def _count_pool(
         kube.apply_if_changed(obj)
     state = pool_state(pool, nodes, pods, cache.namespace_labels if pools_with_tenants else None)
     found = queues.reconcile_pool_queues(kube, pool, render_pool_queues(pool, state.total))
-    before = memory.states.get(name)
-    memory.states[name] = state
-    held = memory.allocations.get(name)
-    asking = [caps.request.workload for caps in memory.asking(name).values()]
-    allocation = recount(state, held[1] if held is not None else None, asking)
-    if allocation is not None:
+    labels = cache.namespace_labels
+    with memory.lock:
+        before = memory.states.get(name)
+        memory.states[name] = state
+        # Every model's demand, from what each asked at its last pass, with what it holds now.
+        demands = []
+        for (namespace, _), caps in memory.asking(name).items():
+            tenant = tenant_of(state, namespace, labels.get(namespace))
+            demands.append(demand_of(state, caps.request, tenant.name if tenant else None))
+        allocation = allocate(state, demands)
         memory.allocations[name] = (state, allocation)
     now = now_rfc3339()
     status = status_of(pool, state, now, allocation)
@@ -762,12 +827,20 @@ def _limits_changed(
     world: World, pool: str, state: PoolState, allocation: Allocation | None
 ) -> set[ModelKey]:
     """Models whose count or caps on `pool` differ under `state` from what their last reconcile saw."""
+    memory = world.memory
+    with memory.lock:
+        # Models whose first pass ran since the recount built `allocation` added their demands to
+        # the one held now: compared with that, they are not taken for models the recount missed.
+        held = memory.allocations.get(pool)
+        asking = memory.asking(pool)
+    if held is not None and held[0] is state:
+        allocation = held[1]
     changed = set()
-    for key, caps in world.memory.asking(pool).items():
+    for key, caps in asking.items():
         if allocation is None or caps.request.workload not in allocation.demands:
             changed.add(key)
             continue
-        several = len(world.memory.asks.get(key, {})) > 1
+        several = len(memory.asks.get(key, {})) > 1
         again = allocated_caps(state, allocation, caps.request, world.cache.namespace_labels.get(key[0]))
         if _verdict(again, several) != _verdict(caps, several):
             changed.add(key)
@@ -825,19 +898,26 @@ def _reconcile_quotas(world: World, any_tenants: bool) -> None:
     memory.quotas_written = bool(desired)
 
 
-def resync(world: World, every_model: bool = True) -> tuple[list[str], list[ModelKey], int]:
-    """The level-triggered pass's reads: refresh the cache's copies of the children, and have every
-    model the pools' allocations do not know yet say what it asks (all of them after a start), so
-    that no model takes a count decided without the others' demands. Returns every pool and the
-    models to queue, with the number left alone; each queued one then converges in its own pass
-    against what the API server holds at that time, not at the time of this listing.
+def resync(
+    world: World, every_model: bool = True, register: bool = True
+) -> tuple[list[str], list[ModelKey], int]:
+    """The level-triggered pass's reads: refresh the cache's copies of the models and children,
+    and (with `register`: the first resync after a start) have every model the pools' allocations
+    do not know yet say what it asks, so that no model takes a count decided without the others'
+    demands. Later, a model unknown to the allocations is a new one whose own first pass is queued
+    (by its event, or here) and registers it: registering a bulk of new models here as well would
+    decide each of them twice. Returns every pool and the models to queue, with the number left
+    alone; each queued one then converges in its own pass against what the API server holds at
+    that time, not at the time of this listing.
 
     Without `every_model`, a model unchanged since its last settled pass (its own resource version
     and its children's, `unchanged_since_settled`) is left alone, and the children are not listed
     again: the Deployments' watch keeps theirs current, and the operator's applies the others'.
     A full resync (`every_model`) lists every child and queues every model, for a change no event
     reported (a Service edited or deleted by hand, a watch that broke)."""
-    listed = list(world.kube.list(MODEL_DEPLOYMENT))
+    listed, version = world.kube.list_at(MODEL_DEPLOYMENT)
+    # A deletion whose event was missed leaves a copy the listing lacks: it goes now.
+    world.cache.refresh_models(listed, version)
     pools = [pool["metadata"]["name"] for pool in world.kube.list(INFERENCE_POOL)]
     managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     if every_model:
@@ -858,6 +938,9 @@ def resync(world: World, every_model: bool = True) -> tuple[list[str], list[Mode
     for body in listed:
         key = (body["metadata"]["namespace"], body["metadata"]["name"])
         if key not in world.memory.asks:
+            if not register:
+                models.append(key)
+                continue
             try:
                 reconcile_model(world, *key, register_only=True, listed=body)
             except Exception as err:  # its own pass reports it

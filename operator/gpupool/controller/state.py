@@ -84,6 +84,10 @@ class ClusterCache:
         self._complete: set[str] = set()
         # Deployments by (namespace, identity label), for pruning the ones a model no longer uses.
         self._by_identity: dict[tuple[str, str], set[str]] = {}
+        # ModelDeployments as their watch, our status writes and the resync's listing delivered
+        # them, as compact JSON (a few kB each): a pass reads its model here, the API server only on
+        # a miss.
+        self._models: dict[ModelKey, tuple[int | None, str]] = {}
         # Pools by name, as the pool watch delivered them (plain JSON data).
         self.pools: dict[str, dict[str, Any]] = {}
         # What the pool accounting reads of each node and engine pod, to drop events that change
@@ -180,6 +184,54 @@ class ClusterCache:
         if new is not None and new.identity:
             self._by_identity.setdefault((namespace, new.identity), set()).add(name)
 
+    # -- models ---------------------------------------------------------------------------------
+
+    def remember_model(self, body: dict[str, Any]) -> None:
+        """Keep the newest copy of a ModelDeployment (an older one never replaces it)."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        incoming = revision(body)
+        with self._lock:
+            held = self._models.get(key)
+        if held is not None and incoming is not None and held[0] is not None and incoming <= held[0]:
+            return  # the same copy again (a listing), or an older one
+        compact = _compact(body)
+        with self._lock:
+            held = self._models.get(key)
+            if held is None or not _older(incoming, held[0]):
+                self._models[key] = (incoming, compact)
+
+    def forget_model(self, body: dict[str, Any]) -> None:
+        """A deletion: drop the copy unless a newer one (a re-created model) replaced it."""
+        meta = body["metadata"]
+        key = (meta["namespace"], meta["name"])
+        with self._lock:
+            held = self._models.get(key)
+            if held is not None and not _older(revision(body), held[0]):
+                del self._models[key]
+
+    def model(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A copy of the ModelDeployment (the caller may change it), or None when none is held."""
+        with self._lock:
+            held = self._models.get((namespace, name))
+        if held is None:
+            return None
+        body: dict[str, Any] = json.loads(held[1])
+        return body
+
+    def refresh_models(self, items: list[dict[str, Any]], listed_revision: int | None) -> None:
+        """Replace the copies with a listing made at `listed_revision`; a copy the listing lacks is
+        dropped (deleted meanwhile, its event missed) unless it is newer than the listing."""
+        for item in items:
+            self.remember_model(item)
+        listed = {(i["metadata"]["namespace"], i["metadata"]["name"]) for i in items}
+        with self._lock:
+            for key, (held, _) in list(self._models.items()):
+                if key in listed:
+                    continue
+                if listed_revision is None or held is None or held <= listed_revision:
+                    del self._models[key]
+
     # -- pools ----------------------------------------------------------------------------------
 
     def remember_pool(self, body: dict[str, Any]) -> None:
@@ -230,6 +282,9 @@ class ModelMemory:
     placed_pools: dict[ModelKey, set[str]] = field(default_factory=dict)
     # Models whose last pass settled them, with what they read then (see `Settled`).
     settled: dict[ModelKey, Settled] = field(default_factory=dict)
+    # Held while a pass reads or replaces a pool's state and allocation: passes of several models
+    # of one pool run at once, and each one's demand must reach the allocation the next one reads.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def remember_asks(self, key: ModelKey, asks: dict[str, InstanceCaps]) -> None:
         """What the model asked at this pass, replacing what it asked before."""

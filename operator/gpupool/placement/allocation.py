@@ -30,6 +30,7 @@ add nodes; a billion would not).
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -187,19 +188,10 @@ class _Fill:
     def models(self, tier: str) -> list[Demand]:
         return self._by_tier.get(tier, [])
 
-    def wanting(self, tier: str, ceiling: int | None, skip: set[str]) -> Demand | None:
-        """The tier's next model to grow: fewest accelerators held first, within `ceiling`."""
-        used = self.used(tier)
-        candidates = [
-            d
-            for d in self.models(tier)
-            if d.workload not in skip
-            and self.count[d.workload] < d.instances
-            and (ceiling is None or used + d.tensor_parallel <= ceiling)
-        ]
-        if not candidates:
-            return None
-        return min(candidates, key=self.holding)
+    def growing(self, tier: str, ceiling: int | None) -> _Growing:
+        """The tier's models in the order they grow: fewest accelerators held first, within
+        `ceiling`."""
+        return _Growing(self, tier, ceiling)
 
     def borrowers(self, tier: str) -> list[Tier]:
         """Tiers holding more than their reserve that `tier` may take back from, lowest first."""
@@ -277,32 +269,32 @@ class _Fill:
 
     def _floors_once(self) -> None:
         for tier in self._by_priority():
-            skip: set[str] = set()
-            while (demand := self.wanting(tier.name, self.reserve[tier.name], skip)) is not None:
+            # A model passed over (its tenant's quota, no room to take back) is not offered again.
+            growing = self.growing(tier.name, self.reserve[tier.name])
+            while (demand := growing.next()) is not None:
                 size = demand.tensor_parallel
                 if not self.quota_allows(demand):
-                    skip.add(demand.workload)
                     continue
                 if self.free < size:
                     if not tier.reclaim or self.free + self.reclaimable(tier.name) < size:
-                        skip.add(demand.workload)
                         continue
                     while self.free < size:
                         self.take_back(tier.name)
                 self.put(demand.workload, self.count[demand.workload] + 1)
+                growing.again(demand)
 
     def lend(self) -> None:
         for tier in self._by_priority():
-            skip: set[str] = set()
-            while (demand := self.wanting(tier.name, self.limit[tier.name], skip)) is not None:
+            growing = self.growing(tier.name, self.limit[tier.name])
+            while (demand := growing.next()) is not None:
                 # The quota first: when both stop the model, its tenant's quota is what it can act on.
                 if (
                     not self.quota_allows(demand)
                     or self.free - self.held_back(tier.name) < demand.tensor_parallel
                 ):
-                    skip.add(demand.workload)
                     continue
                 self.put(demand.workload, self.count[demand.workload] + 1)
+                growing.again(demand)
 
     def _by_priority(self) -> list[Tier]:
         return sorted(self.state.tiers, key=lambda t: (-t.priority, t.name))
@@ -337,6 +329,34 @@ class _Fill:
             )
             for t in self.state.tiers
         )
+
+
+class _Growing:
+    """One tier's models that may grow, fewest accelerators held first (then by name), as a heap:
+    a pool of many models fills in time proportional to the instances it grants, not to that
+    times the models. `next` takes the model out; `again` puts it back after it grew. While a tier
+    grows only its own counts rise (a reclaim cuts other tiers), so a model that no longer fits
+    under the ceiling never fits again in this round and is dropped."""
+
+    def __init__(self, fill: _Fill, tier: str, ceiling: int | None) -> None:
+        self._fill = fill
+        self._tier = tier
+        self._ceiling = ceiling
+        self._heap: list[tuple[int, str, Demand]] = []
+        for demand in fill.models(tier):
+            self.again(demand)
+
+    def again(self, demand: Demand) -> None:
+        if self._fill.count[demand.workload] < demand.instances:
+            heapq.heappush(self._heap, (*self._fill.holding(demand), demand))
+
+    def next(self) -> Demand | None:
+        used = self._fill.used(self._tier)
+        while self._heap:
+            _, _, demand = heapq.heappop(self._heap)
+            if self._ceiling is None or used + demand.tensor_parallel <= self._ceiling:
+                return demand
+        return None
 
 
 def _borrowing_ceiling(state: PoolState, tier: Tier) -> int | None:
@@ -448,5 +468,26 @@ def reallocate(state: PoolState, allocation: Allocation | None, demand: Demand) 
     nothing changed, so a pool's allocation is computed once per recount and read by every model."""
     if allocation is not None and allocation.demands.get(demand.workload) == demand:
         return allocation
+    if allocation is not None and _changes_nothing(state, allocation, demand):
+        # A model new to the pool that asks for nothing and holds nothing there (scaled to zero)
+        # moves no other count: no allocation over every demand again, which costs as much as the
+        # pool has models.
+        return replace(
+            allocation,
+            counts={**allocation.counts, demand.workload: 0},
+            demands={**allocation.demands, demand.workload: demand},
+        )
     others = [d for w, d in (allocation.demands.items() if allocation else ()) if w != demand.workload]
     return allocate(state, [*others, demand])
+
+
+def _changes_nothing(state: PoolState, allocation: Allocation, demand: Demand) -> bool:
+    """Whether adding `demand` leaves every other count and every tier's numbers as they are: it is
+    new, of a known tier, asks for no instance and the pool holds no pod of it (a workload's pods
+    count as used while it asks nothing, and stop counting once it does)."""
+    return (
+        demand.workload not in allocation.demands
+        and demand.instances == 0
+        and state.tier(demand.tier) is not None
+        and not state.claims_by_workload.get(demand.workload)
+    )

@@ -244,3 +244,54 @@ def test_the_asks_by_pool_follow_every_model_that_asks_and_forget_the_ones_gone(
     assert memory.asking("910b") == {} and "910b" not in memory.by_pool
     assert memory.forget_asks(("ns", "gone")) == frozenset()
     assert set(memory.asks) == {("ns", "m2")}
+
+
+def modeldeployment(revision: str, name: str = "chat", generation: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "gpupool.io/v1alpha1",
+        "kind": "ModelDeployment",
+        "metadata": {
+            "name": name,
+            "namespace": "team-a",
+            "resourceVersion": revision,
+            "generation": generation,
+            "managedFields": [{"manager": "kubectl", "fieldsV1": {"f:spec": {}}}],
+        },
+        "spec": {"pool": "h100"},
+    }
+
+
+def test_a_model_is_read_from_the_watchs_copy_and_from_the_api_server_only_on_a_miss(
+    cache: ClusterCache,
+) -> None:
+    from gpupool.controller.reconciler import _read_model
+
+    cache.remember_model(modeldeployment("5", generation=2))
+    body = _read_model(World(NoReads(), cache), "team-a", "chat")  # type: ignore[arg-type]
+    assert body is not None and body["metadata"]["generation"] == 2
+    assert "managedFields" not in body["metadata"]
+    body["spec"]["pool"] = "changed"  # the caller's copy
+    assert cache.model("team-a", "chat") == {**body, "spec": {"pool": "h100"}}
+    # A miss asks the API server, and its answer is kept for the next pass.
+    kube = Reads(modeldeployment("9", name="other"))
+    assert _read_model(World(kube, cache), "team-a", "other") is not None  # type: ignore[arg-type]
+    assert _read_model(World(kube, cache), "team-a", "other") is not None  # type: ignore[arg-type]
+    assert len(kube.calls) == 1
+    gone = Reads(None)
+    assert _read_model(World(gone, cache), "team-a", "absent") is None  # type: ignore[arg-type]
+
+
+def test_a_models_copy_never_goes_back_and_a_deletion_or_listing_drops_it(cache: ClusterCache) -> None:
+    cache.remember_model(modeldeployment("7", generation=3))
+    cache.remember_model(modeldeployment("6", generation=2))  # an older event after our write
+    assert (cache.model("team-a", "chat") or {})["metadata"]["generation"] == 3
+    cache.forget_model(modeldeployment("6"))  # the deletion of an earlier incarnation
+    assert cache.model("team-a", "chat") is not None
+    cache.forget_model(modeldeployment("8"))
+    assert cache.model("team-a", "chat") is None
+    # A listing drops a copy it lacks (a deletion whose event was missed) unless newer than it.
+    cache.remember_model(modeldeployment("10", name="a"))
+    cache.remember_model(modeldeployment("30", name="b"))
+    cache.refresh_models([modeldeployment("12", name="c")], 20)
+    assert cache.model("team-a", "a") is None
+    assert cache.model("team-a", "b") is not None and cache.model("team-a", "c") is not None

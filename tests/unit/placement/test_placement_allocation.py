@@ -15,6 +15,7 @@ from gpupool.placement.allocation import (
     Allocation,
     Demand,
     allocate,
+    reallocate,
     recount,
 )
 
@@ -208,6 +209,24 @@ def test_demand_changes_in_any_order_settle_with_reserves_back_in_one_cycle(
         demands = run(demands, result)
         again = allocate(state, demands)
         assert again.counts == result.counts  # a recount that moves nothing changes nothing
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    nodes=st.integers(0, 8),
+    raw=st.lists(demand_strategy, min_size=0, max_size=8),
+    tier=st.sampled_from((*TIERS, "P9")),
+)
+def test_a_new_model_that_asks_nothing_changes_no_count_and_costs_no_allocation(
+    nodes: int, raw: list[Any], tier: str
+) -> None:
+    state = pool_of(nodes)
+    demands = demands_from(raw)
+    held = allocate(state, demands)
+    idle = ask("idle", tier, 0)
+    again = reallocate(state, held, idle)
+    assert again == allocate(state, [*demands, idle])
+    assert again.counts == {**held.counts, **({"ns/idle": 0} if tier != "P9" else {})}
 
 
 def test_a_recount_drops_the_demand_of_a_model_that_is_gone() -> None:
