@@ -282,10 +282,6 @@ def _remember_model(world: World, stored: dict[str, Any]) -> None:
 WORKLOAD_KINDS = frozenset({"Deployment", groups.KIND})
 
 
-def _deployment(world: World, namespace: str, name: str) -> dict[str, Any] | None:
-    return _child(world, "Deployment", namespace, name)
-
-
 def _workload(world: World, namespace: str, name: str) -> dict[str, Any] | None:
     """The model's workload on a pool: its Deployment, else its LeaderWorkerSet, else None."""
     deployment = _child(world, "Deployment", namespace, name)
@@ -353,11 +349,8 @@ def reconcile_model(
         status=parse_status(body.get("status"), ModelDeploymentStatus),
     )
     contexts = {pool: _context(world, pool, namespace) for pool in spec.pool_names()}
-    # A model without a status has had nothing applied yet: its Deployments come from the cache
-    # alone, and no LeaderWorkerSet (not watched, so a read from the API server) is looked for.
-    read = _workload if body.get("status") else _deployment
     deployments: dict[str, dict[str, Any] | None] = {
-        pool: read(world, namespace, workload_name(name, pool if spec.pools else None))
+        pool: _workload(world, namespace, workload_name(name, pool if spec.pools else None))
         for pool in spec.pool_names()
     }
     preemption = _preemption_message(memory, key)

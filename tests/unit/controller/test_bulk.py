@@ -160,7 +160,8 @@ def test_a_bulk_of_new_models_registers_every_demand_and_passes_each_model_once(
     assert len(allocation.demands) == models
     assert set(allocation.counts.values()) == {1}
     assert passes["ModelDeployment"] == models
-    # The passes read their models from the watch's copies, and create what the cache lacks.
+    # The passes read their models from the watch's copies, and create what the cache lacks (a
+    # LeaderWorkerSet, not watched, is looked for once per model without a Deployment).
     assert api.calls["get ModelDeployment"] == 0
-    assert api.calls["get LeaderWorkerSet"] == 0
+    assert api.calls["get LeaderWorkerSet"] == models
     assert api.calls["apply Deployment"] == models
