@@ -25,7 +25,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from kubernetes.client.exceptions import ApiException
@@ -518,28 +518,31 @@ def read_in_flight(conn: Connection, pool: str, now: float) -> dict[PodKey, floa
 MIN_STEP_WINDOW_SECONDS = 30
 
 
-def step_queries(namespace: str, model: str, revision: str, window_seconds: int) -> dict[str, str]:
-    """PromQL for one version of a model over a step: requests finished, those aborted, and the p99
-    time to first token (vLLM's series, by the pods' `gpupool.io/revision` relabelled as
-    `revision`)."""
-    sel = f'namespace="{namespace}", model_deployment="{model}", revision="{revision}"'
+def step_queries(namespace: str, model: str, revisions: Sequence[str], window_seconds: int) -> dict[str, str]:
+    """PromQL for the versions of a model over a step, each grouped by version: requests finished,
+    those aborted, and the p99 time to first token (vLLM's series, by the pods'
+    `gpupool.io/revision` relabelled as `revision`)."""
+    versions = "|".join(revisions)
+    sel = f'namespace="{namespace}", model_deployment="{model}", revision=~"{versions}"'
     window = f"[{max(MIN_STEP_WINDOW_SECONDS, window_seconds)}s]"
     return {
-        "requests": f"sum(increase(vllm:request_success_total{{{sel}}}{window}))",
-        "errors": f'sum(increase(vllm:request_success_total{{{sel}, finished_reason="abort"}}{window}))',
-        "ttft_p99": "histogram_quantile(0.99, sum by (le) "
+        "requests": f"sum by (revision) (increase(vllm:request_success_total{{{sel}}}{window}))",
+        "errors": "sum by (revision) "
+        f'(increase(vllm:request_success_total{{{sel}, finished_reason="abort"}}{window}))',
+        "ttft_p99": "histogram_quantile(0.99, sum by (le, revision) "
         f"(increase(vllm:time_to_first_token_seconds_bucket{{{sel}}}{window})))",
     }
 
 
-def _instant(conn: Connection, expr: str, now: float) -> float | None:
-    """The one value of an instant query; None when it has no finite result."""
-    results = _results(_get(conn, "/api/v1/query", {"query": expr, "time": f"{now:.3f}"}))
-    if not results:
-        return None
-    value = results[0].get("value")
-    number = _number(value[1]) if isinstance(value, list) and len(value) == 2 else math.nan
-    return number if math.isfinite(number) else None
+def _by_revision(conn: Connection, expr: str, now: float) -> dict[str, float]:
+    """An instant query's finite values, by their `revision` label."""
+    values: dict[str, float] = {}
+    for series in _results(_get(conn, "/api/v1/query", {"query": expr, "time": f"{now:.3f}"})):
+        labels, value = series.get("metric"), series.get("value")
+        number = _number(value[1]) if isinstance(value, list) and len(value) == 2 else math.nan
+        if isinstance(labels, dict) and math.isfinite(number):
+            values[str(labels.get("revision", ""))] = number
+    return values
 
 
 @dataclass(frozen=True)
@@ -552,13 +555,16 @@ class StepReading:
 
 
 def read_step(
-    conn: Connection, namespace: str, model: str, revision: str, since: float, now: float
-) -> StepReading:
-    """One version's figures since the step began. Raises PrometheusError."""
-    exprs = step_queries(namespace, model, revision, math.ceil(max(0.0, now - since)))
-    requests = _instant(conn, exprs["requests"], now)
+    conn: Connection, namespace: str, model: str, revisions: Sequence[str], since: float, now: float
+) -> dict[str, StepReading]:
+    """Each version's figures since the step began, one query per figure for all of them.
+    Raises PrometheusError."""
+    exprs = step_queries(namespace, model, revisions, math.ceil(max(0.0, now - since)))
+    requests = _by_revision(conn, exprs["requests"], now)
+    errors = _by_revision(conn, exprs["errors"], now)
+    ttft = _by_revision(conn, exprs["ttft_p99"], now)
     # No aborted series while none failed: zero errors once any request was counted.
-    errors = _instant(conn, exprs["errors"], now)
-    if errors is None and requests is not None:
-        errors = 0.0
-    return StepReading(requests, errors, _instant(conn, exprs["ttft_p99"], now))
+    return {
+        r: StepReading(requests.get(r), errors.get(r, 0.0) if r in requests else errors.get(r), ttft.get(r))
+        for r in revisions
+    }

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from gpupool.api.v1alpha1 import InferencePool, ModelDeployment
 from gpupool.controller.kube import Kube
 from gpupool.controller.prometheus import PrometheusError, connect, read_step, secret_reader
+from gpupool.controller.traffic import delete_controlled
 from gpupool.render.labels import label_value
 from gpupool.services.canary import (
     CANARY_SUFFIX,
@@ -66,8 +67,9 @@ def rollout_model(
         conn = connect(
             pool.spec.prometheus, operator_namespace, secret_reader(kube.read_secret, operator_namespace)
         )
-        new = read_step(conn, namespace, model, target.canary_revision, target.since, now)
-        old = read_step(conn, namespace, model, target.stable_revision, target.since, now)
+        revisions = (target.canary_revision, target.stable_revision)
+        readings = read_step(conn, namespace, model, revisions, target.since, now)
+        new, old = readings[target.canary_revision], readings[target.stable_revision]
     except PrometheusError as err:
         log.warning(
             "canary of %s/%s holds: %s",
@@ -92,13 +94,7 @@ def prune_versions(kube: Kube, cache: ClusterCache, body: dict[str, Any], outcom
     wanted = {o["metadata"]["name"] for o in outcome.objects if o["kind"] == "Service"}
     deleted = 0
     for suffix in (STABLE_SUFFIX, CANARY_SUFFIX):
-        held = cache.child("Service", meta["namespace"], service_name(meta["name"], suffix))
-        if held is None or held["metadata"]["name"] in wanted:
-            continue
-        owners = held["metadata"].get("ownerReferences") or []
-        if not any(o.get("uid") == meta.get("uid") and o.get("controller") for o in owners):
-            continue
-        if kube.delete(held):
-            deleted += 1
-        cache.forget(held)
+        name = service_name(meta["name"], suffix)
+        if name not in wanted:
+            deleted += delete_controlled(kube, cache, body, cache.child("Service", meta["namespace"], name))
     return deleted

@@ -102,14 +102,22 @@ def prune_traffic(kube: Kube, cache: ClusterCache, body: dict[str, Any], outcome
         if (resource.api_version, resource.kind) in wanted:
             continue
         current = cache.child(resource.kind, meta["namespace"], object_name(meta["name"]))
-        if current is None:
-            continue
-        owners = current["metadata"].get("ownerReferences") or []
-        if not any(o.get("uid") == meta.get("uid") and o.get("controller") for o in owners):
-            continue
-        if kube.delete(current):
-            deleted += 1
-        cache.forget(current)
+        deleted += delete_controlled(kube, cache, body, current)
+    return deleted
+
+
+def delete_controlled(
+    kube: Kube, cache: ClusterCache, body: dict[str, Any], held: dict[str, Any] | None
+) -> int:
+    """Delete `held` (the cache's copy of a child) when the model `body` controls it, and forget it;
+    the deletes made."""
+    if held is None:
+        return 0
+    owners = held["metadata"].get("ownerReferences") or []
+    if not any(o.get("uid") == body["metadata"].get("uid") and o.get("controller") for o in owners):
+        return 0
+    deleted = 1 if kube.delete(held) else 0
+    cache.forget(held)
     return deleted
 
 

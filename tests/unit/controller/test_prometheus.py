@@ -28,6 +28,7 @@ from gpupool.controller.prometheus import (
     CredentialsError,
     HistoryPlan,
     PrometheusError,
+    StepReading,
     connect,
     history_plan,
     in_flight_from_vector,
@@ -35,6 +36,7 @@ from gpupool.controller.prometheus import (
     read_history,
     read_in_flight,
     read_pool,
+    read_step,
 )
 from gpupool.scaling import AutoscalingPolicy
 from gpupool.scaling.deletion import POD_DELETION_COST
@@ -388,3 +390,20 @@ def test_no_in_flight_sample_no_writes_and_no_retry(prometheus: tuple[str, type[
     assert kube.patches == [] and len(handler.seen) == 1
     with pytest.raises(PrometheusError):
         autoscaler.PodLoads(None, "h100", NOW).get()
+
+
+def test_a_canary_step_reads_both_versions_in_one_query_per_figure(
+    prometheus: tuple[str, type[_Prometheus]],
+) -> None:
+    url, handler = prometheus
+    handler.vector = [
+        {"metric": {"revision": "new"}, "value": [NOW, "120"]},
+        {"metric": {"revision": "old"}, "value": [NOW, "NaN"]},
+    ]
+    conn = connect(PrometheusSpec.model_validate({"url": url}), "ops", secrets({}))
+    readings = read_step(conn, "team-a", "chat", ("new", "old"), NOW - 90, NOW)
+    queries = [params["query"] for _, params in handler.seen]
+    assert len(queries) == 3 and all('revision=~"new|old"' in q and "[90s]" in q for q in queries)
+    # The fake answers every figure alike: 120 for the canary, nothing finite for the stable one.
+    assert readings["new"] == StepReading(120.0, 120.0, 120.0)
+    assert readings["old"] == StepReading(None, None, None)
