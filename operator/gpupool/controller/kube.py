@@ -178,6 +178,12 @@ def with_applied_hash(obj: dict[str, Any]) -> dict[str, Any]:
     return stamped
 
 
+def controlled_by(obj: dict[str, Any], uid: str | None) -> bool:
+    """Whether the owner `uid` is `obj`'s controller (an ownerReference with controller: true)."""
+    owners = obj["metadata"].get("ownerReferences") or []
+    return any(o.get("uid") == uid and o.get("controller") for o in owners)
+
+
 def needs_apply(desired: dict[str, Any], current: dict[str, Any] | None) -> bool:
     return current is None or not contains(current, with_applied_hash(desired))
 
@@ -343,8 +349,7 @@ class Kube:
             current = self.get(resource, namespace, name)
             if current is None:
                 continue
-            owners = current["metadata"].get("ownerReferences") or []
-            if any(o.get("uid") == uid and o.get("controller") for o in owners) and self.delete(current):
+            if controlled_by(current, uid) and self.delete(current):
                 deleted += 1
         return deleted
 

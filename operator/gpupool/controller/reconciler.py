@@ -49,6 +49,7 @@ from gpupool.controller.kube import (
     SERVICE,
     Kube,
     applied_hash,
+    controlled_by,
     needs_apply,
     with_applied_hash,
 )
@@ -672,8 +673,7 @@ def _prune_workloads(world: World, body: dict[str, Any], md: ModelDeployment, ou
         current = _child(world, "Deployment", namespace, stale)
         if current is None:
             continue
-        owners = current["metadata"].get("ownerReferences") or []
-        if not any(o.get("uid") == uid and o.get("controller") for o in owners):
+        if not controlled_by(current, uid):
             continue
         if world.kube.delete(current):
             world.cache.forget(current)

@@ -30,6 +30,7 @@ from gpupool.controller.kube import (
     POD_DISRUPTION_BUDGET,
     SERVICE,
     Kube,
+    controlled_by,
 )
 from gpupool.render.labels import object_name
 from gpupool.services.modeldeployment import ModelOutcome
@@ -113,8 +114,7 @@ def delete_controlled(
     the deletes made."""
     if held is None:
         return 0
-    owners = held["metadata"].get("ownerReferences") or []
-    if not any(o.get("uid") == body["metadata"].get("uid") and o.get("controller") for o in owners):
+    if not controlled_by(held, body["metadata"].get("uid")):
         return 0
     deleted = 1 if kube.delete(held) else 0
     cache.forget(held)

@@ -10,18 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from gpupool.controller.kube import JOB, PERSISTENT_VOLUME_CLAIM, POD, Kube
+from gpupool.controller.kube import JOB, PERSISTENT_VOLUME_CLAIM, POD, Kube, controlled_by
 from gpupool.render.labels import label_value
 from gpupool.render.weights import ATTEMPT_LABEL, CACHE_LABEL, WEIGHTS_OF_LABEL
 from gpupool.services.weights import CacheClaim, CacheObservation, DownloadJob
 
 # The label the Job controller puts on a Job's pods.
 JOB_NAME_LABEL = "batch.kubernetes.io/job-name"
-
-
-def _controlled(body: dict[str, Any], uid: str | None) -> bool:
-    owners = body["metadata"].get("ownerReferences") or []
-    return any(o.get("uid") == uid and o.get("controller") for o in owners)
 
 
 def _condition(body: dict[str, Any], type_: str) -> dict[str, Any] | None:
@@ -87,9 +82,9 @@ def observe_cache(kube: Kube, namespace: str, name: str, uid: str | None) -> Cac
             uid=str(c["metadata"].get("uid", "")),
         )
         for c in kube.list(PERSISTENT_VOLUME_CLAIM, namespace, label_selector=selector)
-        if _controlled(c, uid)
+        if controlled_by(c, uid)
     )
-    bodies = [j for j in kube.list(JOB, namespace, label_selector=selector) if _controlled(j, uid)]
+    bodies = [j for j in kube.list(JOB, namespace, label_selector=selector) if controlled_by(j, uid)]
 
     def attempt(body: dict[str, Any]) -> tuple[str, int]:
         labels = body["metadata"].get("labels") or {}
