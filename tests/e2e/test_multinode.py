@@ -167,9 +167,17 @@ def test_a_group_runs_on_two_nodes_and_the_model_is_ready(cluster: Cluster, worl
     assert placement["ready"] == 1
     # One instance of 16 accelerators at 2.0 an hour each.
     assert placement["costPerHour"] == pytest.approx(32.0)
-    # Only the leader is behind the model's Service.
+    # Only the leader is behind the model's Service, which is the model's alone: the group's
+    # headless Service, under which the workers find the leader, is LeaderWorkerSet's own.
     service = get_json(cluster, "service", world["model"], "-n", world["namespace"])
     assert service["spec"]["selector"]["leaderworkerset.sigs.k8s.io/worker-index"] == "0"
+    assert [o["kind"] for o in service["metadata"]["ownerReferences"]] == ["ModelDeployment"]
+    group = f"{world['model']}-0"
+    headless = get_json(cluster, "service", group, "-n", world["namespace"])
+    assert headless["spec"]["clusterIP"] == "None"
+    for pod in pods:
+        env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0].get("env", [])}
+        assert env["LWS_LEADER_ADDRESS"] == f"{group}.{group}.{world['namespace']}", env
     assert get_json(cluster, "deployment", world["model"], "-n", world["namespace"]) is None
 
 
@@ -331,14 +339,29 @@ def test_a_deepseek_group_runs_data_parallel_ranks_on_both_nodes(
             traffic={"peakQps": 1, "qpsPerInstance": 2},
         )
     )
-    wait_for(
-        "the DeepSeek-V3 group Ready on two nodes",
-        lambda: (
-            _ready_on_distinct_nodes(_group_pods(cluster, deepseek), 2)
-            and condition(_model(cluster, deepseek), "Ready").get("status") == "True"
-        ),
-        timeout=STEP_SECONDS,
-    )
+
+    def deepseek_ready() -> bool:
+        pods = _group_pods(cluster, deepseek)
+        model = _model(cluster, deepseek) or {}
+        if _ready_on_distinct_nodes(pods, 2) and condition(model, "Ready").get("status") == "True":
+            return True
+        group_set = get_json(cluster, "leaderworkerset", "deepseek-v3", "-n", namespace) or {}
+        # Raised to be reported as the last state seen should the wait time out.
+        conditions = [
+            (c["type"], c["status"], c.get("reason"), c.get("message"))
+            for c in (model.get("status") or {}).get("conditions", [])
+        ]
+        bound = [(p["metadata"]["name"], p["spec"].get("nodeName"), p["status"].get("phase")) for p in pods]
+        others = [
+            (p["metadata"]["name"], p["spec"].get("nodeName"), p["status"].get("phase"))
+            for p in get_json(cluster, "pods", "-n", namespace)["items"]
+        ]
+        raise AssertionError(
+            f"conditions {conditions}, set replicas {group_set.get('spec', {}).get('replicas')} "
+            f"status {group_set.get('status')}, group pods {bound}, pods in the namespace {others}"
+        )
+
+    wait_for("the DeepSeek-V3 group Ready on two nodes", deepseek_ready, timeout=STEP_SECONDS)
     plan = _model(cluster, deepseek)["status"]["plan"]
     assert plan["acrossNodes"] == "DataExpertParallel", plan["reason"]
     assert (plan["nodesPerInstance"], plan["expertParallel"]) == (2, 16)

@@ -8,8 +8,9 @@ the leader's Ray cluster and block. This is the layout of vLLM's own LeaderWorke
 (docs/deployment/frameworks/lws.md) and of vllm-ascend's multi-node guides, with the wait
 written out so that the same command works in the vLLM and vllm-ascend images.
 
-The LeaderWorkerSet controller injects LWS_LEADER_ADDRESS (the leader's DNS name under the
-set's headless Service) and LWS_GROUP_SIZE into every pod. `spec.replicas` counts groups.
+The LeaderWorkerSet controller injects LWS_LEADER_ADDRESS (the leader's DNS name under its
+group's headless Service, `<set>-<group>`, so that no Service of the set's own takes the model's
+Service's name) and LWS_GROUP_SIZE into every pod. `spec.replicas` counts groups.
 RecreateGroupOnPodRestart restarts the whole group when one pod fails, since a pipeline missing a
 stage serves nothing; LeaderCreated starts the workers once the leader pod exists (the leader
 cannot become ready before they join). Only the leader serves HTTP, so only it has probes and
@@ -156,6 +157,14 @@ def leader_worker_set(
         "spec": {
             "replicas": deployment["spec"]["replicas"],
             "startupPolicy": "LeaderCreated",
+            # A headless Service per group, named after its leader pod (`<set>-<group>`). The
+            # Shared policy's one Service takes the set's own name, which is the model's Service:
+            # whichever comes first wins, so either the model's Service is refused (two
+            # controllers) or the set finds a ClusterIP Service where its headless one should be
+            # and LWS_LEADER_ADDRESS resolves to nothing (sigs.k8s.io/lws v0.9.0,
+            # pkg/controllers/leaderworkerset_controller.go reconcileHeadlessServices,
+            # pkg/controllers/pod_controller.go, pkg/utils/controller/controller_utils.go).
+            "networkConfig": {"subdomainPolicy": "UniquePerReplica"},
             # One group at a time: a surge group would need nodes the pool may not have.
             "rolloutStrategy": {
                 "type": "RollingUpdate",

@@ -74,6 +74,10 @@ def test_one_group_per_instance_of_one_pod_per_node() -> None:
     assert "readinessProbe" not in joiner
     # Only the leaders serve HTTP.
     assert service["spec"]["selector"][WORKER_INDEX_LABEL] == "0"
+    # Each group's headless Service is `<set>-<group>`: none of the set's takes the model
+    # Service's name, which is the set's own.
+    assert spec["networkConfig"] == {"subdomainPolicy": "UniquePerReplica"}
+    assert service["metadata"]["name"] == group["metadata"]["name"]
 
 
 def test_rdma_and_exclusive_topology_come_from_the_pool() -> None:
