@@ -282,14 +282,16 @@ class Kube:
         label_selector: str | None = None,
         field_selector: str | None = None,
         page_size: int = 250,
-        _version: builtins.list[int | None] | None = None,
+        revision_out: builtins.list[int | None] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Every matching object, read a page at a time.
 
         Pages keep the operator's memory flat however many objects there are: a caller that keeps
         only what it needs never holds more than one page of full objects. `managedFields`, often
         the largest part of an object and never read here, is dropped; `apiVersion` and `kind`,
-        which list items lack, are filled in.
+        which list items lack, are filled in. With `revision_out`, the listing's resource version
+        (one consistent snapshot across pages; None when it is not a number) is appended to it once
+        the first page is read.
         """
         query = [("limit", str(page_size))]
         if label_selector:
@@ -301,11 +303,11 @@ class Kube:
             page = self._call(
                 "GET", resource.path(namespace), query=query + ([("continue", token)] if token else [])
             )
-            if _version is not None and not _version:
+            if revision_out is not None and not revision_out:
                 try:
-                    _version.append(int((page.get("metadata") or {}).get("resourceVersion", "")))
+                    revision_out.append(int((page.get("metadata") or {}).get("resourceVersion", "")))
                 except ValueError:
-                    _version.append(None)
+                    revision_out.append(None)
             for item in page.get("items", []):
                 item.get("metadata", {}).pop("managedFields", None)
                 item.setdefault("apiVersion", resource.api_version)
@@ -321,7 +323,9 @@ class Kube:
         """Every matching object, with the resource version the listing was made at (None when it
         is not a number): one consistent snapshot across pages."""
         version: builtins.list[int | None] = []
-        items = builtins.list(self.list(resource, namespace, label_selector=label_selector, _version=version))
+        items = builtins.list(
+            self.list(resource, namespace, label_selector=label_selector, revision_out=version)
+        )
         return items, version[0] if version else None
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:

@@ -236,10 +236,58 @@ def _context(world: World, name: str, namespace: str) -> PoolContext | UnparsedP
     return PoolContext(pool, state, world.cache.namespace_labels.get(namespace), allocation)
 
 
+# Pages of the recount's listings: a page of 250 whole nodes held 13 MiB at once (kwok's, whose
+# status is smaller than a real node's with its images); 50 hold a fifth of it for four more GETs.
+NODE_PAGE = 50
+POD_PAGE = 100
+
+
+def _accounted_node(node: dict[str, Any]) -> dict[str, Any]:
+    """What the accounting reads of a node (gpupool.placement.accounting): its name and labels,
+    whether it is cordoned, its Ready condition and what it can allocate."""
+    meta, spec, status = node["metadata"], node.get("spec") or {}, node.get("status") or {}
+    return {
+        "metadata": {"name": meta["name"], "labels": meta.get("labels") or {}},
+        "spec": {"unschedulable": spec.get("unschedulable", False)},
+        "status": {
+            "allocatable": status.get("allocatable") or {},
+            "conditions": [c for c in status.get("conditions") or [] if c.get("type") == "Ready"],
+        },
+    }
+
+
+def _accounted_pod(pod: dict[str, Any]) -> dict[str, Any]:
+    """What the accounting reads of a pod: its name, namespace and labels, its node, what its
+    containers request and its phase and conditions."""
+    meta, spec = pod["metadata"], pod.get("spec") or {}
+    status = pod.get("status") or {}
+
+    def resources(containers: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        return [{"resources": c.get("resources") or {}} for c in containers or []]
+
+    return {
+        "metadata": {k: meta[k] for k in ("name", "namespace", "labels") if k in meta},
+        "spec": {
+            "nodeName": spec.get("nodeName"),
+            "containers": resources(spec.get("containers")),
+            "initContainers": resources(spec.get("initContainers")),
+        },
+        "status": {"phase": status.get("phase"), "conditions": status.get("conditions") or []},
+    }
+
+
+def _nodes_and_pods(kube: Kube) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Every node and live pod, each cut to what the accounting reads as its page arrives: a
+    cluster's whole nodes (their images, addresses and daemon endpoints) and pods would otherwise
+    be held at once for every recount."""
+    nodes = [_accounted_node(n) for n in kube.list(NODE, page_size=NODE_PAGE)]
+    pods = [_accounted_pod(p) for p in kube.list(POD, field_selector=LIVE_PODS, page_size=POD_PAGE)]
+    return nodes, pods
+
+
 def _account_one(world: World, pool: InferencePool) -> PoolState:
     """Count a pool the first time a model needs it, before the pool's own recount has."""
-    nodes = list(world.kube.list(NODE))
-    pods = list(world.kube.list(POD, field_selector=LIVE_PODS))
+    nodes, pods = _nodes_and_pods(world.kube)
     if pool.spec.tenants and not world.cache.namespace_labels:
         world.cache.namespace_labels = _read_namespaces(world.kube)
     state = pool_state(pool, nodes, pods, world.cache.namespace_labels or None)
@@ -480,13 +528,14 @@ def _remember_settled(
     world.memory.settled[key] = Settled(version, children, world.cache.revisions(children))
 
 
-def unchanged_since_settled(world: World, key: ModelKey, body: dict[str, Any]) -> bool:
-    """Whether the model and every child it rendered read as they did at the end of its last
-    settled pass: a pass now would decide the same objects from the same inputs."""
+def unchanged_since_settled(world: World, key: ModelKey, resource_version: str) -> bool:
+    """Whether the model (at `resource_version`, as listed) and every child it rendered read as
+    they did at the end of its last settled pass: a pass now would decide the same objects from
+    the same inputs."""
     settled = world.memory.settled.get(key)
     return (
         settled is not None
-        and settled.resource_version == body["metadata"].get("resourceVersion")
+        and settled.resource_version == resource_version
         and world.cache.revisions(settled.children) == settled.revisions
     )
 
@@ -731,8 +780,7 @@ def reconcile_pools(world: World, names: list[str]) -> list[ModelKey]:
         bodies.append(body)
     if not bodies:
         return []
-    nodes = list(kube.list(NODE))
-    pods = list(kube.list(POD, field_selector=LIVE_PODS))
+    nodes, pods = _nodes_and_pods(kube)
     pools_with_tenants = any((b.get("spec") or {}).get("tenants") for b in list(cache.pools.values()))
     if pools_with_tenants:
         cache.namespace_labels = _read_namespaces(kube)
@@ -908,16 +956,25 @@ def resync(
     again: the Deployments' watch keeps theirs current, and the operator's applies the others'.
     A full resync (`every_model`) lists every child and queues every model, for a change no event
     reported (a Service edited or deleted by hand, a watch that broke)."""
-    listed, version = world.kube.list_at(MODEL_DEPLOYMENT)
-    # A deletion whose event was missed leaves a copy the listing lacks: it goes now.
-    world.cache.refresh_models(listed, version)
+    # Every listing is read a page at a time into the cache's compact copies: whole objects of
+    # every model or child are never held at once. A deletion whose event was missed leaves a copy
+    # the listing lacks: it goes now.
+    version: list[int | None] = []
+    listed = world.cache.refresh_models(
+        world.kube.list(MODEL_DEPLOYMENT, revision_out=version), lambda: version[0] if version else None
+    )
     pools = [pool["metadata"]["name"] for pool in world.kube.list(INFERENCE_POOL)]
     managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     if every_model:
         # Deployments too: a watch that broke and listed again never reports what was deleted meanwhile.
         for resource in (DEPLOYMENT, SERVICE, CONFIGMAP):
-            items, version = world.kube.list_at(resource, label_selector=managed)
-            world.cache.refresh(resource.kind, items, version, watched=resource is DEPLOYMENT)
+            at: list[int | None] = []
+            world.cache.refresh(
+                resource.kind,
+                world.kube.list(resource, label_selector=managed, revision_out=at),
+                lambda at=at: at[0] if at else None,  # type: ignore[misc]
+                watched=resource is DEPLOYMENT,
+            )
         list_traffic(world.kube, world.cache, managed)
     else:
         # Gateway API (and Inference Extension) CRDs installed since the last resync are used
@@ -925,20 +982,23 @@ def resync(
         rediscover(world.kube)
     # A deletion whose event was missed (a watch restarted) still gives the model's share back: its
     # pass finds it gone and forgets what it asked.
-    present = {(b["metadata"]["namespace"], b["metadata"]["name"]) for b in listed}
+    present = {key for key, _ in listed}
     models = sorted(set(world.memory.asks) - present)
     unchanged = 0
-    for body in listed:
-        key = (body["metadata"]["namespace"], body["metadata"]["name"])
+    for key, resource_version in listed:
         if key not in world.memory.asks:
             if not register:
                 models.append(key)
+                continue
+            # The cache's copy: the listing's, or a newer one a watch event brought since.
+            body = world.cache.model(*key)
+            if body is None:  # deleted since: its event forgets it
                 continue
             try:
                 reconcile_model(world, *key, register_only=True, listed=body)
             except Exception as err:  # its own pass reports it
                 log.debug("registering the demand of %s/%s failed: %s", *key, err)
-        elif not every_model and unchanged_since_settled(world, key, body):
+        elif not every_model and unchanged_since_settled(world, key, resource_version):
             unchanged += 1
             continue
         models.append(key)

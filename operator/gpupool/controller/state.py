@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -138,14 +139,24 @@ class ClusterCache:
         return body
 
     def refresh(
-        self, kind: str, items: list[dict[str, Any]], listed_revision: int | None, watched: bool = False
+        self,
+        kind: str,
+        items: Iterable[dict[str, Any]],
+        listed_revision: int | Callable[[], int | None] | None,
+        watched: bool = False,
     ) -> None:
         """Replace the copies of one kind with a listing made at `listed_revision`. A copy the
         listing lacks is dropped (deleted meanwhile) unless it is newer than the listing. With
-        `watched` (a watch keeps the kind current), the cache is complete from now on."""
+        `watched` (a watch keeps the kind current), the cache is complete from now on.
+
+        `items` may be a listing read a page at a time as it is iterated (`Kube.list`), whose
+        resource version is known only once it is read: then `listed_revision` is a callable."""
+        listed: set[ChildKey] = set()
         for item in items:
             self.remember(item)
-        listed = {(kind, i["metadata"]["namespace"], i["metadata"]["name"]) for i in items}
+            listed.add((kind, item["metadata"]["namespace"], item["metadata"]["name"]))
+        if callable(listed_revision):
+            listed_revision = listed_revision()
         with self._lock:
             for key, held in list(self._children.items()):
                 if key[0] != kind or key in listed:
@@ -219,18 +230,28 @@ class ClusterCache:
         body: dict[str, Any] = json.loads(held[1])
         return body
 
-    def refresh_models(self, items: list[dict[str, Any]], listed_revision: int | None) -> None:
-        """Replace the copies with a listing made at `listed_revision`; a copy the listing lacks is
-        dropped (deleted meanwhile, its event missed) unless it is newer than the listing."""
+    def refresh_models(
+        self, items: Iterable[dict[str, Any]], listed_revision: int | Callable[[], int | None] | None
+    ) -> list[tuple[tuple[str, str], str]]:
+        """Replace the copies with a listing made at `listed_revision` (a callable for a listing read
+        as it is iterated, as in `refresh`); a copy the listing lacks is dropped (deleted meanwhile,
+        its event missed) unless it is newer than the listing. Returns the models listed, in order,
+        each with the resource version it was listed at."""
+        order: list[tuple[tuple[str, str], str]] = []
         for item in items:
             self.remember_model(item)
-        listed = {(i["metadata"]["namespace"], i["metadata"]["name"]) for i in items}
+            meta = item["metadata"]
+            order.append(((meta["namespace"], meta["name"]), meta.get("resourceVersion", "")))
+        listed = {key for key, _ in order}
+        if callable(listed_revision):
+            listed_revision = listed_revision()
         with self._lock:
             for key, (held, _) in list(self._models.items()):
                 if key in listed:
                     continue
                 if listed_revision is None or held is None or held <= listed_revision:
                     del self._models[key]
+        return order
 
     # -- pools ----------------------------------------------------------------------------------
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+import pytest
+
 from gpupool.controller.runner import JsonFormatter
 
 
@@ -25,3 +27,13 @@ def test_records_about_nothing_in_particular_have_no_object_fields() -> None:
     record = logging.LogRecord("gpupool", logging.WARNING, __file__, 1, "resync failed", (), None)
     entry = json.loads(JsonFormatter().format(record))
     assert "namespace" not in entry and entry["message"] == "resync failed"
+
+
+def test_malloc_arenas_are_capped_unless_the_environment_sets_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from gpupool.controller.runner import cap_malloc_arenas
+
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
+    assert cap_malloc_arenas() is False  # the user's setting stands
+    monkeypatch.delenv("MALLOC_ARENA_MAX")
+    # This machine's C library is glibc, whose mallopt takes the cap.
+    assert cap_malloc_arenas() is True

@@ -192,3 +192,49 @@ def test_fragmentation_never_reports_an_instance_that_cannot_be_placed(free: lis
         assert fit.instances * tp + fit.stranded_accelerators == sum(free)
         # The packer agrees on what is left: exactly the stranded accelerators.
         assert sum(f for _, f in pack_best_fit(reported, nodes).leftover) == fit.stranded_accelerators
+
+
+def _as_listed(obj: dict[str, Any], i: int) -> dict[str, Any]:
+    """The object with what a real listing also carries and the accounting never reads."""
+    listed = {
+        **obj,
+        "metadata": {
+            **obj["metadata"],
+            "uid": f"uid-{i}",
+            "resourceVersion": str(100 + i),
+            "annotations": {"node.alpha.kubernetes.io/ttl": "0"},
+            "managedFields": [{"manager": "kubelet", "operation": "Update"}],
+        },
+    }
+    if "allocatable" in (obj.get("status") or {}):
+        listed["status"] = {
+            **obj["status"],
+            "images": [{"names": [f"registry.example/engine:{j}"], "sizeBytes": 10**9} for j in range(3)],
+            "addresses": [{"type": "InternalIP", "address": f"10.0.0.{i}"}],
+            "nodeInfo": {"kubeletVersion": "v1.36.3"},
+        }
+    else:
+        listed["spec"] = {
+            **obj["spec"],
+            "tolerations": [{"operator": "Exists"}],
+            "volumes": [{"name": "cache"}],
+        }
+    return listed
+
+
+@settings(max_examples=150, deadline=None)
+@given(clusters(), st.lists(st.sampled_from(["True", "False", "Unknown"]), min_size=6, max_size=6))
+def test_the_operators_cut_of_nodes_and_pods_accounts_as_the_whole_objects(
+    cluster: tuple[list[Any], list[Any]], readiness: list[str]
+) -> None:
+    # The recount lists nodes and pods a page at a time and keeps only what the accounting reads.
+    from gpupool.controller.reconciler import _accounted_node, _accounted_pod
+
+    nodes, pods = cluster
+    for n, ready in zip(nodes, readiness, strict=False):
+        n["status"]["conditions"][-1]["status"] = ready
+    nodes = [_as_listed(n, i) for i, n in enumerate(nodes)]
+    pods = [_as_listed(p, i) for i, p in enumerate(pods)]
+    whole = account_pool(POOL, nodes, pods)
+    cut = account_pool(POOL, [_accounted_node(n) for n in nodes], [_accounted_pod(p) for p in pods])
+    assert cut == whole
