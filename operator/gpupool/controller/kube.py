@@ -12,7 +12,7 @@ import builtins
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -317,16 +317,22 @@ class Kube:
             if not token:
                 return
 
+    def stream_at(
+        self, resource: Resource, namespace: str | None = None, *, label_selector: str | None = None
+    ) -> tuple[Iterator[dict[str, Any]], Callable[[], int | None]]:
+        """Every matching object, read a page at a time as the iterator is consumed, and a callable
+        giving the resource version the listing was made at (None when it is not a number, or
+        before the first page): one consistent snapshot across pages."""
+        version: builtins.list[int | None] = []
+        items = self.list(resource, namespace, label_selector=label_selector, revision_out=version)
+        return items, lambda: version[0] if version else None
+
     def list_at(
         self, resource: Resource, namespace: str | None = None, *, label_selector: str | None = None
     ) -> tuple[builtins.list[dict[str, Any]], int | None]:
-        """Every matching object, with the resource version the listing was made at (None when it
-        is not a number): one consistent snapshot across pages."""
-        version: builtins.list[int | None] = []
-        items = builtins.list(
-            self.list(resource, namespace, label_selector=label_selector, revision_out=version)
-        )
-        return items, version[0] if version else None
+        """Every matching object, held at once, with the resource version of the listing."""
+        items, revision = self.stream_at(resource, namespace, label_selector=label_selector)
+        return builtins.list(items), revision()
 
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply with our field manager, taking ownership of the fields we set."""

@@ -61,6 +61,8 @@ from gpupool.placement import (
     Allocation,
     InstanceCaps,
     PoolState,
+    accounted_node,
+    accounted_pod,
     allocate,
     allocated_caps,
     demand_of,
@@ -242,46 +244,12 @@ NODE_PAGE = 50
 POD_PAGE = 100
 
 
-def _accounted_node(node: dict[str, Any]) -> dict[str, Any]:
-    """What the accounting reads of a node (gpupool.placement.accounting): its name and labels,
-    whether it is cordoned, its Ready condition and what it can allocate."""
-    meta, spec, status = node["metadata"], node.get("spec") or {}, node.get("status") or {}
-    return {
-        "metadata": {"name": meta["name"], "labels": meta.get("labels") or {}},
-        "spec": {"unschedulable": spec.get("unschedulable", False)},
-        "status": {
-            "allocatable": status.get("allocatable") or {},
-            "conditions": [c for c in status.get("conditions") or [] if c.get("type") == "Ready"],
-        },
-    }
-
-
-def _accounted_pod(pod: dict[str, Any]) -> dict[str, Any]:
-    """What the accounting reads of a pod: its name, namespace and labels, its node, what its
-    containers request and its phase and conditions."""
-    meta, spec = pod["metadata"], pod.get("spec") or {}
-    status = pod.get("status") or {}
-
-    def resources(containers: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-        return [{"resources": c.get("resources") or {}} for c in containers or []]
-
-    return {
-        "metadata": {k: meta[k] for k in ("name", "namespace", "labels") if k in meta},
-        "spec": {
-            "nodeName": spec.get("nodeName"),
-            "containers": resources(spec.get("containers")),
-            "initContainers": resources(spec.get("initContainers")),
-        },
-        "status": {"phase": status.get("phase"), "conditions": status.get("conditions") or []},
-    }
-
-
 def _nodes_and_pods(kube: Kube) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Every node and live pod, each cut to what the accounting reads as its page arrives: a
     cluster's whole nodes (their images, addresses and daemon endpoints) and pods would otherwise
     be held at once for every recount."""
-    nodes = [_accounted_node(n) for n in kube.list(NODE, page_size=NODE_PAGE)]
-    pods = [_accounted_pod(p) for p in kube.list(POD, field_selector=LIVE_PODS, page_size=POD_PAGE)]
+    nodes = [accounted_node(n) for n in kube.list(NODE, page_size=NODE_PAGE)]
+    pods = [accounted_pod(p) for p in kube.list(POD, field_selector=LIVE_PODS, page_size=POD_PAGE)]
     return nodes, pods
 
 
@@ -959,22 +927,14 @@ def resync(
     # Every listing is read a page at a time into the cache's compact copies: whole objects of
     # every model or child are never held at once. A deletion whose event was missed leaves a copy
     # the listing lacks: it goes now.
-    version: list[int | None] = []
-    listed = world.cache.refresh_models(
-        world.kube.list(MODEL_DEPLOYMENT, revision_out=version), lambda: version[0] if version else None
-    )
+    listed = world.cache.refresh_models(*world.kube.stream_at(MODEL_DEPLOYMENT))
     pools = [pool["metadata"]["name"] for pool in world.kube.list(INFERENCE_POOL)]
     managed = f"{MANAGED_BY_LABEL}={MANAGED_BY}"
     if every_model:
         # Deployments too: a watch that broke and listed again never reports what was deleted meanwhile.
         for resource in (DEPLOYMENT, SERVICE, CONFIGMAP):
-            at: list[int | None] = []
-            world.cache.refresh(
-                resource.kind,
-                world.kube.list(resource, label_selector=managed, revision_out=at),
-                lambda at=at: at[0] if at else None,  # type: ignore[misc]
-                watched=resource is DEPLOYMENT,
-            )
+            items, revision = world.kube.stream_at(resource, label_selector=managed)
+            world.cache.refresh(resource.kind, items, revision, watched=resource is DEPLOYMENT)
         list_traffic(world.kube, world.cache, managed)
     else:
         # Gateway API (and Inference Extension) CRDs installed since the last resync are used

@@ -102,6 +102,42 @@ def node_exclusion(node: Mapping[str, Any]) -> str | None:
     return None
 
 
+def accounted_node(node: Mapping[str, Any]) -> dict[str, Any]:
+    """What `account_pool` reads of a node, and nothing else: its name and labels, whether it is
+    cordoned, its Ready condition and what it can allocate. A listing's page of whole nodes
+    (images, addresses, daemon endpoints) is cut to this as it arrives, so that a recount never
+    holds every whole node at once; a field the accounting comes to read must be kept here."""
+    meta, spec, status = node["metadata"], node.get("spec") or {}, node.get("status") or {}
+    return {
+        "metadata": {"name": meta["name"], "labels": meta.get("labels") or {}},
+        "spec": {"unschedulable": spec.get("unschedulable", False)},
+        "status": {
+            "allocatable": status.get("allocatable") or {},
+            "conditions": [c for c in status.get("conditions") or [] if c.get("type") == "Ready"],
+        },
+    }
+
+
+def accounted_pod(pod: Mapping[str, Any]) -> dict[str, Any]:
+    """What `account_pool` reads of a pod, as `accounted_node` of a node: its name, namespace and
+    labels, its node, what its containers request, its phase and conditions."""
+    meta, spec = pod["metadata"], pod.get("spec") or {}
+    status = pod.get("status") or {}
+
+    def resources(containers: list[Mapping[str, Any]] | None) -> list[dict[str, Any]]:
+        return [{"resources": c.get("resources") or {}} for c in containers or []]
+
+    return {
+        "metadata": {k: meta[k] for k in ("name", "namespace", "labels") if k in meta},
+        "spec": {
+            "nodeName": spec.get("nodeName"),
+            "containers": resources(spec.get("containers")),
+            "initContainers": resources(spec.get("initContainers")),
+        },
+        "status": {"phase": status.get("phase"), "conditions": status.get("conditions") or []},
+    }
+
+
 def node_selected(node: Mapping[str, Any], selector: Mapping[str, str]) -> bool:
     labels = _labels(node)
     return all(labels.get(key) == value for key, value in selector.items())

@@ -76,6 +76,10 @@ class MemoryApi:
     def list_at(self, resource: k.Resource, namespace: str | None = None, **_: Any) -> Any:
         return list(self.list(resource, namespace)), next(self.versions)
 
+    def stream_at(self, resource: k.Resource, namespace: str | None = None, **_: Any) -> Any:
+        items, version = self.list_at(resource, namespace)
+        return iter(items), lambda: version
+
     def apply(self, obj: dict[str, Any]) -> dict[str, Any]:
         self.calls[f"apply {obj['kind']}"] += 1
         time.sleep(0.001)  # the other workers' passes go on meanwhile

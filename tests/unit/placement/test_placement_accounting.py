@@ -12,6 +12,8 @@ from gpupool.api.tenancy import LabelSelector, Tenant
 from gpupool.placement import (
     Instance,
     account_pool,
+    accounted_node,
+    accounted_pod,
     fits_all,
     fragmentation,
     pack_best_fit,
@@ -228,13 +230,11 @@ def test_the_operators_cut_of_nodes_and_pods_accounts_as_the_whole_objects(
     cluster: tuple[list[Any], list[Any]], readiness: list[str]
 ) -> None:
     # The recount lists nodes and pods a page at a time and keeps only what the accounting reads.
-    from gpupool.controller.reconciler import _accounted_node, _accounted_pod
-
     nodes, pods = cluster
     for n, ready in zip(nodes, readiness, strict=False):
         n["status"]["conditions"][-1]["status"] = ready
     nodes = [_as_listed(n, i) for i, n in enumerate(nodes)]
     pods = [_as_listed(p, i) for i, p in enumerate(pods)]
     whole = account_pool(POOL, nodes, pods)
-    cut = account_pool(POOL, [_accounted_node(n) for n in nodes], [_accounted_pod(p) for p in pods])
+    cut = account_pool(POOL, [accounted_node(n) for n in nodes], [accounted_pod(p) for p in pods])
     assert cut == whole
