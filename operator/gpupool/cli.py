@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -298,6 +297,17 @@ def crd_yaml(crd: dict[str, Any]) -> str:
     return header + yaml.safe_dump(crd, sort_keys=False, width=120)
 
 
+def without_official_client() -> None:
+    """Make `import kubernetes` fail in this process, before kopf is imported.
+
+    The operator has its own REST client (gpupool.controller.apiclient) and logs kopf in with it.
+    kopf imports the official `kubernetes` package whenever it is installed (for type checks of
+    that package's models and a login the operator replaces), and that import alone holds 35 MiB
+    for the life of the process. A package already imported is left alone.
+    """
+    sys.modules.setdefault("kubernetes", None)  # type: ignore[arg-type]
+
+
 def run_command(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -311,10 +321,7 @@ def run_command(args: argparse.Namespace) -> int:
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
         )
         raise CliError(f"invalid operator settings (flags or GPUPOOL_* variables): {problems}") from err
-    if config.kubeconfig:
-        # The kubernetes client reads $KUBECONFIG when it is first imported (by kopf's login), so
-        # it must be set before the operator's modules load.
-        os.environ["KUBECONFIG"] = config.kubeconfig
+    without_official_client()
     from gpupool.controller.runner import run_operator
 
     leader_election = None

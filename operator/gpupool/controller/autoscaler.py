@@ -29,13 +29,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from gpupool.api.conditions import Reason
 from gpupool.api.v1alpha1 import EngineType, InferencePool, ModelDeployment
 from gpupool.catalog.types import Vendor
 from gpupool.controller import metrics
+from gpupool.controller.apiclient import ApiError
 from gpupool.controller.config import DEFAULT_OPERATOR_NAMESPACE
 from gpupool.controller.kube import INFERENCE_POOL, POD, Kube
 from gpupool.controller.prometheus import (
@@ -359,7 +359,7 @@ def mark_least_busy(kube: Kube, namespace: str, name: str, loads: PodLoads) -> i
         try:
             kube.annotate(POD, namespace, pod, {POD_DELETION_COST: cost})
             writes += 1
-        except ApiException as err:
+        except ApiError as err:
             if err.status != 404:  # a pod that is already gone needs no cost
                 log.warning("pod %s: deletion cost not set: %s %s", pod, err.status, err.reason, extra=extra)
     if changes:

@@ -25,7 +25,12 @@ class OperatorConfig(BaseSettings):
 
     # -- process --------------------------------------------------------------------------------
     kubeconfig: str | None = Field(
-        None, description="kubeconfig file; in-cluster credentials win when the operator runs in a pod"
+        None,
+        description=(
+            "kubeconfig file (unset: the files $KUBECONFIG lists, else ~/.kube/config), with a token, "
+            "client certificate, basic auth or exec plugin; in-cluster credentials win when the "
+            "operator runs in a pod"
+        ),
     )
     health_address: str = Field("0.0.0.0:8080", description="host:port of /healthz")
     metrics_address: str = Field("0.0.0.0", description="address of the Prometheus /metrics endpoint")

@@ -12,8 +12,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
+from gpupool.controller.apiclient import ApiError
 from gpupool.controller.kube import LEADER_WORKER_SET, Kube
 
 log = logging.getLogger(__name__)
@@ -26,7 +25,7 @@ def read_group_set(kube: Kube, namespace: str, name: str) -> dict[str, Any] | No
     return kube.get(LEADER_WORKER_SET, namespace, name)
 
 
-def missing_crd(err: ApiException, objects: list[dict[str, Any]]) -> str | None:
+def missing_crd(err: ApiError, objects: list[dict[str, Any]]) -> str | None:
     """What to tell the user when applying a LeaderWorkerSet failed because the cluster has no
     such kind (the API server answers 404 for a resource it does not serve), else None."""
     if err.status != 404 or not any(o["kind"] == KIND for o in objects):

@@ -1,7 +1,7 @@
 """kopf handlers: thin. Each one hands what it saw to the `Controller`, which updates its cache and
 queues keys; the Controller's workers do every pass (`gpupool.controller.operator`).
 
-Only `on.event`, `on.startup` and `on.cleanup` are used. kopf's create/update handlers keep their
+Only `on.event`, `on.login`, `on.startup` and `on.cleanup` are used. kopf's create/update handlers keep their
 progress in annotations on the user's object and its daemons add finalizers; gpupool needs neither
 (owner references take care of deletion, and a periodic resync gives level-triggered behaviour),
 so the user's objects are never written except for their status.
@@ -16,6 +16,7 @@ from typing import Any
 
 import kopf
 
+from gpupool.controller.apiclient import ConfigError
 from gpupool.controller.config import OperatorConfig
 from gpupool.controller.kube import Kube, load_client
 from gpupool.controller.operator import Controller
@@ -40,6 +41,17 @@ class WatchBackoffs:
         while True:
             yield delay
             delay = min(delay * 2, WATCH_RETRY_MAX_SECONDS)
+
+
+@kopf.on.login()
+def login(memo: kopf.Memo, **_: Any) -> kopf.ConnectionInfo:
+    """kopf's watches log in as the operator's own client does (gpupool.controller.apiclient),
+    reading the credentials again each time kopf asks (at start, and after a 401)."""
+    config = memo.get("config") or OperatorConfig()
+    try:
+        return kopf.ConnectionInfo(**load_client(config.kubeconfig).connection_info())
+    except ConfigError as err:
+        raise kopf.LoginError(str(err)) from err
 
 
 @kopf.on.startup()

@@ -16,10 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-
 from gpupool import __version__
+from gpupool.controller.apiclient import ApiClient, ApiError, load_credentials
 
 FIELD_MANAGER = "gpupool"
 USER_AGENT = f"gpupool-operator/{__version__}"
@@ -201,26 +199,16 @@ def _log_write(verb: str, obj: dict[str, Any]) -> None:
     )
 
 
-def load_client(kubeconfig: str | None = None) -> client.ApiClient:
+def load_client(kubeconfig: str | None = None) -> ApiClient:
     """In-cluster credentials when running in a pod, else the kubeconfig (or $KUBECONFIG)."""
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-    configuration = client.Configuration.get_default_copy()
-    # No retries inside the HTTP client: a failed request fails its pass at once, and the work
-    # queue retries the pass with its backoff (urllib3's own retries log a warning per attempt).
-    configuration.retries = False
-    api = client.ApiClient(configuration)
     # A distinct user agent lets audit logs tell the operator's requests from everyone else's.
-    api.user_agent = USER_AGENT
-    return api
+    return ApiClient(load_credentials(kubeconfig), USER_AGENT)
 
 
 class Kube:
     """A thin, synchronous, generic client over the Kubernetes REST API."""
 
-    def __init__(self, api_client: client.ApiClient) -> None:
+    def __init__(self, api_client: ApiClient) -> None:
         self.api = api_client
         self._served: dict[str, frozenset[str]] = {}
 
@@ -232,43 +220,19 @@ class Kube:
         if held is None or refresh:
             path = f"/apis/{resource.api_version}" if "/" in resource.api_version else "/api/v1"
             try:
-                document = self._call("GET", path) or {}
+                document = self.api.request("GET", path) or {}
                 held = frozenset(str(r.get("name")) for r in document.get("resources") or [])
-            except ApiException as err:
+            except ApiError as err:
                 if err.status != 404:
                     raise
                 held = frozenset()
             self._served[resource.api_version] = held
         return resource.plural in held
 
-    def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        body: Any = None,
-        query: list[tuple[str, str]] | None = None,
-        content_type: str = "application/json",
-    ) -> Any:
-        _, url, headers, serialized, _ = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        response = self.api.call_api(method, url, header_params=headers, body=serialized)
-        data = response.read()  # type: ignore[no-untyped-call]
-        if not 200 <= response.status <= 299:
-            text = data.decode("utf-8", "replace") if data else None
-            raise ApiException.from_response(http_resp=response, body=text, data=None)
-        return json.loads(data) if data else None
-
     def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
-            result: dict[str, Any] = self._call("GET", resource.path(namespace, name))
-        except ApiException as err:
+            result: dict[str, Any] = self.api.request("GET", resource.path(namespace, name))
+        except ApiError as err:
             if err.status == 404:
                 return None
             raise
@@ -300,7 +264,7 @@ class Kube:
             query.append(("fieldSelector", field_selector))
         token = ""
         while True:
-            page = self._call(
+            page = self.api.request(
                 "GET", resource.path(namespace), query=query + ([("continue", token)] if token else [])
             )
             if revision_out is not None and not revision_out:
@@ -338,7 +302,7 @@ class Kube:
         """Server-side apply with our field manager, taking ownership of the fields we set."""
         resource = resource_of(obj)
         meta = obj["metadata"]
-        result: dict[str, Any] = self._call(
+        result: dict[str, Any] = self.api.request(
             "PATCH",
             resource.path(meta.get("namespace"), meta["name"]),
             body=obj,
@@ -373,8 +337,8 @@ class Kube:
         meta = obj["metadata"]
         body = {"propagationPolicy": "Background", "preconditions": {"uid": meta["uid"]}}
         try:
-            self._call("DELETE", resource.path(meta.get("namespace"), meta["name"]), body=body)
-        except ApiException as err:
+            self.api.request("DELETE", resource.path(meta.get("namespace"), meta["name"]), body=body)
+        except ApiError as err:
             if err.status in (404, 409):
                 return False
             raise
@@ -409,7 +373,7 @@ class Kube:
             },
             "status": status,
         }
-        stored = self._call(
+        stored = self.api.request(
             "PATCH",
             resource.path(meta.get("namespace"), meta["name"], "status"),
             body=patch,
@@ -423,7 +387,7 @@ class Kube:
     ) -> None:
         """Set (or, with None, remove) annotations with a JSON merge patch: no field ownership is
         taken, and nothing else of the object is sent."""
-        self._call(
+        self.api.request(
             "PATCH",
             resource.path(namespace, name),
             body={"metadata": {"annotations": annotations}},
@@ -464,8 +428,8 @@ class Kube:
             "count": 1,
         }
         try:
-            self._call("POST", EVENT.path(namespace), body=event)
-        except ApiException as err:  # an event is a courtesy; never fail a reconcile over it
+            self.api.request("POST", EVENT.path(namespace), body=event)
+        except ApiError as err:  # an event is a courtesy; never fail a reconcile over it
             log.warning(
                 "could not post event %s on %s: %s",
                 reason,

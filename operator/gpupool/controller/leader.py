@@ -16,7 +16,6 @@ is the API server.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -29,6 +28,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prometheus_client import Gauge
+
+from gpupool.controller.apiclient import ApiClient, ApiError
 
 log = logging.getLogger(__name__)
 
@@ -352,30 +353,14 @@ def exit_on_lost_leadership(reason: str) -> None:
 class KubernetesLeaseStore:
     """The Lease through the API server, each request bounded by `timeout` seconds."""
 
-    def __init__(self, api_client: Any, settings: LeaderElectionSettings, timeout: float) -> None:
+    def __init__(self, api_client: ApiClient, settings: LeaderElectionSettings, timeout: float) -> None:
         self.api = api_client
         self.settings = settings
         self.timeout = timeout
         self._collection = f"/apis/coordination.k8s.io/v1/namespaces/{settings.namespace}/leases"
 
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
-
-        _, url, headers, serialized, _ = self.api.param_serialize(
-            method=method,
-            resource_path=path,
-            header_params={"Content-Type": "application/json", "Accept": "application/json"},
-            body=body,
-            auth_settings=["BearerToken"],
-        )
-        response = self.api.call_api(
-            method, url, header_params=headers, body=serialized, _request_timeout=self.timeout
-        )
-        data = response.read()
-        if not 200 <= response.status <= 299:
-            text = data.decode("utf-8", "replace") if data else None
-            raise ApiException.from_response(http_resp=response, body=text, data=None)
-        result: dict[str, Any] = json.loads(data)
+        result: dict[str, Any] = self.api.request(method, path, body=body, timeout=self.timeout)
         return result
 
     def _lease(self, record: LeaseRecord, resource_version: str | None = None) -> dict[str, Any]:
@@ -390,11 +375,9 @@ class KubernetesLeaseStore:
         }
 
     def read(self) -> tuple[LeaseRecord, str] | None:
-        from kubernetes.client.exceptions import ApiException
-
         try:
             lease = self._request("GET", f"{self._collection}/{self.settings.name}")
-        except ApiException as err:
+        except ApiError as err:
             if err.status == 404:
                 return None
             raise
@@ -408,11 +391,9 @@ class KubernetesLeaseStore:
         return self._write("PUT", path, self._lease(record, resource_version))
 
     def _write(self, method: str, path: str, body: dict[str, Any]) -> str:
-        from kubernetes.client.exceptions import ApiException
-
         try:
             lease = self._request(method, path, body)
-        except ApiException as err:
+        except ApiError as err:
             if err.status == 409:
                 raise LeaseConflict(str(err.reason)) from err
             raise

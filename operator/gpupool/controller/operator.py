@@ -24,11 +24,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError, ProtocolError
 
 from gpupool.controller import metrics
+from gpupool.controller.apiclient import ApiError
 from gpupool.controller.autoscaler import Autoscaling, Evaluation
 from gpupool.controller.config import OperatorConfig
 from gpupool.controller.kube import Kube
@@ -127,7 +127,7 @@ def short_error(err: BaseException) -> tuple[str, bool, bool]:
     """A one-line description of a failed pass; whether it is the API server being unreachable or
     overloaded (a warning: the backoff is the answer); and whether its stack trace is worth logging
     (only for what is neither the API server's absence nor its answer: a bug)."""
-    if isinstance(err, ApiException):
+    if isinstance(err, ApiError):
         transient = err.status in (0, 429) or (err.status or 0) >= 500
         return f"API server answered {err.status} {err.reason}".strip(), transient, False
     if isinstance(err, Urllib3Error | ConnectionError | TimeoutError):

@@ -28,11 +28,10 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from kubernetes.client.exceptions import ApiException
-
 from gpupool.api.conditions import Reason
 from gpupool.api.v1alpha1 import EngineType, PrometheusSpec
 from gpupool.catalog.types import Vendor
+from gpupool.controller.apiclient import ApiError
 from gpupool.scaling import MetricsWindow, Signal
 
 log = logging.getLogger(__name__)
@@ -133,7 +132,7 @@ def secret_reader(
     def read(name: str) -> Mapping[str, str] | None:
         try:
             return read_secret(namespace, name)
-        except ApiException as err:
+        except ApiError as err:
             raise CredentialsError(
                 f"the operator cannot read Secret {namespace}/{name} ({err.status} {err.reason}): it "
                 f"needs get on secrets in its own namespace {namespace}, which the chart's Role grants"

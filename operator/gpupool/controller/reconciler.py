@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from gpupool.api.conditions import (
@@ -35,6 +34,7 @@ from gpupool.api.v1alpha1 import (
     ModelDeploymentStatus,
 )
 from gpupool.controller import groups, metrics, queues
+from gpupool.controller.apiclient import ApiError
 from gpupool.controller.config import DEFAULT_OPERATOR_NAMESPACE
 from gpupool.controller.kube import (
     CHILDREN,
@@ -119,7 +119,7 @@ def _short(err: ValidationError) -> str:
 REFUSED = (400, 422)
 
 
-def refusal_message(err: ApiException) -> str:
+def refusal_message(err: ApiError) -> str:
     """What the API server said about a refused object, in one line."""
     try:
         message = str(json.loads(err.body or "{}").get("message") or "")
@@ -394,7 +394,7 @@ def reconcile_model(
     elif outcome.apply and refused is None:
         try:
             writes += _apply_outcome(world, body, md, outcome, deployments, workloads_only)
-        except ApiException as err:
+        except ApiError as err:
             # Not remembered: the pass after the CRD is installed applies the set.
             refused = groups.missing_crd(err, outcome.objects)
             if refused is None and err.status not in REFUSED:
@@ -574,7 +574,7 @@ def _refusal_of(memory: ModelMemory, key: ModelKey, outcome: ModelOutcome) -> st
     return held[1]
 
 
-def _remember_refusal(memory: ModelMemory, key: ModelKey, outcome: ModelOutcome, err: ApiException) -> str:
+def _remember_refusal(memory: ModelMemory, key: ModelKey, outcome: ModelOutcome, err: ApiError) -> str:
     message = refusal_message(err)
     memory.rejections[key] = (_digests(outcome), message)
     log.warning(
@@ -779,7 +779,7 @@ def _reconcile_one_pool(
         return set()
     try:
         return _count_pool(world, body, pool, nodes, pods, pools_with_tenants)
-    except ApiException as err:
+    except ApiError as err:
         if err.status not in REFUSED:
             raise
         _refuse_pool(world, body, Reason.REJECTED, refusal_message(err))

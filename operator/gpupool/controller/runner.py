@@ -76,8 +76,6 @@ def cap_malloc_arenas(arenas: int = MALLOC_ARENAS) -> bool:
 
 def run_operator(config: OperatorConfig, leader_election: LeaderElectionSettings | None = None) -> None:
     """Run the operator until SIGTERM; with `leader_election`, only once this process leads."""
-    if config.kubeconfig and os.environ.get("KUBECONFIG") != config.kubeconfig:
-        raise RuntimeError("set KUBECONFIG before importing the operator (gpupool run does)")
     handler = logging.StreamHandler()
     if config.log_format == "json":
         handler.setFormatter(JsonFormatter())

@@ -7,9 +7,9 @@ import logging
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
+from gpupool.controller.apiclient import ApiError
 from gpupool.controller.config import OperatorConfig
 from gpupool.controller.operator import (
     DERIVED,
@@ -177,8 +177,8 @@ def test_an_unreachable_api_server_is_one_short_line_without_a_stack_trace(
     assert short_error(refused.reason)[0] == "API server unreachable: [Errno 111] Connection refused"  # type: ignore[arg-type]
     reset = ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer"))
     assert short_error(reset) == ("API server unreachable: [Errno 104] Connection reset by peer", True, False)
-    assert short_error(ApiException(status=503, reason="Service Unavailable"))[1:] == (True, False)
-    assert short_error(ApiException(status=422, reason="Unprocessable Entity")) == (
+    assert short_error(ApiError(status=503, reason="Service Unavailable"))[1:] == (True, False)
+    assert short_error(ApiError(status=422, reason="Unprocessable Entity")) == (
         "API server answered 422 Unprocessable Entity",
         False,
         False,

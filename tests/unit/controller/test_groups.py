@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubernetes.client.exceptions import ApiException
-
 from gpupool.controller import groups
+from gpupool.controller.apiclient import ApiError
 from gpupool.controller.kube import Kube
 
 GROUP_SET = {
@@ -19,7 +18,7 @@ DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name"
 
 
 def test_a_404_applying_a_set_says_the_crd_is_missing_and_what_to_do() -> None:
-    message = groups.missing_crd(ApiException(status=404), [GROUP_SET])
+    message = groups.missing_crd(ApiError(status=404), [GROUP_SET])
     assert message is not None
     assert "on 2 nodes" in message
     assert "no LeaderWorkerSet CRD (leaderworkerset.x-k8s.io/v1)" in message
@@ -27,8 +26,8 @@ def test_a_404_applying_a_set_says_the_crd_is_missing_and_what_to_do() -> None:
 
 
 def test_other_errors_and_other_kinds_are_not_a_missing_crd() -> None:
-    assert groups.missing_crd(ApiException(status=422), [GROUP_SET]) is None
-    assert groups.missing_crd(ApiException(status=404), [DEPLOYMENT]) is None
+    assert groups.missing_crd(ApiError(status=422), [GROUP_SET]) is None
+    assert groups.missing_crd(ApiError(status=404), [DEPLOYMENT]) is None
 
 
 class _Kube:

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 
-from kubernetes.client.exceptions import ApiException
-
 from gpupool.api.conditions import Condition, ConditionType, find_condition
 from gpupool.api.v1alpha1 import ModelDeploymentStatus
 from gpupool.controller import reconciler
+from gpupool.controller.apiclient import ApiError
 from gpupool.controller.state import ModelMemory
 from gpupool.services.modeldeployment import ModelOutcome
 
 DEPLOYMENT = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "chat", "namespace": "ns"}}
 
 
-def _refused(message: str) -> ApiException:
-    err = ApiException(status=422, reason="Unprocessable Entity")
+def _refused(message: str) -> ApiError:
+    err = ApiError(status=422, reason="Unprocessable Entity")
     err.body = json.dumps({"kind": "Status", "message": message, "reason": "Invalid", "code": 422})
     return err
 
@@ -26,7 +25,7 @@ def test_the_refusal_is_the_api_servers_message_on_one_line() -> None:
     assert reconciler.refusal_message(err) == (
         'Deployment.apps "chat" is invalid: spec.template.spec.nodeSelector: Invalid value'
     )
-    bare = ApiException(status=400, reason="Bad Request")
+    bare = ApiError(status=400, reason="Bad Request")
     assert reconciler.refusal_message(bare) == "400 Bad Request"
 
 
