@@ -50,7 +50,10 @@ EXEC_TIMEOUT_SECONDS = 60.0
 CONNECT_TIMEOUT_SECONDS = 10.0
 # A page of 250 objects or a status apply answers within seconds even on a loaded API server.
 READ_TIMEOUT_SECONDS = 120.0
-POOL_CONNECTIONS = 8
+# Connections kept open: more than the threads that make requests at once (8 workers by default,
+# the resync, the autoscaler, the Lease), since one past the pool is opened, used once and closed,
+# a TLS handshake each time.
+POOL_CONNECTIONS = 16
 
 
 class ApiError(Exception):
