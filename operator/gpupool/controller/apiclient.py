@@ -59,17 +59,10 @@ POOL_CONNECTIONS = 16
 class ApiError(Exception):
     """The API server answered outside 2xx (`status` 0: no answer was read)."""
 
-    def __init__(
-        self,
-        status: int = 0,
-        reason: str | None = None,
-        body: str | None = None,
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
+    def __init__(self, status: int = 0, reason: str | None = None, body: str | None = None) -> None:
         self.status = status
         self.reason = reason or ""
         self.body = body
-        self.headers = dict(headers or {})
         super().__init__(status, self.reason)
 
     def __str__(self) -> str:
@@ -315,7 +308,6 @@ class ApiClient:
                 maxsize=POOL_CONNECTIONS,
                 block=False,
                 retries=False,
-                timeout=urllib3.Timeout(connect=CONNECT_TIMEOUT_SECONDS, read=READ_TIMEOUT_SECONDS),
                 **options,
             )
             self._pool_cert = cert
@@ -359,10 +351,7 @@ class ApiClient:
         data = response.data
         if not 200 <= response.status <= 299:
             raise ApiError(
-                response.status,
-                response.reason,
-                data.decode("utf-8", "replace") if data else None,
-                dict(response.headers),
+                response.status, response.reason, data.decode("utf-8", "replace") if data else None
             )
         return json.loads(data) if data else None
 
@@ -373,21 +362,17 @@ def _ssl_context(creds: Credentials, cert_data: str | None, key_data: str | None
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     cert_file, key_file = creds.cert_file, creds.key_file
-    if cert_data or key_data:
-        # The ssl module loads a certificate chain only from files: write them to a private
-        # directory, load them, and remove them at once.
-        with tempfile.TemporaryDirectory(prefix="gpupool-tls-") as scratch:
-            if cert_data:
-                cert_file = os.path.join(scratch, "client.crt")
-                Path(cert_file).write_text(cert_data)
-            if key_data:
-                key_file = os.path.join(scratch, "client.key")
-                Path(key_file).write_text(key_data)
-            if cert_file:
-                context.load_cert_chain(certfile=cert_file, keyfile=key_file)
-        return context
-    if cert_file:
-        context.load_cert_chain(certfile=cert_file, keyfile=key_file)
+    # The ssl module loads a certificate chain only from files: data is written to a private
+    # directory, loaded, and removed at once.
+    with tempfile.TemporaryDirectory(prefix="gpupool-tls-") as scratch:
+        if cert_data:
+            cert_file = os.path.join(scratch, "client.crt")
+            Path(cert_file).write_text(cert_data)
+        if key_data:
+            key_file = os.path.join(scratch, "client.key")
+            Path(key_file).write_text(key_data)
+        if cert_file:
+            context.load_cert_chain(certfile=cert_file, keyfile=key_file)
     return context
 
 

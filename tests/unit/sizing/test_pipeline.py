@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from gpupool.catalog.accelerators import get_accelerator
 from gpupool.catalog.models import get_model
+from gpupool.catalog.types import Accelerator, Architecture
 from gpupool.sizing import Plan, SizingRequest, compare_accelerators, plan_deployment
 from gpupool.sizing.pipeline import (
     MAX_PIPELINE_PARALLEL,
@@ -155,7 +156,7 @@ def test_more_memory_never_needs_more_nodes(
         assert after.accelerators_per_instance <= before.accelerators_per_instance
 
 
-def _fewest_starting(arch: Any, accel: Any, request: SizingRequest) -> int:
+def _fewest_starting(arch: Architecture, accel: Accelerator, request: SizingRequest) -> int:
     """The fewest pipeline stages that start, or one past the most when none does."""
     choice = choose_pipeline_parallel(arch, accel, request)
     starting = [c.pipeline_parallel for c in choice.candidates if c.max_concurrent_sequences >= 1]
